@@ -1,0 +1,94 @@
+//! Wall-clock time in milliseconds since the Unix epoch, real or controlled by a test.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// The time source of a [`Runtime`](crate::Runtime).
+///
+/// `mtime` of every entry and every freshness decision use this clock. Tests install a
+/// [`ManualClock`] to move time without sleeping.
+#[derive(Clone, Debug, Default)]
+pub enum Clock {
+    /// The system clock (a coarse reading on Linux: a few milliseconds of resolution,
+    /// read without a system call).
+    #[default]
+    System,
+    /// A clock that only moves when told to.
+    Manual(ManualClock),
+}
+
+impl Clock {
+    /// Milliseconds since the Unix epoch.
+    #[inline]
+    pub fn now_ms(&self) -> u64 {
+        match self {
+            Clock::System => system_now_ms(),
+            Clock::Manual(m) => m.now_ms(),
+        }
+    }
+}
+
+/// A clock for tests: starts at a given time and moves only with [`advance`](Self::advance)
+/// or [`set`](Self::set). Clones share the same time.
+#[derive(Clone, Debug)]
+pub struct ManualClock(Arc<AtomicU64>);
+
+impl ManualClock {
+    /// A manual clock that reads the current system time until moved.
+    pub fn new() -> Self {
+        Self::at_ms(system_now_ms())
+    }
+
+    /// A manual clock reading `ms` milliseconds since the Unix epoch.
+    pub fn at_ms(ms: u64) -> Self {
+        ManualClock(Arc::new(AtomicU64::new(ms)))
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        self.0.fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Sets the clock to `ms` milliseconds since the Unix epoch.
+    pub fn set(&self, ms: u64) {
+        self.0.store(ms, Ordering::SeqCst);
+    }
+
+    /// The current reading.
+    pub fn now_ms(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[inline]
+fn system_now_ms() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_REALTIME_COARSE is served by the vDSO.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    if rc == 0 {
+        ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+    } else {
+        std_now_ms()
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+#[inline]
+fn system_now_ms() -> u64 {
+    std_now_ms()
+}
+
+fn std_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,98 @@
+//! The runtime behind [larder](https://docs.rs/larder)'s `#[cached]` attribute.
+//!
+//! Use it through the `larder` crate, which re-exports everything public here. The
+//! modules follow SPEC's concerns: [`key`] builds storage keys, [`entry`] decides
+//! freshness, `memory` is the memory tier, `flight` is single-flight, [`runtime`] holds
+//! the mounts and the clock, and `call` is the algorithm of a call.
+
+#![warn(missing_docs)]
+
+mod call;
+pub mod canonical;
+mod clock;
+pub mod entry;
+mod error;
+mod flight;
+pub mod key;
+mod memory;
+pub mod runtime;
+
+pub use call::{clear, clear_group};
+pub use clock::{Clock, ManualClock};
+pub use entry::{Entry, Freshness, Policy, Window};
+pub use error::Error;
+pub use key::escape_key;
+pub use runtime::{Mount, Runtime, RuntimeBuilder};
+
+/// What the `#[cached]` expansion names. Not a public API: it changes without notice.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::call::{
+        ErrShare, FnSpec, Job, NoRefresh, Pick, PickClone, PickFrom, PickNone, Refresher, SpawnRefresh, call,
+        clear_fn, expire, invalidate, prime,
+    };
+    pub use crate::entry::{Policy, Window};
+    pub use crate::key::Key;
+    pub use serde;
+    use serde::Serialize;
+
+    /// The default key of a function with arguments.
+    #[inline]
+    pub fn key_args<A: Serialize + ?Sized>(spec: &FnSpec, args: &A) -> Key {
+        Key::from_args(spec.prefix, args)
+    }
+
+    /// The key of a function without arguments.
+    #[inline]
+    pub fn key_default(spec: &FnSpec) -> Key {
+        Key::default_for(spec.prefix)
+    }
+
+    /// The key of a `get_key` result.
+    #[inline]
+    pub fn key_display<D: std::fmt::Display + ?Sized>(spec: &FnSpec, raw: &D) -> Key {
+        Key::from_display(spec.prefix, raw)
+    }
+
+    /// A return type that is a `Result`: only `Ok` is cached.
+    pub trait IsResult {
+        /// The cached value.
+        type Ok;
+        /// The error, never cached.
+        type Err;
+        /// As a `Result`.
+        fn into_result(self) -> Result<Self::Ok, Self::Err>;
+        /// From a `Result`.
+        fn from_result(r: Result<Self::Ok, Self::Err>) -> Self;
+    }
+
+    impl<T, E> IsResult for Result<T, E> {
+        type Ok = T;
+        type Err = E;
+        #[inline]
+        fn into_result(self) -> Result<T, E> {
+            self
+        }
+        #[inline]
+        fn from_result(r: Result<T, E>) -> Self {
+            r
+        }
+    }
+
+    /// The value of a call that cannot fail.
+    #[inline]
+    pub fn unwrap_infallible<V>(r: Result<V, std::convert::Infallible>) -> V {
+        match r {
+            Ok(v) => v,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Checks, at compile time, what a cached value must be.
+    #[inline(always)]
+    pub fn assert_value<V>()
+    where
+        V: Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+    }
+}

@@ -1,0 +1,273 @@
+//! The memory tier (L1): decoded values, bounded by moka, read without moka.
+//!
+//! moka gives the bounded, TinyLFU-evicted store; but its per-read bookkeeping costs more
+//! than a whole hit should. So every slot also sits in a sharded index (`RwLock<HashMap>`
+//! per shard, keyed by the key's 128-bit id). A hit is: pick a shard, take its read lock,
+//! look the id up, check freshness, clone the value. Reads are reported to moka at most
+//! once a second per entry, which is all its frequency sketch needs. moka's eviction
+//! listener removes evicted slots from the index, so capacity still holds.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use moka::notification::RemovalCause;
+use parking_lot::RwLock;
+
+/// One decoded entry in the memory tier.
+pub(crate) struct Slot {
+    pub key: Box<str>,
+    pub value: Box<dyn Any + Send + Sync>,
+    pub mtime: u64,
+    pub integrity: u128,
+    pub tags: Box<[Box<str>]>,
+    pub ttl_ms: Option<u64>,
+    pub expired: AtomicBool,
+    touched: AtomicU64,
+}
+
+impl Slot {
+    pub fn new(
+        key: &str,
+        value: Box<dyn Any + Send + Sync>,
+        mtime: u64,
+        integrity: u128,
+        tags: Box<[Box<str>]>,
+        ttl_ms: Option<u64>,
+    ) -> Slot {
+        Slot {
+            key: key.into(),
+            value,
+            mtime,
+            integrity,
+            tags,
+            ttl_ms,
+            expired: AtomicBool::new(false),
+            touched: AtomicU64::new(mtime),
+        }
+    }
+
+    #[inline]
+    pub fn is_expired(&self) -> bool {
+        self.expired.load(Ordering::Relaxed)
+    }
+}
+
+/// Ids are already xxh3-128 hashes: the map uses their low bits as they are.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(b);
+        }
+    }
+    #[inline]
+    fn write_u128(&mut self, i: u128) {
+        self.0 = i as u64;
+    }
+}
+
+type Map = HashMap<u128, Arc<Slot>, BuildHasherDefault<IdHasher>>;
+
+#[repr(align(128))]
+struct Shard(RwLock<Map>);
+
+struct Index {
+    shards: Box<[Shard]>,
+    mask: usize,
+}
+
+impl Index {
+    fn new() -> Index {
+        let n = (std::thread::available_parallelism().map(|n| n.get()).unwrap_or(4) * 8).next_power_of_two();
+        Index {
+            shards: (0..n).map(|_| Shard(RwLock::new(Map::default()))).collect(),
+            mask: n - 1,
+        }
+    }
+
+    #[inline]
+    fn shard(&self, id: u128) -> &RwLock<Map> {
+        &self.shards[((id >> 64) as usize) & self.mask].0
+    }
+
+    fn remove_if_same(&self, id: u128, slot: &Arc<Slot>) {
+        let mut map = self.shard(id).write();
+        if map.get(&id).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            map.remove(&id);
+        }
+    }
+}
+
+/// The memory tier of one mount.
+pub(crate) struct Memory {
+    index: Arc<Index>,
+    policy: moka::sync::Cache<u128, Arc<Slot>>,
+}
+
+struct SlotExpiry;
+
+impl moka::Expiry<u128, Arc<Slot>> for SlotExpiry {
+    fn expire_after_create(&self, _: &u128, slot: &Arc<Slot>, _: Instant) -> Option<Duration> {
+        slot.ttl_ms.map(Duration::from_millis)
+    }
+    fn expire_after_update(&self, _: &u128, slot: &Arc<Slot>, _: Instant, _: Option<Duration>) -> Option<Duration> {
+        slot.ttl_ms.map(Duration::from_millis)
+    }
+}
+
+impl Memory {
+    /// A memory tier holding at most `capacity` entries.
+    pub fn new(capacity: u64) -> Memory {
+        let index = Arc::new(Index::new());
+        let listener_index = Arc::clone(&index);
+        let policy = moka::sync::Cache::builder()
+            .max_capacity(capacity)
+            .expire_after(SlotExpiry)
+            .eviction_listener(move |id: Arc<u128>, slot: Arc<Slot>, _cause: RemovalCause| {
+                listener_index.remove_if_same(*id, &slot);
+            })
+            .build();
+        Memory { index, policy }
+    }
+
+    /// Runs `f` on the slot of `id`, under the shard's read lock. Nothing is allocated.
+    #[inline]
+    pub fn peek<R>(&self, id: u128, now: u64, f: impl FnOnce(&Slot) -> R) -> Option<R> {
+        let map = self.index.shard(id).read();
+        let slot = map.get(&id)?;
+        let out = f(slot);
+        if now.abs_diff(slot.touched.load(Ordering::Relaxed)) >= 1000 {
+            let slot = Arc::clone(slot);
+            drop(map);
+            slot.touched.store(now, Ordering::Relaxed);
+            // Tell moka's frequency sketch about this read.
+            let _ = self.policy.get(&id);
+        }
+        Some(out)
+    }
+
+    /// The slot of `id`, if any.
+    pub fn get(&self, id: u128) -> Option<Arc<Slot>> {
+        self.index.shard(id).read().get(&id).cloned()
+    }
+
+    /// Stores a slot; returns it so the caller can check it is still current.
+    pub fn insert(&self, id: u128, slot: Slot) -> Arc<Slot> {
+        let slot = Arc::new(slot);
+        // Index first, then moka: moka's notice for this slot can only come after it is
+        // in the index, so the listener never misses it.
+        self.index.shard(id).write().insert(id, Arc::clone(&slot));
+        self.policy.insert(id, Arc::clone(&slot));
+        slot
+    }
+
+    /// Removes the slot of `id` if it is still `slot`.
+    pub fn remove_if_same(&self, id: u128, slot: &Arc<Slot>) {
+        self.index.remove_if_same(id, slot);
+        // moka may hold a newer slot under the same id; only drop it if it is ours.
+        if self.policy.get(&id).is_some_and(|s| Arc::ptr_eq(&s, slot)) {
+            self.policy.invalidate(&id);
+        }
+    }
+
+    /// Removes the slot of `id`.
+    pub fn remove(&self, id: u128) -> bool {
+        let removed = self.index.shard(id).write().remove(&id).is_some();
+        self.policy.invalidate(&id);
+        removed
+    }
+
+    /// Marks the slot of `id` as expired (stale, not fresh).
+    pub fn expire(&self, id: u128) -> bool {
+        match self.get(id) {
+            Some(slot) => {
+                slot.expired.store(true, Ordering::SeqCst);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Ids and keys of every slot whose key starts with `prefix`.
+    pub fn matching(&self, prefix: &str) -> Vec<(u128, Arc<Slot>)> {
+        let mut out = Vec::new();
+        for shard in self.index.shards.iter() {
+            let map = shard.0.read();
+            out.extend(map.iter().filter(|(_, s)| s.key.starts_with(prefix)).map(|(id, s)| (*id, Arc::clone(s))));
+        }
+        out
+    }
+
+    /// Removes every slot whose key starts with `prefix`; returns how many.
+    pub fn remove_prefix(&self, prefix: &str) -> usize {
+        let victims = self.matching(prefix);
+        for (id, slot) in &victims {
+            self.remove_if_same(*id, slot);
+        }
+        victims.len()
+    }
+
+    /// Expires every slot whose key starts with `prefix`; returns how many.
+    pub fn expire_prefix(&self, prefix: &str) -> usize {
+        let victims = self.matching(prefix);
+        for (_, slot) in &victims {
+            slot.expired.store(true, Ordering::SeqCst);
+        }
+        victims.len()
+    }
+
+    /// Keys of every slot whose key starts with `prefix`, sorted.
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        let mut keys: Vec<String> = self.matching(prefix).into_iter().map(|(_, s)| s.key.to_string()).collect();
+        keys.sort();
+        keys
+    }
+
+    /// The number of entries (after pending evictions have run).
+    pub fn len(&self) -> u64 {
+        self.policy.run_pending_tasks();
+        self.index.shards.iter().map(|s| s.0.read().len() as u64).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(key: &str, v: u64) -> Slot {
+        Slot::new(key, Box::new(v), 0, 0, Box::new([]), None)
+    }
+
+    #[test]
+    fn capacity_is_enforced_through_moka_evictions() {
+        let m = Memory::new(100);
+        for i in 0..1000u128 {
+            m.insert(i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835), slot(&format!("k{i}"), i as u64));
+        }
+        let len = m.len();
+        assert!(len <= 100, "memory tier holds {len} entries over a capacity of 100");
+    }
+
+    #[test]
+    fn prefix_removal_only_touches_its_prefix() {
+        let m = Memory::new(100);
+        m.insert(1, slot("a:x:1.json", 1));
+        m.insert(2, slot("a:y:1.json", 2));
+        m.insert(3, slot("b:x:1.json", 3));
+        assert_eq!(m.remove_prefix("a:"), 2);
+        assert_eq!(m.keys(""), vec!["b:x:1.json".to_string()]);
+    }
+}

@@ -1,0 +1,263 @@
+//! The runtime: named mounts, a clock, installed once (or scoped to a future).
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::RwLock;
+
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::flight::Flights;
+use crate::memory::Memory;
+
+/// The default number of entries a memory tier holds.
+pub const DEFAULT_CAPACITY: u64 = 10_000;
+
+/// The name of the mount that `#[cached]` uses when no `base` is given.
+pub const DEFAULT_BASE: &str = "cache";
+
+/// How one mount (a `base`) stores its entries.
+///
+/// In this version every mount is an in-process memory store: moka-bounded, values kept
+/// decoded, nothing serialized on a hit.
+#[derive(Debug, Clone)]
+pub struct Mount {
+    capacity: u64,
+}
+
+impl Mount {
+    /// A memory mount holding at most `capacity` entries (least valuable evicted first).
+    pub fn memory(capacity: u64) -> Mount {
+        Mount { capacity }
+    }
+
+    /// The capacity of the memory tier.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+}
+
+impl Default for Mount {
+    fn default() -> Self {
+        Mount::memory(DEFAULT_CAPACITY)
+    }
+}
+
+/// A live mount: its memory tier and its runs in flight.
+pub(crate) struct LiveMount {
+    pub name: Box<str>,
+    pub memory: Memory,
+    pub flights: Arc<Flights>,
+}
+
+impl LiveMount {
+    fn new(name: &str, config: &Mount) -> Arc<LiveMount> {
+        Arc::new(LiveMount { name: name.into(), memory: Memory::new(config.capacity), flights: Flights::new() })
+    }
+}
+
+pub(crate) struct Inner {
+    configured: Box<[Arc<LiveMount>]>,
+    created: RwLock<Vec<Arc<LiveMount>>>,
+    default_mount: Mount,
+    pub clock: Clock,
+}
+
+/// A larder runtime: the mounts that cached functions store into, and the clock.
+///
+/// Without any set-up, cached functions use a global runtime whose every mount is a
+/// memory store of [`DEFAULT_CAPACITY`] entries. To configure it, build one at start and
+/// [`install`](Runtime::install) it before the first cached call:
+///
+/// ```
+/// # use cache_runtime as larder;
+/// use larder::{Mount, Runtime};
+///
+/// Runtime::builder()
+///     .mount("cache", Mount::memory(50_000))
+///     .mount("sessions", Mount::memory(1_000))
+///     .build()
+///     .install()
+///     .expect("installed once, at start");
+/// ```
+///
+/// A runtime can also be scoped to one future (every cached call inside it, and the
+/// background refreshes it starts, use that runtime): tests use this to get a fresh
+/// cache and a [`ManualClock`](crate::ManualClock) each.
+///
+/// ```
+/// # use cache_runtime as larder;
+/// use larder::{Clock, ManualClock, Runtime};
+/// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// # rt.block_on(async {
+/// let clock = ManualClock::new();
+/// let cache = Runtime::builder().clock(Clock::Manual(clock.clone())).build();
+/// cache.scope(async {
+///     // cached calls here use `cache`
+/// }).await;
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Runtime {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.mounts().iter().map(|m| m.name.to_string()).collect();
+        f.debug_struct("Runtime").field("mounts", &names).field("clock", &self.inner.clock).finish()
+    }
+}
+
+/// Builds a [`Runtime`].
+#[derive(Debug, Default)]
+pub struct RuntimeBuilder {
+    mounts: Vec<(String, Mount)>,
+    default_mount: Mount,
+    clock: Clock,
+}
+
+impl RuntimeBuilder {
+    /// Configures the mount `name` (the `base` option of `#[cached]` picks a mount).
+    /// Mounts not configured here are created on first use with the default mount.
+    pub fn mount(mut self, name: impl Into<String>, mount: Mount) -> Self {
+        let name = name.into();
+        self.mounts.retain(|(n, _)| *n != name);
+        self.mounts.push((name, mount));
+        self
+    }
+
+    /// The configuration of mounts created on first use (default: memory,
+    /// [`DEFAULT_CAPACITY`] entries).
+    pub fn default_mount(mut self, mount: Mount) -> Self {
+        self.default_mount = mount;
+        self
+    }
+
+    /// The clock (default: the system clock).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Builds the runtime.
+    pub fn build(self) -> Runtime {
+        let mut configured: Vec<Arc<LiveMount>> = self.mounts.iter().map(|(n, m)| LiveMount::new(n, m)).collect();
+        if !configured.iter().any(|m| &*m.name == DEFAULT_BASE) {
+            configured.push(LiveMount::new(DEFAULT_BASE, &self.default_mount));
+        }
+        Runtime {
+            inner: Arc::new(Inner {
+                configured: configured.into_boxed_slice(),
+                created: RwLock::new(Vec::new()),
+                default_mount: self.default_mount,
+                clock: self.clock,
+            }),
+        }
+    }
+}
+
+static GLOBAL: OnceLock<Runtime> = OnceLock::new();
+
+tokio::task_local! {
+    static SCOPED: Runtime;
+}
+
+impl Runtime {
+    /// A builder.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
+    }
+
+    /// Installs this runtime as the global one. Call it once, at start, before the first
+    /// cached call; afterwards it fails with [`Error::AlreadyInstalled`].
+    pub fn install(self) -> Result<(), Error> {
+        GLOBAL.set(self).map_err(|_| Error::AlreadyInstalled)
+    }
+
+    /// The runtime in force here: the scoped one if inside [`scope`](Self::scope), else
+    /// the global one (created with defaults on first use).
+    pub fn current() -> Runtime {
+        with_current(Runtime::clone)
+    }
+
+    /// Runs `fut` with this runtime in force for every cached call inside it.
+    pub async fn scope<F: Future>(&self, fut: F) -> F::Output {
+        SCOPED.scope(self.clone(), fut).await
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// The live mount `name`, created on first use.
+    #[inline]
+    pub(crate) fn mount(&self, name: &str) -> Arc<LiveMount> {
+        self.with_mount(name, Arc::clone)
+    }
+
+    /// Runs `f` on the live mount `name` without cloning its `Arc`.
+    #[inline]
+    pub(crate) fn with_mount<R>(&self, name: &str, f: impl FnOnce(&Arc<LiveMount>) -> R) -> R {
+        if let Some(m) = self.inner.configured.iter().find(|m| &*m.name == name) {
+            return f(m);
+        }
+        if let Some(m) = self.inner.created.read().iter().find(|m| &*m.name == name) {
+            return f(m);
+        }
+        let mut created = self.inner.created.write();
+        if let Some(m) = created.iter().find(|m| &*m.name == name) {
+            return f(m);
+        }
+        let m = LiveMount::new(name, &self.inner.default_mount);
+        created.push(Arc::clone(&m));
+        f(&m)
+    }
+
+    /// Every live mount.
+    pub(crate) fn mounts(&self) -> Vec<Arc<LiveMount>> {
+        let mut all: Vec<Arc<LiveMount>> = self.inner.configured.to_vec();
+        all.extend(self.inner.created.read().iter().cloned());
+        all
+    }
+
+    /// The number of entries in the memory tier of mount `name`.
+    pub fn memory_len(&self, name: &str) -> u64 {
+        self.with_mount(name, |m| m.memory.len())
+    }
+
+    /// Every key in the memory tier of mount `name` that starts with `prefix`, sorted.
+    pub fn keys(&self, name: &str, prefix: &str) -> Vec<String> {
+        self.with_mount(name, |m| m.memory.keys(prefix))
+    }
+
+    /// Runs `fut` inside this runtime's scope, on a tokio task that outlives the caller.
+    /// Without a tokio runtime there is nothing to run it on: it is dropped and `false`
+    /// is returned.
+    pub(crate) fn spawn<F>(&self, fut: F) -> bool
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(SCOPED.scope(self.clone(), fut));
+                true
+            }
+            Err(_) => {
+                tracing::warn!(target: "larder", "no tokio runtime: background refresh skipped");
+                false
+            }
+        }
+    }
+}
+
+/// Runs `f` with the runtime in force, without cloning it.
+#[inline]
+pub(crate) fn with_current<R>(f: impl FnOnce(&Runtime) -> R) -> R {
+    let mut f = Some(f);
+    if let Ok(r) = SCOPED.try_with(|rt| (f.take().expect("called once"))(rt)) {
+        return r;
+    }
+    (f.take().expect("called once"))(GLOBAL.get_or_init(|| Runtime::builder().build()))
+}

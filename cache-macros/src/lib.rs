@@ -1,6 +1,19 @@
+//! The `#[cached]` attribute of larder. Use it through the `larder` crate; its
+//! documentation is there.
+//!
+//! Parse (darling, [`options`]) → check the options as a whole and the signature
+//! ([`signature`]) → expand ([`expand`]). Every problem is a compile error at the span
+//! of what caused it, with what to write instead.
+
 use proc_macro::TokenStream;
 
+mod duration;
+mod expand;
+mod options;
+mod signature;
+
+/// Caches the results of an `async fn`. See the `larder` crate.
 #[proc_macro_attribute]
-pub fn cached(_attr: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::cached(attr.into(), item.into()).into()
 }

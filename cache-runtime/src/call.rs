@@ -99,38 +99,46 @@ impl<E> PickNone<E> for Pick<E> {
     }
 }
 
-/// A way to start a background refresh (`swr`), or none.
-pub trait Refresher<V, E> {
+/// A way to start a background refresh (`swr`), or none. `A` is the arguments' tuple.
+pub trait Refresher<A, V, E> {
     /// Whether this refresher can refresh at all.
     const ENABLED: bool;
     /// Starts the refresh as the leader of its key. Returns whether it started.
     #[doc(hidden)]
-    fn start(self, job: Job<V, E>) -> bool;
+    fn start(self, args: &A, job: Job<V, E>) -> bool;
 }
 
 /// No background refresh: the function has no `swr`.
 pub struct NoRefresh;
 
-impl<V, E> Refresher<V, E> for NoRefresh {
+impl<A, V, E> Refresher<A, V, E> for NoRefresh {
     const ENABLED: bool = false;
-    fn start(self, _job: Job<V, E>) -> bool {
+    fn start(self, _args: &A, _job: Job<V, E>) -> bool {
         false
     }
 }
 
 /// A background refresh: `F` clones the arguments and returns the body as an owned future.
-pub struct SpawnRefresh<F>(pub F);
+pub struct SpawnRefresh<F>(F);
 
-impl<V, E, F, Fut> Refresher<V, E> for SpawnRefresh<F>
+/// Wraps the refresh closure (here, so that its signature is inferred from the bound).
+pub fn spawn_refresh<A, F, Fut>(f: F) -> SpawnRefresh<F>
 where
-    F: FnOnce() -> Fut,
+    F: FnOnce(&A) -> Fut,
+{
+    SpawnRefresh(f)
+}
+
+impl<A, V, E, F, Fut> Refresher<A, V, E> for SpawnRefresh<F>
+where
+    F: FnOnce(&A) -> Fut,
     Fut: Future<Output = Result<V, E>> + Send + 'static,
     V: Clone + Send + Sync + 'static,
     E: Send + 'static,
 {
     const ENABLED: bool = true;
-    fn start(self, job: Job<V, E>) -> bool {
-        let fut = (self.0)();
+    fn start(self, args: &A, job: Job<V, E>) -> bool {
+        let fut = (self.0)(args);
         let rt = job.rt.clone();
         rt.spawn(async move {
             let Job { rt, mount, spec, key, share, leader, .. } = job;
@@ -246,24 +254,32 @@ enum First<V> {
     Go(Runtime, Arc<LiveMount>, Lookup<V>),
 }
 
-/// A call of a cached function (SPEC §4). `body` runs the function in the caller's task;
-/// `refresh` makes an owned copy of it for a background refresh.
-pub async fn call<V, E, B, BF, R>(
+/// A call of a cached function (SPEC §4).
+///
+/// `key` is `None` when `should_bypass_cache` said so: the body runs, nothing is read or
+/// written. `args` are the arguments (a tuple); `body` runs the function on them in the
+/// caller's task; `refresh` makes an owned copy of them for a background refresh.
+pub async fn call<A, V, E, B, BF, R>(
     spec: &'static FnSpec,
-    key: Key,
-    share: ErrShare<E>,
+    key: Option<Key>,
     invalidate: bool,
+    share: ErrShare<E>,
+    args: A,
     body: B,
     refresh: R,
 ) -> Result<V, E>
 where
     V: Clone + Send + Sync + 'static,
-    B: FnOnce() -> BF,
+    B: FnOnce(A) -> BF,
     BF: Future<Output = Result<V, E>>,
-    R: Refresher<V, E>,
+    R: Refresher<A, V, E>,
 {
+    let Some(key) = key else {
+        tracing::trace!(target: "larder", group = spec.group, name = spec.name, "bypass");
+        return body(args).await;
+    };
     if !spec.policy.stores() {
-        return body().await;
+        return body(args).await;
     }
     // The hit path: no clone of the runtime, no allocation, one shard read lock.
     let first = with_current(|rt| {
@@ -301,7 +317,7 @@ where
                     leader,
                     _v: PhantomData,
                 };
-                refresh.start(job);
+                refresh.start(&args, job);
             }
         }
         return Ok(v);
@@ -314,7 +330,7 @@ where
                 if let Lookup::Fresh(v) = lookup::<V>(&mount.memory, spec, &key, rt.clock().now_ms()) {
                     return Ok(v);
                 }
-                return lead(&rt, &mount, spec, &key, share, leader, body()).await;
+                return lead(&rt, &mount, spec, &key, share, leader, body(args)).await;
             }
             Join::Follow(rx) => match flight::wait(rx).await {
                 Awaited::Done(published) => match &*published {

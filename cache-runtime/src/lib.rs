@@ -29,8 +29,9 @@ pub use runtime::{Mount, Runtime, RuntimeBuilder};
 pub mod __private {
     pub use crate::call::{
         ErrShare, FnSpec, Job, NoRefresh, Pick, PickClone, PickFrom, PickNone, Refresher, SpawnRefresh, call,
-        clear_fn, expire, invalidate, prime,
+        clear_fn, expire, invalidate, prime, spawn_refresh,
     };
+    use std::future::Future;
     pub use crate::entry::{Policy, Window};
     pub use crate::key::Key;
     pub use serde;
@@ -87,6 +88,33 @@ pub mod __private {
             Err(never) => match never {},
         }
     }
+
+    /// The body of a function that cannot fail, as a `Result`.
+    pub async fn ok<F: Future>(f: F) -> Result<F::Output, std::convert::Infallible> {
+        Ok(f.await)
+    }
+
+    /// The body of a function returning a `Result`, as a `Result`.
+    pub async fn as_result<F>(f: F) -> Result<<F::Output as IsResult>::Ok, <F::Output as IsResult>::Err>
+    where
+        F: Future,
+        F::Output: IsResult,
+    {
+        f.await.into_result()
+    }
+
+    /// An argument that makes part of a default key.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` can't be part of the default cache key: it is not `serde::Serialize`",
+        label = "this argument makes part of the default key",
+        note = "derive `Serialize` for it, or give `#[cached]` a key: `get_key = |…| …` returning something `Display`"
+    )]
+    pub trait KeyArg {}
+    impl<T: ?Sized + Serialize> KeyArg for T {}
+
+    /// Checks that an argument can be part of a default key.
+    #[inline(always)]
+    pub fn key_arg<T: ?Sized + KeyArg>(_: &T) {}
 
     /// Checks, at compile time, what a cached value must be.
     #[inline(always)]

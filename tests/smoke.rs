@@ -45,3 +45,9 @@ async fn smoke() {
     assert_eq!(stars("rust-lang/rust").await, Ok(14));
     assert_eq!(RUNS.load(Ordering::SeqCst), 3);
 }
+
+#[test]
+fn future_sizes() {
+    println!("plain fut size = {}", std::mem::size_of_val(&plain(1, String::new())));
+    println!("stars fut size = {}", std::mem::size_of_val(&stars("x")));
+}

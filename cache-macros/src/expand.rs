@@ -264,7 +264,7 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
         quote! {
             #(#keep_attrs)*
             #[doc = #doc]
-            #[allow(unused_variables, clippy::unused_async)]
+            #[allow(unused_variables, dead_code, clippy::unused_async)]
             #vis #asyncness fn #name #generics (#receiver #(#params,)* #extra) #ret #where_clause {
                 #spec
                 #touch_self
@@ -310,6 +310,7 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
     let clear_fn = quote! {
         #(#keep_attrs)*
         #[doc = #clear_doc]
+        #[allow(dead_code)]
         #vis async fn #clear_name() {
             #spec
             #p::clear_fn(&__LARDER_SPEC).await
@@ -321,6 +322,7 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
     let uncached_fn = quote! {
         #(#keep_attrs)*
         #[doc = #uncached_doc]
+        #[allow(dead_code)]
         #vis #uncached_sig #block
     };
 

@@ -62,19 +62,26 @@ impl<E> Copy for ErrShare<E> {}
 pub struct Pick<E>(PhantomData<fn() -> E>);
 
 impl<E> Pick<E> {
+    /// The selector.
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
         Pick(PhantomData)
     }
 }
 
+/// First choice: clone the error to every waiter.
 pub trait PickClone<E> {
+    /// The chosen way.
     fn err_share(&self) -> ErrShare<E>;
 }
+/// Second choice: waiters get `E::from(Error::SharedRunFailed)`.
 pub trait PickFrom<E> {
+    /// The chosen way.
     fn err_share(&self) -> ErrShare<E>;
 }
+/// Last choice: waiters run the body themselves.
 pub trait PickNone<E> {
+    /// The chosen way.
     fn err_share(&self) -> ErrShare<E>;
 }
 

@@ -87,7 +87,9 @@ impl Sink {
     }
 }
 
+/// Where encoded bytes go.
 pub trait Out {
+    /// Appends bytes.
     fn put(&mut self, bytes: &[u8]);
 }
 
@@ -104,6 +106,7 @@ impl Out for Vec<u8> {
     }
 }
 
+/// A `Serialize` impl failed.
 #[derive(Debug)]
 pub struct EncodeError(String);
 
@@ -341,6 +344,7 @@ macro_rules! struct_like {
 
 struct_like!(SerializeStruct, SerializeStructVariant);
 
+#[doc(hidden)]
 /// Encodes each map entry on its own, then writes them sorted, so that the iteration
 /// order of a `HashMap` never reaches the key.
 pub struct MapEncoder<'a, 'b, O: Out> {

@@ -10,10 +10,15 @@ use std::time::Duration;
 /// freshness is decided from `mtime` and the caller's [`Policy`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry<V> {
+    /// The cached value.
     pub value: V,
+    /// When the value was produced, in ms since the Unix epoch.
     pub mtime: u64,
+    /// `mtime + max_age`, in ms since the Unix epoch.
     pub expires: u64,
+    /// The integrity of the code that produced it (32 hex digits).
     pub integrity: String,
+    /// Its tags.
     #[serde(default)]
     pub tags: Vec<String>,
 }

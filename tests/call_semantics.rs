@@ -1,0 +1,355 @@
+//! SPEC §4: what a call does. One test per rule; each test has its own runtime and a
+//! manual clock, so time moves only when a test says so.
+
+mod common;
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use common::{Gate, Runs, runtime};
+use larder::cached;
+
+#[derive(Debug, Clone, PartialEq)]
+struct Upstream(String);
+
+#[tokio::test]
+async fn a_fresh_entry_is_a_hit_and_the_body_does_not_run() {
+    static RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
+    #[cached(max_age = "1h")]
+    async fn double(x: u64) -> u64 {
+        RUNS.hit();
+        x * 2
+    }
+    let (rt, clock) = runtime();
+    rt.scope(async {
+        assert_eq!(double(21).await, 42);
+        clock.advance(Duration::from_secs(3600)); // age == max_age: still fresh
+        assert_eq!(double(21).await, 42);
+        assert_eq!(RUNS.get(), 1);
+        assert_eq!(double(1).await, 2, "another argument is another key");
+        assert_eq!(RUNS.get(), 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn past_max_age_without_swr_is_a_miss() {
+    static RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
+    #[cached(max_age = "10s")]
+    async fn run_number() -> usize {
+        RUNS.hit()
+    }
+    let (rt, clock) = runtime();
+    rt.scope(async {
+        assert_eq!(run_number().await, 1);
+        clock.advance(Duration::from_millis(10_001));
+        assert_eq!(run_number().await, 2, "an expired entry is recomputed in the foreground");
+        assert_eq!(run_number().await, 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn swr_serves_the_stale_value_at_once_and_refreshes_in_the_background() {
+    static RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
+    static GATE: LazyLock<Gate> = LazyLock::new(Gate::new);
+    #[cached(max_age = "1m", swr)]
+    async fn version() -> usize {
+        let n = RUNS.hit();
+        if n > 1 {
+            GATE.wait().await; // the refresh takes as long as the test wants
+        }
+        n
+    }
+    let (rt, clock) = runtime();
+    rt.scope(async {
+        assert_eq!(version().await, 1);
+        clock.advance(Duration::from_secs(61));
+        // Stale: answered with the old value while the refresh is held at the gate.
+        assert_eq!(version().await, 1);
+        RUNS.reached(2).await;
+        assert_eq!(version().await, 1, "still stale while the refresh runs");
+        assert_eq!(RUNS.get(), 2, "one refresh, however many stale reads");
+        GATE.open();
+        // The refresh stores its value; wait for it through the cache itself.
+        let fresh = loop {
+            let v = version().await;
+            if v == 2 {
+                break v;
+            }
+            tokio::task::yield_now().await;
+        };
+        assert_eq!(fresh, 2);
+        assert_eq!(RUNS.get(), 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_bounded_stale_window_ends_in_a_miss() {
+    static RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
+    #[cached(max_age = "1m", swr, stale_max_age = "1m")]
+    async fn bounded() -> usize {
+        RUNS.hit()
+    }
+    let (rt, clock) = runtime();
+    rt.scope(async {
+        assert_eq!(bounded().await, 1);
+        clock.advance(Duration::from_secs(121)); // 1 s past max_age + stale_max_age
+        assert_eq!(bounded().await, 2, "beyond the stale window the body runs in the foreground");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unbounded_stale_window_serves_stale_after_a_year() {
+    static RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
+    static GATE: LazyLock<Gate> = LazyLock::new(Gate::new);
+    #[cached(max_age = "1s", swr)]
+    async fn forever() -> usize {
+        let n = RUNS.hit();
+        if n > 1 {
+            GATE.wait().await;
+        }
+        n
+    }
+    let (rt, clock) = runtime();
+    rt.scope(async {
+        assert_eq!(forever().await, 1);
+        clock.advance(Duration::from_secs(365 * 86_400));
+        assert_eq!(forever().await, 1);
+        GATE.open();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_background_refresh_outlives_its_caller() {
+    static RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
+    static GATE: LazyLock<Gate> = LazyLock::new(Gate::new);
+    #[cached(max_age = "1m", swr)]
+    async fn slow(id: &str) -> String {
+        let n = RUNS.hit();
+        if n > 1 {
+            GATE.wait().await;
+        }
+        format!("{id}#{n}")
+    }
+    let (rt, clock) = runtime();
+    rt.scope(async {
+        assert_eq!(slow("a").await, "a#1");
+        clock.advance(Duration::from_secs(120));
+        // The caller runs in its own task, gets the stale value and is gone.
+        let scoped = rt.clone();
+        let caller = tokio::spawn(async move { scoped.scope(slow("a")).await });
+        assert_eq!(caller.await.unwrap(), "a#1");
+        RUNS.reached(2).await;
+        GATE.open();
+        loop {
+            if slow("a").await == "a#2" {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn should_bypass_cache_reads_and_writes_nothing() {
+    static RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
+    #[cached(max_age = "1h", should_bypass_cache = |live: &bool| *live)]
+    async fn price(live: bool) -> usize {
+        RUNS.hit()
+    }
+    let (rt, _clock) = runtime();
+    rt.scope(async {
+        price_prime(true, 100).await; // the key of `true` holds 100 …
+        assert_eq!(price(true).await, 1, "… but a bypassed call neither reads it");
+        assert_eq!(price(true).await, 2, "… nor writes its own result");
+        assert_eq!(price(false).await, 3);
+        assert_eq!(price(false).await, 3);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn should_invalidate_cache_drops_the_entry_and_recomputes() {
+    static RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
+    #[cached(max_age = "1h", should_invalidate_cache = |force: &bool| *force)]
+    async fn report(force: bool) -> usize {
+        let _ = force;
+        RUNS.hit()
+    }
+    let (rt, _clock) = runtime();
+    rt.scope(async {
+        assert_eq!(report(false).await, 1);
+        assert_eq!(report(false).await, 1);
+        assert_eq!(report(true).await, 2, "forced: recomputed");
+        assert_eq!(report(true).await, 3);
+    })
+    .await;
+}
+
+mod integrity {
+    use super::*;
+
+    pub static RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
+
+    pub mod v1 {
+        #[larder::cached(max_age = "1h", name = "shared")]
+        pub async fn value() -> String {
+            super::RUNS.hit();
+            "old code".to_owned()
+        }
+    }
+
+    pub mod v2 {
+        #[larder::cached(max_age = "1h", name = "shared")]
+        pub async fn value() -> String {
+            super::RUNS.hit();
+            "new code".to_owned()
+        }
+    }
+
+    #[larder::cached(max_age = "1h", name = "pinned", integrity = "v1")]
+    pub async fn pinned_a() -> String {
+        "a".to_owned()
+    }
+
+    #[larder::cached(max_age = "1h", name = "pinned", integrity = "v1")]
+    pub async fn pinned_b() -> String {
+        "b".to_owned()
+    }
+}
+
+#[tokio::test]
+async fn an_entry_whose_integrity_differs_is_a_miss() {
+    use integrity::*;
+    let (rt, _clock) = runtime();
+    rt.scope(async {
+        assert_eq!(v1::value_key(), v2::value_key(), "same group and name: same key");
+        assert_eq!(v1::value().await, "old code");
+        assert_eq!(v2::value().await, "new code", "changed code never reads the old entry");
+        assert_eq!(RUNS.get(), 2);
+        // With a pinned `integrity`, the code may change and the entry is kept.
+        assert_eq!(pinned_a().await, "a");
+        assert_eq!(pinned_b().await, "a");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn max_age_zero_never_stores() {
+    static RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
+    #[cached(max_age = 0)]
+    async fn never() -> usize {
+        RUNS.hit()
+    }
+    let (rt, _clock) = runtime();
+    rt.scope(async {
+        assert_eq!(never().await, 1);
+        assert_eq!(never().await, 2);
+        never_prime(99).await;
+        assert_eq!(never().await, 3);
+        assert!(rt.keys("cache", "functions:never:").is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn errors_are_never_cached() {
+    static RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
+    #[cached(max_age = "1h")]
+    async fn flaky() -> Result<usize, Upstream> {
+        let n = RUNS.hit();
+        if n < 3 { Err(Upstream(format!("attempt {n}"))) } else { Ok(n) }
+    }
+    let (rt, _clock) = runtime();
+    rt.scope(async {
+        assert_eq!(flaky().await, Err(Upstream("attempt 1".into())));
+        assert_eq!(flaky().await, Err(Upstream("attempt 2".into())));
+        assert_eq!(flaky().await, Ok(3));
+        assert_eq!(flaky().await, Ok(3));
+        assert_eq!(RUNS.get(), 3);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn question_mark_and_early_return_work_in_the_body() {
+    #[cached(max_age = "1h")]
+    async fn parse(s: &str) -> Result<u32, std::num::ParseIntError> {
+        if s.is_empty() {
+            return Ok(0);
+        }
+        let n: u32 = s.parse()?;
+        Ok(n + 1)
+    }
+    let (rt, _clock) = runtime();
+    rt.scope(async {
+        assert_eq!(parse("").await, Ok(0));
+        assert_eq!(parse("41").await, Ok(42));
+        assert!(parse("x").await.is_err());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_non_result_value_is_cached_as_is_none_included() {
+    static RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
+    #[cached(max_age = "1h")]
+    async fn lookup(id: u32) -> Option<String> {
+        RUNS.hit();
+        (id == 1).then(|| "one".to_owned())
+    }
+    let (rt, _clock) = runtime();
+    rt.scope(async {
+        assert_eq!(lookup(2).await, None);
+        assert_eq!(lookup(2).await, None);
+        assert_eq!(RUNS.get(), 1, "`None` is a value: cached");
+        assert_eq!(lookup(1).await.as_deref(), Some("one"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_default_key_is_stable_across_processes() {
+    use std::collections::HashMap;
+
+    #[derive(serde::Serialize)]
+    struct Query {
+        user: u64,
+        filters: HashMap<String, Vec<String>>,
+    }
+    #[cached(max_age = "1h", group = "golden")]
+    async fn search(q: &Query, page: u32) -> u32 {
+        q.user as u32 + page
+    }
+    #[cached(max_age = "1h", group = "golden")]
+    async fn nothing() -> u32 {
+        0
+    }
+    let mut filters = HashMap::new();
+    for (k, v) in [("lang", ["rust", "go"]), ("sort", ["stars", "desc"]), ("state", ["open", "all"])] {
+        filters.insert(k.to_owned(), v.iter().map(|s| s.to_string()).collect());
+    }
+    let q = Query { user: 7, filters };
+    // Golden: the canonical encoding is part of larder's contract. If this changes,
+    // every cache in the field is invalidated: bump the major version.
+    assert_eq!(search_key(&q, 2), "golden:search:c21dc2488dd610181d4238bb8c6b9023.json");
+    assert_eq!(nothing_key(), "golden:nothing:default.json");
+}
+
+#[tokio::test]
+async fn get_key_results_are_escaped_per_part() {
+    #[cached(max_age = "1h", group = "github/api", get_key = |repo: &str| repo.to_owned())]
+    async fn stars(repo: &str) -> u64 {
+        repo.len() as u64
+    }
+    assert_eq!(stars_key("rust-lang/rust"), "github:api:stars:rust-lang:rust.json");
+    let hostile = stars_key("../../etc/passwd");
+    assert!(hostile.starts_with("github:api:stars:"));
+    assert!(!hostile.contains("..") && !hostile.contains('/'), "{hostile}");
+    assert_eq!(hostile, format!("github:api:stars:{}.json", larder::escape_key("../../etc/passwd")));
+}

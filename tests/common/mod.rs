@@ -1,0 +1,59 @@
+//! Shared pieces of the integration tests.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use larder::{Clock, ManualClock, Runtime};
+use tokio::sync::watch;
+
+/// A fresh runtime with a manual clock: every test gets its own cache and time.
+pub fn runtime() -> (Runtime, ManualClock) {
+    let clock = ManualClock::new();
+    let rt = Runtime::builder().clock(Clock::Manual(clock.clone())).build();
+    (rt, clock)
+}
+
+/// A gate that bodies wait on until the test opens it.
+#[derive(Clone)]
+pub struct Gate(Arc<watch::Sender<bool>>);
+
+impl Gate {
+    pub fn new() -> Gate {
+        Gate(Arc::new(watch::channel(false).0))
+    }
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
+    pub async fn wait(&self) {
+        let mut rx = self.0.subscribe();
+        let _ = rx.wait_for(|open| *open).await;
+    }
+}
+
+/// Counts body runs and lets a test wait for the n-th one. Use it as
+/// `static RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);`.
+pub struct Runs {
+    count: AtomicUsize,
+    tx: watch::Sender<usize>,
+}
+
+impl Runs {
+    pub fn new() -> Runs {
+        Runs { count: AtomicUsize::new(0), tx: watch::channel(0).0 }
+    }
+    /// Called by a body; returns this run's number (1-based).
+    pub fn hit(&self) -> usize {
+        let n = self.count.fetch_add(1, Ordering::SeqCst) + 1;
+        self.tx.send_replace(n);
+        n
+    }
+    pub fn get(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+    /// Waits until at least `n` runs have started.
+    pub async fn reached(&self, n: usize) {
+        let mut rx = self.tx.subscribe();
+        let _ = rx.wait_for(|v| *v >= n).await;
+    }
+}

@@ -87,14 +87,17 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
         Stale::Forever => quote!(#p::Window::Forever),
     };
     let spec = quote! {
-        const __LARDER_SPEC: #p::FnSpec = #p::FnSpec {
-            group: #group,
-            name: #name,
-            prefix: #prefix,
-            base: #base,
+        static __LARDER_SPEC: #p::FnSpec = #p::FnSpec {
+            group: #p::Cow::Borrowed(#group),
+            name: #p::Cow::Borrowed(#name),
+            prefix: #p::Cow::Borrowed(#prefix),
+            base: #p::Cow::Borrowed(#base),
             integrity: #integrity,
             policy: #p::Policy { max_age_ms: #max_age, stale: #stale, grace: #p::Window::None },
-            tags: &[],
+            tags: #p::Cow::Borrowed(&[]),
+            grace_backoff_ms: 10_000,
+            timeout_ms: ::core::option::Option::None,
+            hard_timeout_ms: ::core::option::Option::None,
         };
     };
 
@@ -229,13 +232,14 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
             let __larder_key = if #bypass { ::core::option::Option::None } else { ::core::option::Option::Some(#key_expr) };
             let __larder_invalidate: bool = __larder_key.is_some() && #invalidate;
             let __larder_out = #p::call(
-                &__LARDER_SPEC,
+                #p::SpecRef::Static(&__LARDER_SPEC),
                 __larder_key,
                 __larder_invalidate,
-                __larder_share,
+                #p::Errors { share: __larder_share, timeout: ::core::option::Option::None },
                 (#(#idents,)*),
                 |__larder_args| #wrap(#body),
                 #refresh,
+                #p::NoTags,
             )
             .await;
             #finish
@@ -287,7 +291,7 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
         true,
         quote!(),
         quote!(),
-        quote!(#p::invalidate(&__LARDER_SPEC, #key_expr).await),
+        quote!(#p::invalidate(#p::SpecRef::Static(&__LARDER_SPEC), #key_expr).await),
     );
     let expire_fn = helper(
         "expire",
@@ -295,7 +299,7 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
         true,
         quote!(),
         quote!(),
-        quote!(#p::expire(&__LARDER_SPEC, #key_expr).await),
+        quote!(#p::expire(#p::SpecRef::Static(&__LARDER_SPEC), #key_expr).await),
     );
     let prime_fn = helper(
         "prime",
@@ -303,7 +307,7 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
         true,
         quote!(value: #value_ty),
         quote!(),
-        quote!(#p::prime(&__LARDER_SPEC, #key_expr, value).await),
+        quote!(#p::prime(#p::SpecRef::Static(&__LARDER_SPEC), #key_expr, value, ::std::vec::Vec::new()).await),
     );
     let clear_name = format_ident!("{}_clear", ident);
     let clear_doc = format!("Deletes every cached result of [`{fn_name}`] (keys `{prefix}*`).");
@@ -313,7 +317,7 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
         #[allow(dead_code)]
         #vis async fn #clear_name() {
             #spec
-            #p::clear_fn(&__LARDER_SPEC).await
+            #p::clear_fn(#p::SpecRef::Static(&__LARDER_SPEC)).await
         }
     };
     let mut uncached_sig = fn_sig.clone();

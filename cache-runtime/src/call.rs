@@ -1,10 +1,17 @@
-//! What a call does (SPEC §4): the one implementation behind `#[cached]`.
+//! What a call does (SPEC §4): the one implementation behind `#[cached]` and the
+//! programmatic `get_or_set`. It reads as the algorithm of the spec:
+//! bypass → lookup (fresh → hit; stale → answer and refresh; grace in backoff → answer) →
+//! single-flight run (soft/hard timeouts) → store, or fall back to grace on error.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, resume_unwind};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use futures_util::FutureExt as _;
 
@@ -12,32 +19,54 @@ use crate::entry::{Freshness, Policy};
 use crate::error::Error;
 use crate::flight::{self, Awaited, Join, Leader, Published};
 use crate::key::Key;
-use crate::memory::{Memory, Slot};
+use crate::memory::{NewSlot, Slot};
 use crate::runtime::{LiveMount, Runtime, with_current};
+use crate::stats::Stats;
+use crate::tags::TagVerdict;
 
-/// Everything about a cached function that is fixed at compile time.
-#[derive(Debug)]
+/// Everything about a cached function (or a `get_or_set` call) that does not change
+/// from call to call.
+#[derive(Debug, Clone)]
 pub struct FnSpec {
     /// `group` as written (may contain `/`).
-    pub group: &'static str,
+    pub group: Cow<'static, str>,
     /// `name`.
-    pub name: &'static str,
-    /// `{group with / as :}:{name}:`: every key of the function starts with it.
-    pub prefix: &'static str,
+    pub name: Cow<'static, str>,
+    /// Every key of the function starts with it: `{group with / as :}:{name}:`.
+    pub prefix: Cow<'static, str>,
     /// The mount.
-    pub base: &'static str,
+    pub base: Cow<'static, str>,
     /// xxh3-128 of the function's tokens and semantic options (or of `integrity = "…"`).
     pub integrity: u128,
     /// The time rules.
     pub policy: Policy,
     /// Static tags.
-    pub tags: &'static [&'static str],
+    pub tags: Cow<'static, [Cow<'static, str>]>,
+    /// After a failure answered from grace, the body is not called again for this long.
+    pub grace_backoff_ms: u64,
+    /// Soft timeout: with a usable stale value, answer with it after this long.
+    pub timeout_ms: Option<u64>,
+    /// Hard timeout: the call is abandoned after this long.
+    pub hard_timeout_ms: Option<u64>,
 }
 
-impl FnSpec {
-    /// The integrity as stored in entries (32 hex digits).
-    pub fn integrity_hex(&self) -> String {
-        format!("{:032x}", self.integrity)
+/// A spec that a background task can keep: static (the attribute) or shared (the API).
+#[derive(Debug, Clone)]
+pub enum SpecRef {
+    /// A spec in a `static` of the expansion.
+    Static(&'static FnSpec),
+    /// A spec built at run time.
+    Shared(Arc<FnSpec>),
+}
+
+impl Deref for SpecRef {
+    type Target = FnSpec;
+    #[inline]
+    fn deref(&self) -> &FnSpec {
+        match self {
+            SpecRef::Static(s) => s,
+            SpecRef::Shared(s) => s,
+        }
     }
 }
 
@@ -57,6 +86,13 @@ impl<E> Clone for ErrShare<E> {
     }
 }
 impl<E> Copy for ErrShare<E> {}
+
+impl<E> ErrShare<E> {
+    /// Waiters of a failed run run the body themselves.
+    pub const fn none() -> Self {
+        ErrShare { to_shared: |_| None, from_shared: |_| None }
+    }
+}
 
 /// Selects an [`ErrShare`] by autoref specialization: `(&&&Pick::<E>::new()).err_share()`.
 pub struct Pick<E>(PhantomData<fn() -> E>);
@@ -102,20 +138,64 @@ impl<E: From<Error>> PickFrom<E> for &Pick<E> {
 
 impl<E> PickNone<E> for Pick<E> {
     fn err_share(&self) -> ErrShare<E> {
-        ErrShare { to_shared: |_| None, from_shared: |_| None }
+        ErrShare::none()
     }
 }
 
-/// A way to start a background refresh (`swr`), or none. `A` is the arguments' tuple.
+/// What larder does with a body's errors: share them, and make one on `hard_timeout`.
+pub struct Errors<E> {
+    /// How waiters get the error.
+    pub share: ErrShare<E>,
+    /// Makes the error of a call abandoned after `hard_timeout`.
+    pub timeout: Option<fn() -> E>,
+}
+
+impl<E> Clone for Errors<E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<E> Copy for Errors<E> {}
+
+/// Tags computed from the arguments (`tags = |…| …`), or none.
+pub trait TagSource<A> {
+    /// The tags of this call.
+    fn tags(self, args: &A) -> Vec<String>;
+}
+
+/// No tags beyond the static ones.
+pub struct NoTags;
+
+impl<A> TagSource<A> for NoTags {
+    fn tags(self, _: &A) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Tags from a closure over the arguments.
+pub struct DynTags<F>(F);
+
+/// Wraps the tags closure (here, so that its signature is inferred from the bound).
+pub fn dyn_tags<A, F: FnOnce(&A) -> Vec<String>>(f: F) -> DynTags<F> {
+    DynTags(f)
+}
+
+impl<A, F: FnOnce(&A) -> Vec<String>> TagSource<A> for DynTags<F> {
+    fn tags(self, args: &A) -> Vec<String> {
+        (self.0)(args)
+    }
+}
+
+/// A way to run the body in the background (`swr`, `timeout`), or none.
 pub trait Refresher<A, V, E> {
-    /// Whether this refresher can refresh at all.
+    /// Whether this refresher can run in the background at all.
     const ENABLED: bool;
-    /// Starts the refresh as the leader of its key. Returns whether it started.
+    /// Starts the run as the leader of its key. Returns whether it started.
     #[doc(hidden)]
     fn start(self, args: &A, job: Job<V, E>) -> bool;
 }
 
-/// No background refresh: the function has no `swr`.
+/// No background run: the function has neither `swr` nor `timeout`.
 pub struct NoRefresh;
 
 impl<A, V, E> Refresher<A, V, E> for NoRefresh {
@@ -125,7 +205,7 @@ impl<A, V, E> Refresher<A, V, E> for NoRefresh {
     }
 }
 
-/// A background refresh: `F` clones the arguments and returns the body as an owned future.
+/// A background run: `F` clones the arguments and returns the body as an owned future.
 pub struct SpawnRefresh<F>(F);
 
 /// Wraps the refresh closure (here, so that its signature is inferred from the bound).
@@ -146,114 +226,165 @@ where
     const ENABLED: bool = true;
     fn start(self, args: &A, job: Job<V, E>) -> bool {
         let fut = (self.0)(args);
-        let rt = job.rt.clone();
+        let rt = job.ctx.rt.clone();
         rt.spawn(async move {
-            let Job { rt, mount, spec, key, share, leader, .. } = job;
-            let run = AssertUnwindSafe(fut).catch_unwind().await;
-            match run {
-                Ok(Ok(v)) => {
-                    store(&rt, &mount, spec, &key, v.clone(), &leader);
-                    leader.publish(Published::Value(Box::new(v)));
-                    tracing::debug!(target: "larder", group = spec.group, name = spec.name, key = key.as_str(), "refreshed");
-                }
-                Ok(Err(e)) => {
-                    leader.publish(Published::Error((share.to_shared)(&e)));
-                    tracing::warn!(target: "larder", group = spec.group, name = spec.name, key = key.as_str(),
-                        "background refresh failed; the stale entry is kept until its window ends");
-                }
-                Err(_) => {
-                    leader.publish(Published::Panicked);
-                    tracing::error!(target: "larder", group = spec.group, name = spec.name, key = key.as_str(),
-                        "background refresh panicked; the stale entry is kept until its window ends");
-                }
-            }
+            let Job { ctx, errors, leader, .. } = job;
+            let _ = ctx.run(errors, leader, fut).await;
         })
     }
 }
 
-/// What a background refresh needs (built by the runtime, consumed by a [`Refresher`]).
+/// What a background run needs (built by the runtime, consumed by a [`Refresher`]).
 pub struct Job<V, E> {
-    rt: Runtime,
-    mount: Arc<LiveMount>,
-    spec: &'static FnSpec,
-    key: Key,
-    share: ErrShare<E>,
+    ctx: Ctx,
+    errors: Errors<E>,
     leader: Leader,
     _v: PhantomData<fn() -> V>,
+}
+
+/// The context of one call: where it stores, under which key, with which tags.
+#[derive(Clone)]
+struct Ctx {
+    rt: Runtime,
+    mount: Arc<LiveMount>,
+    spec: SpecRef,
+    key: Key,
+    tags: Arc<[Box<str>]>,
+    stats: Arc<Stats>,
+}
+
+impl Ctx {
+    fn log(&self, level: tracing::Level, what: &str) {
+        let (group, name, key) = (&*self.spec.group, &*self.spec.name, self.key.as_str());
+        match level {
+            tracing::Level::WARN => tracing::warn!(target: "larder", group, name, key, "{what}"),
+            tracing::Level::ERROR => tracing::error!(target: "larder", group, name, key, "{what}"),
+            tracing::Level::DEBUG => tracing::debug!(target: "larder", group, name, key, "{what}"),
+            _ => tracing::trace!(target: "larder", group, name, key, "{what}"),
+        }
+    }
+
+    /// Runs the body as the leader of the key: applies `hard_timeout`, stores a value,
+    /// publishes the outcome to the followers. A panic is published, then resumed.
+    async fn run<V, E, Fut>(&self, errors: Errors<E>, leader: Leader, fut: Fut) -> Result<V, E>
+    where
+        V: Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<V, E>>,
+    {
+        let seq = self.mount.next_seq();
+        self.stats.runs.incr();
+        let outcome = match (self.spec.hard_timeout_ms, errors.timeout) {
+            (Some(ms), Some(make)) => {
+                match tokio::time::timeout(Duration::from_millis(ms), AssertUnwindSafe(fut).catch_unwind()).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        self.log(tracing::Level::WARN, "abandoned after hard_timeout");
+                        Ok(Err(make()))
+                    }
+                }
+            }
+            _ => AssertUnwindSafe(fut).catch_unwind().await,
+        };
+        match outcome {
+            Ok(Ok(v)) => {
+                self.store(v.clone(), seq, Some(&leader));
+                leader.publish(Published::Value(Box::new(v.clone())));
+                Ok(v)
+            }
+            Ok(Err(e)) => {
+                self.stats.errors.incr();
+                leader.publish(Published::Error((errors.share.to_shared)(&e)));
+                Err(e)
+            }
+            Err(panic) => {
+                self.log(tracing::Level::ERROR, "the body panicked");
+                leader.publish(Published::Panicked);
+                resume_unwind(panic)
+            }
+        }
+    }
+
+    /// Stores a produced value, unless an invalidation arrived while it was produced.
+    fn store<V: Send + Sync + 'static>(&self, v: V, seq: u64, leader: Option<&Leader>) {
+        if leader.is_some_and(Leader::cancelled) {
+            return;
+        }
+        let now = self.rt.clock().now_ms();
+        let policy = &self.spec.policy;
+        let slot = Slot::new(NewSlot {
+            key: self.key.as_str(),
+            value: Box::new(v),
+            mtime: now,
+            expires: now.saturating_add(policy.max_age_ms),
+            integrity: self.spec.integrity,
+            tags: self.tags.iter().cloned().collect(),
+            seq,
+            ttl_ms: policy.store_ttl_ms(),
+            stats: Some(Arc::clone(&self.stats)),
+        });
+        let slot = self.mount.memory.insert(self.key.id(), slot);
+        // An invalidation between the check above and the insert cancelled the flight
+        // first and removes the memory entry second; re-checking here closes the gap.
+        if leader.is_some_and(Leader::cancelled) {
+            self.mount.memory.remove_if_same(self.key.id(), &slot);
+        }
+    }
+
+    /// Starts the grace backoff of the entry: the body is not called again for a while.
+    fn back_off(&self) {
+        if let Some(slot) = self.mount.memory.get(self.key.id()) {
+            let until = self.rt.clock().now_ms().saturating_add(self.spec.grace_backoff_ms);
+            slot.backoff_until.store(until, Ordering::Relaxed);
+        }
+    }
+
+    fn answer_from_grace<V>(&self, value: V, why: &str) -> V {
+        self.stats.grace.incr();
+        self.log(tracing::Level::WARN, why);
+        value
+    }
 }
 
 enum Lookup<V> {
     Fresh(V),
     Stale(V),
+    /// Past every window but `grace`: usable only if the body fails (or is backed off).
+    Grace { value: V, backing_off: bool },
     Miss,
 }
 
-/// SPEC §4 steps 3–5 against the memory tier.
+/// SPEC §4 steps 3–5 (and the grace window of step 6) against the memory tier.
 #[inline]
-fn lookup<V: Clone + 'static>(memory: &Memory, spec: &FnSpec, key: &Key, now: u64) -> Lookup<V> {
-    memory
+fn lookup<V: Clone + 'static>(mount: &LiveMount, spec: &FnSpec, key: &Key, now: u64, count_hit: bool) -> Lookup<V> {
+    mount
+        .memory
         .peek(key.id(), now, |slot| {
             if slot.integrity != spec.integrity || slot.key.as_bytes() != key.as_bytes() {
                 return Lookup::Miss;
             }
             let Some(v) = slot.value.downcast_ref::<V>() else { return Lookup::Miss };
-            match spec.policy.freshness(slot.mtime, slot.is_expired(), now) {
-                Freshness::Fresh => Lookup::Fresh(v.clone()),
+            let mut expired = slot.is_expired();
+            match mount.tags.check(&slot.tag_ids, slot.seq) {
+                TagVerdict::Valid => {}
+                TagVerdict::Expired => expired = true,
+                TagVerdict::Invalid => return Lookup::Miss,
+            }
+            match spec.policy.freshness(slot.mtime, expired, now) {
+                Freshness::Fresh => {
+                    if count_hit && let Some(stats) = &slot.stats {
+                        stats.hits.incr();
+                    }
+                    Lookup::Fresh(v.clone())
+                }
                 Freshness::Stale => Lookup::Stale(v.clone()),
+                Freshness::Expired if spec.policy.within_grace(slot.mtime, now) => Lookup::Grace {
+                    value: v.clone(),
+                    backing_off: slot.backoff_until.load(Ordering::Relaxed) > now,
+                },
                 Freshness::Expired => Lookup::Miss,
             }
         })
         .unwrap_or(Lookup::Miss)
-}
-
-/// Stores a produced value, unless an invalidation arrived while it was produced.
-fn store<V: Send + Sync + 'static>(rt: &Runtime, mount: &LiveMount, spec: &FnSpec, key: &Key, v: V, leader: &Leader) {
-    if leader.cancelled() {
-        return;
-    }
-    let slot = make_slot(rt, spec, key, v);
-    let slot = mount.memory.insert(key.id(), slot);
-    // An invalidation between the check above and the insert cancelled the flight first
-    // and removes the memory entry second; re-checking here closes the gap.
-    if leader.cancelled() {
-        mount.memory.remove_if_same(key.id(), &slot);
-    }
-}
-
-fn make_slot<V: Send + Sync + 'static>(rt: &Runtime, spec: &FnSpec, key: &Key, v: V) -> Slot {
-    let tags: Box<[Box<str>]> = spec.tags.iter().map(|t| Box::<str>::from(*t)).collect();
-    Slot::new(key.as_str(), Box::new(v), rt.clock().now_ms(), spec.integrity, tags, spec.policy.store_ttl_ms())
-}
-
-/// Runs the body as the leader of its key: stores and publishes its outcome.
-async fn lead<V, E, Fut>(
-    rt: &Runtime,
-    mount: &LiveMount,
-    spec: &FnSpec,
-    key: &Key,
-    share: ErrShare<E>,
-    leader: Leader,
-    fut: Fut,
-) -> Result<V, E>
-where
-    V: Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<V, E>>,
-{
-    match AssertUnwindSafe(fut).catch_unwind().await {
-        Ok(Ok(v)) => {
-            store(rt, mount, spec, key, v.clone(), &leader);
-            leader.publish(Published::Value(Box::new(v.clone())));
-            Ok(v)
-        }
-        Ok(Err(e)) => {
-            leader.publish(Published::Error((share.to_shared)(&e)));
-            Err(e)
-        }
-        Err(panic) => {
-            leader.publish(Published::Panicked);
-            resume_unwind(panic)
-        }
-    }
 }
 
 enum First<V> {
@@ -261,28 +392,32 @@ enum First<V> {
     Go(Runtime, Arc<LiveMount>, Lookup<V>),
 }
 
-/// A call of a cached function (SPEC §4).
+/// A call (SPEC §4).
 ///
 /// `key` is `None` when `should_bypass_cache` said so: the body runs, nothing is read or
 /// written. `args` are the arguments (a tuple); `body` runs the function on them in the
-/// caller's task; `refresh` makes an owned copy of them for a background refresh.
-pub async fn call<A, V, E, B, BF, R>(
-    spec: &'static FnSpec,
+/// caller's task; `refresh` makes an owned copy of them for a background run; `tags`
+/// computes the call's dynamic tags (only when the body is about to run).
+#[allow(clippy::too_many_arguments)]
+pub async fn call<A, V, E, B, BF, R, T>(
+    spec: SpecRef,
     key: Option<Key>,
     invalidate: bool,
-    share: ErrShare<E>,
+    errors: Errors<E>,
     args: A,
     body: B,
     refresh: R,
+    tags: T,
 ) -> Result<V, E>
 where
     V: Clone + Send + Sync + 'static,
     B: FnOnce(A) -> BF,
     BF: Future<Output = Result<V, E>>,
     R: Refresher<A, V, E>,
+    T: TagSource<A>,
 {
     let Some(key) = key else {
-        tracing::trace!(target: "larder", group = spec.group, name = spec.name, "bypass");
+        tracing::trace!(target: "larder", group = &*spec.group, name = &*spec.name, "bypass");
         return body(args).await;
     };
     if !spec.policy.stores() {
@@ -290,11 +425,11 @@ where
     }
     // The hit path: no clone of the runtime, no allocation, one shard read lock.
     let first = with_current(|rt| {
-        rt.with_mount(spec.base, |mount| {
+        rt.with_mount(&spec.base, |mount| {
             if invalidate {
                 return First::Go(rt.clone(), Arc::clone(mount), Lookup::Miss);
             }
-            match lookup::<V>(&mount.memory, spec, &key, rt.clock().now_ms()) {
+            match lookup::<V>(mount, &spec, &key, rt.clock().now_ms(), true) {
                 Lookup::Fresh(v) => First::Hit(v),
                 other => First::Go(rt.clone(), Arc::clone(mount), other),
             }
@@ -302,7 +437,7 @@ where
     });
     let (rt, mount, found) = match first {
         First::Hit(v) => {
-            tracing::trace!(target: "larder", group = spec.group, name = spec.name, key = key.as_str(), "hit");
+            tracing::trace!(target: "larder", group = &*spec.group, name = &*spec.name, key = key.as_str(), "hit");
             return Ok(v);
         }
         First::Go(rt, mount, found) => (rt, mount, found),
@@ -310,34 +445,66 @@ where
     if invalidate {
         drop_entry(&mount, &key);
     }
-    if let Lookup::Stale(v) = found {
-        tracing::debug!(target: "larder", group = spec.group, name = spec.name, key = key.as_str(), "stale");
-        if R::ENABLED {
-            let tags: Box<[Box<str>]> = Box::new([]);
-            if let Some(leader) = mount.flights.try_lead(key.id(), key.as_str(), &tags) {
-                let job = Job {
-                    rt: rt.clone(),
-                    mount: Arc::clone(&mount),
-                    spec,
-                    key: key.clone(),
-                    share,
-                    leader,
-                    _v: PhantomData,
-                };
-                refresh.start(&args, job);
+    let mut all_tags: Vec<Box<str>> = spec.tags.iter().map(|t| Box::<str>::from(&**t)).collect();
+    let stats = rt.stats_for(&spec.prefix);
+    let grace = match found {
+        Lookup::Stale(v) => {
+            stats.stale.incr();
+            if R::ENABLED && !mount.flights.is_running(key.id()) {
+                all_tags.extend(tags.tags(&args).into_iter().map(String::into_boxed_str));
+                let ctx = Ctx { rt, mount, spec, key, tags: all_tags.into(), stats };
+                ctx.log(tracing::Level::DEBUG, "stale: refreshing in the background");
+                if let Some(leader) = ctx.mount.flights.try_lead(ctx.key.id(), ctx.key.as_str(), &ctx.tags) {
+                    refresh.start(&args, Job { ctx: ctx.clone(), errors, leader, _v: PhantomData });
+                }
             }
+            return Ok(v);
         }
-        return Ok(v);
-    }
-    tracing::debug!(target: "larder", group = spec.group, name = spec.name, key = key.as_str(), "miss");
+        Lookup::Grace { value, backing_off: true } => {
+            let ctx = Ctx { rt, mount, spec, key, tags: all_tags.into(), stats };
+            return Ok(ctx.answer_from_grace(value, "grace: the body failed recently and is backed off"));
+        }
+        Lookup::Grace { value, backing_off: false } => Some(value),
+        Lookup::Fresh(v) => return Ok(v),
+        Lookup::Miss => None,
+    };
+    stats.misses.incr();
+    all_tags.extend(tags.tags(&args).into_iter().map(String::into_boxed_str));
+    let ctx = Ctx { rt, mount, spec, key, tags: all_tags.into(), stats };
+    ctx.log(tracing::Level::DEBUG, "miss");
     loop {
-        match mount.flights.join(key.id(), key.as_str(), &[]) {
+        match ctx.mount.flights.join(ctx.key.id(), ctx.key.as_str(), &ctx.tags) {
             Join::Lead(leader) => {
                 // A run may have finished between the lookup and the join.
-                if let Lookup::Fresh(v) = lookup::<V>(&mount.memory, spec, &key, rt.clock().now_ms()) {
+                if let Lookup::Fresh(v) = lookup::<V>(&ctx.mount, &ctx.spec, &ctx.key, ctx.rt.clock().now_ms(), false) {
                     return Ok(v);
                 }
-                return lead(&rt, &mount, spec, &key, share, leader, body(args)).await;
+                if let (Some(ms), Some(stale), true) = (ctx.spec.timeout_ms, &grace, R::ENABLED) {
+                    // Soft timeout: run in the background, answer with the stale value if
+                    // the run takes longer than `timeout`; the run stores its result anyway.
+                    let rx = leader.subscribe();
+                    refresh.start(&args, Job { ctx: ctx.clone(), errors, leader, _v: PhantomData });
+                    let waited = tokio::time::timeout(Duration::from_millis(ms), flight::wait(rx)).await;
+                    return match waited {
+                        Ok(Awaited::Done(p)) => match &*p {
+                            Published::Value(v) if v.is::<V>() => Ok(v.downcast_ref::<V>().expect("checked").clone()),
+                            _ => {
+                                ctx.back_off();
+                                Ok(ctx.answer_from_grace(stale.clone(), "grace: the body failed"))
+                            }
+                        },
+                        Ok(Awaited::Abandoned) => Ok(ctx.answer_from_grace(stale.clone(), "grace: the run was abandoned")),
+                        Err(_) => Ok(ctx.answer_from_grace(stale.clone(), "timeout: answered with the stale value")),
+                    };
+                }
+                return match ctx.run(errors, leader, body(args)).await {
+                    Ok(v) => Ok(v),
+                    Err(_) if grace.is_some() => {
+                        ctx.back_off();
+                        Ok(ctx.answer_from_grace(grace.expect("checked"), "grace: the body failed"))
+                    }
+                    Err(e) => Err(e),
+                };
             }
             Join::Follow(rx) => match flight::wait(rx).await {
                 Awaited::Done(published) => match &*published {
@@ -347,13 +514,17 @@ where
                         }
                     }
                     Published::Error(shared) => {
-                        if let Some(e) = (share.from_shared)(shared.as_deref()) {
+                        if let Some(stale) = grace {
+                            return Ok(ctx.answer_from_grace(stale, "grace: the body failed"));
+                        }
+                        if let Some(e) = (errors.share.from_shared)(shared.as_deref()) {
                             return Err(e);
                         }
                     }
-                    Published::Panicked => {
-                        panic!("the body of the cached function {}:{} panicked in the run this call waited for", spec.group, spec.name)
-                    }
+                    Published::Panicked => panic!(
+                        "the body of the cached function {}:{} panicked in the run this call waited for",
+                        ctx.spec.group, ctx.spec.name
+                    ),
                 },
                 Awaited::Abandoned => {}
             },
@@ -362,39 +533,48 @@ where
 }
 
 /// Deletes one entry and cancels its run in flight (the run's result is not stored).
-pub(crate) fn drop_entry(mount: &LiveMount, key: &Key) {
+pub(crate) fn drop_entry(mount: &LiveMount, key: &Key) -> bool {
     mount.flights.cancel(key.id());
-    mount.memory.remove(key.id());
+    mount.memory.remove(key.id())
+}
+
+fn mount_of(spec: &FnSpec) -> Arc<LiveMount> {
+    with_current(|rt| rt.mount(&spec.base))
 }
 
 /// `NAME_invalidate`: deletes the entry from every tier; a run in flight does not write back.
-pub async fn invalidate(spec: &'static FnSpec, key: Key) {
-    let mount = with_current(|rt| rt.mount(spec.base));
-    drop_entry(&mount, &key);
+pub async fn invalidate(spec: SpecRef, key: Key) {
+    drop_entry(&mount_of(&spec), &key);
 }
 
-/// `NAME_expire`: the entry stays usable for `swr`, but is no longer fresh.
-pub async fn expire(spec: &'static FnSpec, key: Key) {
-    with_current(|rt| rt.with_mount(spec.base, |m| m.memory.expire(key.id())));
+/// `NAME_expire`: the entry stays usable for `swr`/`grace`, but is no longer fresh.
+pub async fn expire(spec: SpecRef, key: Key) {
+    mount_of(&spec).memory.expire(key.id());
 }
 
 /// `NAME_prime`: stores `value` as if the body had just produced it.
-pub async fn prime<V: Send + Sync + 'static>(spec: &'static FnSpec, key: Key, value: V) {
+pub async fn prime<V: Send + Sync + 'static>(spec: SpecRef, key: Key, value: V, tags: Vec<String>) {
     if !spec.policy.stores() {
         return;
     }
-    with_current(|rt| {
-        rt.with_mount(spec.base, |mount| {
-            mount.flights.cancel(key.id());
-            mount.memory.insert(key.id(), make_slot(rt, spec, &key, value));
-        })
-    });
+    let rt = Runtime::current();
+    let mount = rt.mount(&spec.base);
+    mount.flights.cancel(key.id());
+    let stats = rt.stats_for(&spec.prefix);
+    let tags: Vec<Box<str>> =
+        spec.tags.iter().map(|t| Box::<str>::from(&**t)).chain(tags.into_iter().map(String::into_boxed_str)).collect();
+    let seq = mount.next_seq();
+    Ctx { rt, mount, spec, key, tags: tags.into(), stats }.store(value, seq, None);
 }
 
 /// `NAME_clear`: deletes every entry of the function.
-pub async fn clear_fn(spec: &'static FnSpec) {
-    let mount = with_current(|rt| rt.mount(spec.base));
-    clear_prefix(&mount, spec.prefix);
+pub async fn clear_fn(spec: SpecRef) {
+    clear_prefix(&mount_of(&spec), &spec.prefix);
+}
+
+/// `NAME_stats`: the counters of the function in the runtime in force.
+pub fn stats(spec: SpecRef) -> crate::CacheStats {
+    with_current(|rt| rt.stats(&spec.prefix))
 }
 
 pub(crate) fn clear_prefix(mount: &LiveMount, prefix: &str) -> usize {
@@ -402,7 +582,7 @@ pub(crate) fn clear_prefix(mount: &LiveMount, prefix: &str) -> usize {
     mount.memory.remove_prefix(prefix)
 }
 
-/// Deletes every entry of `group` (and its sub-groups `group/…`) on every mount.
+/// Deletes every entry of `group` (and of its sub-groups `group/…`) on every mount.
 pub async fn clear_group(group: &str) -> usize {
     let prefix = format!("{}:", crate::key::group_segment(group));
     let rt = Runtime::current();
@@ -413,4 +593,24 @@ pub async fn clear_group(group: &str) -> usize {
 pub async fn clear() -> usize {
     let rt = Runtime::current();
     rt.mounts().iter().map(|m| clear_prefix(m, "")).sum()
+}
+
+/// Invalidates every entry tagged `tag`, on every mount: they become misses. Costs the same
+/// whatever the number of entries (they are checked when read). Runs in flight with that
+/// tag don't store their results.
+pub async fn invalidate_tag(tag: &str) {
+    let rt = Runtime::current();
+    for mount in rt.mounts() {
+        mount.tags.invalidate(tag, mount.next_seq());
+        mount.flights.cancel_where(|_, tags| tags.iter().any(|t| &**t == tag));
+    }
+}
+
+/// Expires every entry tagged `tag`, on every mount: they are no longer fresh, but still
+/// usable under `swr` and `grace`.
+pub async fn expire_tag(tag: &str) {
+    let rt = Runtime::current();
+    for mount in rt.mounts() {
+        mount.tags.expire(tag, mount.next_seq());
+    }
 }

@@ -141,6 +141,11 @@ pub(crate) struct Leader {
 }
 
 impl Leader {
+    /// A receiver for the outcome of this run.
+    pub fn subscribe(&self) -> watch::Receiver<State> {
+        self.flight.tx.subscribe()
+    }
+
     /// Whether an invalidation arrived since the run started (its result must not be stored).
     pub fn cancelled(&self) -> bool {
         self.flight.cancelled.load(Ordering::SeqCst)

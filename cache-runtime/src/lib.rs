@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+mod api;
 mod call;
 pub mod canonical;
 mod clock;
@@ -14,23 +15,32 @@ pub mod entry;
 mod error;
 mod flight;
 pub mod key;
+mod memo;
 mod memory;
 pub mod runtime;
+mod stats;
+mod tags;
 
-pub use call::{clear, clear_group};
+pub use api::{Cache, Options, cache};
+pub use call::{clear, clear_group, expire_tag, invalidate_tag};
 pub use clock::{Clock, ManualClock};
 pub use entry::{Entry, Freshness, Policy, Window};
 pub use error::Error;
+pub use memo::{in_request_scope, request_scope};
 pub use key::escape_key;
 pub use runtime::{Mount, Runtime, RuntimeBuilder};
+pub use stats::CacheStats;
 
 /// What the `#[cached]` expansion names. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::call::{
-        ErrShare, FnSpec, Job, NoRefresh, Pick, PickClone, PickFrom, PickNone, Refresher, SpawnRefresh, call,
-        clear_fn, expire, invalidate, prime, spawn_refresh,
+        DynTags, ErrShare, Errors, FnSpec, Job, NoRefresh, NoTags, Pick, PickClone, PickFrom, PickNone, Refresher,
+        SpawnRefresh, SpecRef, TagSource, call, clear_fn, dyn_tags, expire, invalidate, prime, spawn_refresh, stats,
     };
+    pub use crate::memo::memo;
+    pub use crate::stats::CacheStats;
+    pub use std::borrow::Cow;
     use std::future::Future;
     pub use crate::entry::{Policy, Window};
     pub use crate::key::Key;
@@ -40,19 +50,24 @@ pub mod __private {
     /// The default key of a function with arguments.
     #[inline]
     pub fn key_args<A: Serialize + ?Sized>(spec: &FnSpec, args: &A) -> Key {
-        Key::from_args(spec.prefix, args)
+        Key::from_args(&spec.prefix, args)
     }
 
     /// The key of a function without arguments.
     #[inline]
     pub fn key_default(spec: &FnSpec) -> Key {
-        Key::default_for(spec.prefix)
+        Key::default_for(&spec.prefix)
     }
 
     /// The key of a `get_key` result.
     #[inline]
     pub fn key_display<D: std::fmt::Display + ?Sized>(spec: &FnSpec, raw: &D) -> Key {
-        Key::from_display(spec.prefix, raw)
+        Key::from_display(&spec.prefix, raw)
+    }
+
+    /// The error of a call abandoned after `hard_timeout`.
+    pub fn timeout_error<E: From<crate::Error>>() -> E {
+        E::from(crate::Error::Timeout)
     }
 
     /// A return type that is a `Result`: only `Ok` is cached.

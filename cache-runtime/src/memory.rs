@@ -17,36 +17,59 @@ use std::time::{Duration, Instant};
 use moka::notification::RemovalCause;
 use parking_lot::RwLock;
 
+use crate::stats::Stats;
+
 /// One decoded entry in the memory tier.
 pub(crate) struct Slot {
     pub key: Box<str>,
     pub value: Box<dyn Any + Send + Sync>,
+    /// When the value was produced (ms since the epoch, runtime clock).
     pub mtime: u64,
+    /// `mtime + max_age` of the policy that stored it.
+    pub expires: u64,
     pub integrity: u128,
     pub tags: Box<[Box<str>]>,
+    pub tag_ids: Box<[u64]>,
+    /// The mount's sequence number when it was stored (orders it against tag events).
+    pub seq: u64,
     pub ttl_ms: Option<u64>,
+    pub stats: Option<Arc<Stats>>,
     pub expired: AtomicBool,
+    /// Until when a failing body is not called again (grace backoff), ms.
+    pub backoff_until: AtomicU64,
     touched: AtomicU64,
 }
 
+/// What a new slot is made of.
+pub(crate) struct NewSlot<'a> {
+    pub key: &'a str,
+    pub value: Box<dyn Any + Send + Sync>,
+    pub mtime: u64,
+    pub expires: u64,
+    pub integrity: u128,
+    pub tags: Box<[Box<str>]>,
+    pub seq: u64,
+    pub ttl_ms: Option<u64>,
+    pub stats: Option<Arc<Stats>>,
+}
+
 impl Slot {
-    pub fn new(
-        key: &str,
-        value: Box<dyn Any + Send + Sync>,
-        mtime: u64,
-        integrity: u128,
-        tags: Box<[Box<str>]>,
-        ttl_ms: Option<u64>,
-    ) -> Slot {
+    pub fn new(n: NewSlot<'_>) -> Slot {
+        let tag_ids = n.tags.iter().map(|t| crate::tags::tag_id(t)).collect();
         Slot {
-            key: key.into(),
-            value,
-            mtime,
-            integrity,
-            tags,
-            ttl_ms,
+            key: n.key.into(),
+            value: n.value,
+            mtime: n.mtime,
+            expires: n.expires,
+            integrity: n.integrity,
+            tags: n.tags,
+            tag_ids,
+            seq: n.seq,
+            ttl_ms: n.ttl_ms,
+            stats: n.stats,
             expired: AtomicBool::new(false),
-            touched: AtomicU64::new(mtime),
+            backoff_until: AtomicU64::new(0),
+            touched: AtomicU64::new(n.mtime),
         }
     }
 
@@ -248,7 +271,17 @@ mod tests {
     use super::*;
 
     fn slot(key: &str, v: u64) -> Slot {
-        Slot::new(key, Box::new(v), 0, 0, Box::new([]), None)
+        Slot::new(NewSlot {
+            key,
+            value: Box::new(v),
+            mtime: 0,
+            expires: 0,
+            integrity: 0,
+            tags: Box::new([]),
+            seq: 0,
+            ttl_ms: None,
+            stats: None,
+        })
     }
 
     #[test]

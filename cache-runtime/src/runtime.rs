@@ -5,10 +5,15 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::flight::Flights;
 use crate::memory::Memory;
+use crate::stats::{CacheStats, Stats};
+use crate::tags::Tags;
 
 /// The default number of entries a memory tier holds.
 pub const DEFAULT_CAPACITY: u64 = 10_000;
@@ -43,16 +48,30 @@ impl Default for Mount {
     }
 }
 
-/// A live mount: its memory tier and its runs in flight.
+/// A live mount: its memory tier, its runs in flight, its tag events.
 pub(crate) struct LiveMount {
     pub name: Box<str>,
     pub memory: Memory,
     pub flights: Arc<Flights>,
+    pub tags: Tags,
+    /// Orders stores against tag events.
+    seq: AtomicU64,
 }
 
 impl LiveMount {
     fn new(name: &str, config: &Mount) -> Arc<LiveMount> {
-        Arc::new(LiveMount { name: name.into(), memory: Memory::new(config.capacity), flights: Flights::new() })
+        Arc::new(LiveMount {
+            name: name.into(),
+            memory: Memory::new(config.capacity),
+            flights: Flights::new(),
+            tags: Tags::new(),
+            seq: AtomicU64::new(1),
+        })
+    }
+
+    /// The next sequence number.
+    pub fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::AcqRel) + 1
     }
 }
 
@@ -61,6 +80,7 @@ pub(crate) struct Inner {
     created: RwLock<Vec<Arc<LiveMount>>>,
     default_mount: Mount,
     pub clock: Clock,
+    stats: RwLock<HashMap<String, Arc<Stats>>>,
 }
 
 /// A larder runtime: the mounts that cached functions store into, and the clock.
@@ -152,6 +172,7 @@ impl RuntimeBuilder {
                 created: RwLock::new(Vec::new()),
                 default_mount: self.default_mount,
                 clock: self.clock,
+                stats: RwLock::new(HashMap::new()),
             }),
         }
     }
@@ -230,6 +251,19 @@ impl Runtime {
     /// Every key in the memory tier of mount `name` that starts with `prefix`, sorted.
     pub fn keys(&self, name: &str, prefix: &str) -> Vec<String> {
         self.with_mount(name, |m| m.memory.keys(prefix))
+    }
+
+    /// The live counters of the function whose keys start with `prefix`.
+    pub(crate) fn stats_for(&self, prefix: &str) -> Arc<Stats> {
+        if let Some(s) = self.inner.stats.read().get(prefix) {
+            return Arc::clone(s);
+        }
+        Arc::clone(self.inner.stats.write().entry(prefix.to_owned()).or_default())
+    }
+
+    /// The counters of the function whose keys start with `prefix` (`group:name:`).
+    pub fn stats(&self, prefix: &str) -> CacheStats {
+        self.inner.stats.read().get(prefix).map(|s| s.snapshot()).unwrap_or_default()
     }
 
     /// Runs `fut` inside this runtime's scope, on a tokio task that outlives the caller.

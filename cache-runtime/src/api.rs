@@ -1,0 +1,329 @@
+//! The programmatic API, for code that cannot use the attribute: a [`Cache`] handle on
+//! one mount (and namespace) of a runtime, with Bentocache-style operations. `get_or_set`
+//! runs the same algorithm (SPEC §4) as `#[cached]`.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::call::{self, Errors, FnSpec, NoTags, SpecRef};
+use crate::entry::{Freshness, Policy, Window};
+use crate::error::Error;
+use crate::key::{Key, escape_key};
+use crate::runtime::{DEFAULT_BASE, LiveMount, Runtime};
+use crate::tags::TagVerdict;
+
+/// The options of one `set`/`get_or_set`: the attribute's options, as a builder.
+///
+/// ```
+/// # use cache_runtime as larder;
+/// use std::time::Duration;
+/// let opts = larder::Options::new()
+///     .max_age(Duration::from_secs(60))
+///     .swr()
+///     .grace(Duration::from_secs(3600))
+///     .tag("users");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Options {
+    max_age: Duration,
+    swr: bool,
+    stale_max_age: Option<Duration>,
+    grace: Option<Duration>,
+    grace_backoff: Duration,
+    timeout: Option<Duration>,
+    hard_timeout: Option<Duration>,
+    tags: Vec<String>,
+    integrity: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_age: Duration::from_secs(1),
+            swr: false,
+            stale_max_age: None,
+            grace: None,
+            grace_backoff: Duration::from_secs(10),
+            timeout: None,
+            hard_timeout: None,
+            tags: Vec::new(),
+            integrity: None,
+        }
+    }
+}
+
+impl Options {
+    /// The defaults: fresh for 1 s, no `swr`, no `grace`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// How long an entry is fresh. Zero: never store.
+    pub fn max_age(mut self, d: Duration) -> Self {
+        self.max_age = d;
+        self
+    }
+    /// Stale-while-revalidate, for ever (bounded with [`stale_max_age`](Self::stale_max_age)).
+    pub fn swr(mut self) -> Self {
+        self.swr = true;
+        self
+    }
+    /// Stale-while-revalidate, at most this long past `max_age`.
+    pub fn stale_max_age(mut self, d: Duration) -> Self {
+        self.swr = true;
+        self.stale_max_age = Some(d);
+        self
+    }
+    /// Fail-safe: when the factory fails, answer with an entry at most this long past `max_age`.
+    pub fn grace(mut self, d: Duration) -> Self {
+        self.grace = Some(d);
+        self
+    }
+    /// After a failure answered from grace, don't call the factory again for this long (default 10 s).
+    pub fn grace_backoff(mut self, d: Duration) -> Self {
+        self.grace_backoff = d;
+        self
+    }
+    /// Soft timeout: with a usable stale value, answer with it after this long; the factory
+    /// goes on in the background and stores its result.
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = Some(d);
+        self
+    }
+    /// Hard timeout: give up after this long with `Error::Timeout`.
+    pub fn hard_timeout(mut self, d: Duration) -> Self {
+        self.hard_timeout = Some(d);
+        self
+    }
+    /// Adds a tag.
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.push(tag.into());
+        self
+    }
+    /// Adds tags.
+    pub fn tags<I: IntoIterator<Item = S>, S: Into<String>>(mut self, tags: I) -> Self {
+        self.tags.extend(tags.into_iter().map(Into::into));
+        self
+    }
+    /// An integrity string: entries stored under another one are misses.
+    pub fn integrity(mut self, integrity: impl Into<String>) -> Self {
+        self.integrity = Some(integrity.into());
+        self
+    }
+
+    fn policy(&self) -> Policy {
+        let ms = |d: Duration| d.as_millis().min(u64::MAX as u128) as u64;
+        Policy {
+            max_age_ms: ms(self.max_age),
+            stale: match (self.swr, self.stale_max_age) {
+                (false, _) => Window::None,
+                (true, None) => Window::Forever,
+                (true, Some(d)) => Window::For(ms(d)),
+            },
+            grace: self.grace.map_or(Window::None, |d| Window::For(ms(d))),
+        }
+    }
+}
+
+/// A handle on one mount (and namespace) of a runtime.
+///
+/// ```
+/// # use cache_runtime as larder;
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::time::Duration;
+/// let users = larder::cache().namespace("users");
+/// let opts = larder::Options::new().max_age(Duration::from_secs(60));
+/// let name: Result<String, larder::Error> =
+///     users.get_or_set("42", &opts, || async { Ok("Ada".to_owned()) }).await;
+/// assert_eq!(name.unwrap(), "Ada");
+/// assert_eq!(users.get::<String>("42").await.as_deref(), Some("Ada"));
+/// users.clear().await;
+/// assert!(!users.has("42").await);
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Cache {
+    rt: Runtime,
+    mount: Arc<LiveMount>,
+    /// `ns1:ns2:` (empty at the root).
+    prefix: String,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache").field("mount", &&*self.mount.name).field("prefix", &self.prefix).finish()
+    }
+}
+
+/// A handle on the default mount (`"cache"`) of the runtime in force.
+pub fn cache() -> Cache {
+    Runtime::current().cache(DEFAULT_BASE)
+}
+
+impl Runtime {
+    /// A handle on the mount `base`.
+    pub fn cache(&self, base: &str) -> Cache {
+        Cache { rt: self.clone(), mount: self.mount(base), prefix: String::new() }
+    }
+}
+
+impl Cache {
+    /// A handle whose keys live under `name` (nested namespaces add up); [`clear`](Self::clear)
+    /// on it deletes only its keys.
+    pub fn namespace(&self, name: &str) -> Cache {
+        Cache { rt: self.rt.clone(), mount: Arc::clone(&self.mount), prefix: format!("{}{}:", self.prefix, escape_key(name)) }
+    }
+
+    /// The storage key of `key` in this handle: `{namespaces}{escaped key}.json`.
+    pub fn storage_key(&self, key: &str) -> String {
+        self.key(key).as_str().to_owned()
+    }
+
+    fn key(&self, key: &str) -> Key {
+        Key::from_parts(&self.prefix, &escape_key(key))
+    }
+
+    fn spec(&self, opts: &Options) -> FnSpec {
+        let ms = |d: Duration| d.as_millis().min(u64::MAX as u128) as u64;
+        FnSpec {
+            group: Cow::Borrowed("api"),
+            name: Cow::Owned(self.prefix.trim_end_matches(':').to_owned()),
+            prefix: Cow::Owned(self.prefix.clone()),
+            base: Cow::Owned(self.mount.name.to_string()),
+            integrity: opts.integrity.as_deref().map_or(0, |i| xxhash_rust::xxh3::xxh3_128(i.as_bytes())),
+            policy: opts.policy(),
+            tags: opts.tags.iter().map(|t| Cow::Owned(t.clone())).collect::<Vec<_>>().into(),
+            grace_backoff_ms: ms(opts.grace_backoff),
+            timeout_ms: opts.timeout.map(ms),
+            hard_timeout_ms: opts.hard_timeout.map(ms),
+        }
+    }
+
+    /// A value that is fresh under the options it was stored with.
+    pub async fn get<V: Clone + Send + Sync + 'static>(&self, key: &str) -> Option<V> {
+        self.read(&self.key(key), true)
+    }
+
+    fn read<V: Clone + 'static>(&self, key: &Key, fresh_only: bool) -> Option<V> {
+        let now = self.rt.clock().now_ms();
+        self.mount
+            .memory
+            .peek(key.id(), now, |slot| {
+                if slot.key.as_bytes() != key.as_bytes() {
+                    return None;
+                }
+                let mut expired = slot.is_expired();
+                match self.mount.tags.check(&slot.tag_ids, slot.seq) {
+                    TagVerdict::Invalid => return None,
+                    TagVerdict::Expired => expired = true,
+                    TagVerdict::Valid => {}
+                }
+                let policy = Policy::max_age(Duration::from_millis(slot.expires.saturating_sub(slot.mtime)));
+                if fresh_only && policy.freshness(slot.mtime, expired, now) != Freshness::Fresh {
+                    return None;
+                }
+                slot.value.downcast_ref::<V>().cloned()
+            })
+            .flatten()
+    }
+
+    /// Whether a fresh entry exists under `key` (of any type).
+    pub async fn has(&self, key: &str) -> bool {
+        let key = self.key(key);
+        let now = self.rt.clock().now_ms();
+        self.mount
+            .memory
+            .peek(key.id(), now, |slot| {
+                slot.key.as_bytes() == key.as_bytes()
+                    && self.mount.tags.check(&slot.tag_ids, slot.seq) == TagVerdict::Valid
+                    && !slot.is_expired()
+                    && now <= slot.expires
+            })
+            .unwrap_or(false)
+    }
+
+    /// Stores `value` under `key`, as produced now.
+    pub async fn set<V: Clone + Send + Sync + 'static>(&self, key: &str, value: V, opts: &Options) {
+        let key = self.key(key);
+        call::prime(SpecRef::Shared(Arc::new(self.spec(opts))), key, value, Vec::new()).await
+    }
+
+    /// The value under `key`; on a miss, runs `factory` (once for all concurrent callers of
+    /// the key), stores an `Ok` and returns it. `swr`, `grace`, timeouts and tags work as
+    /// with the attribute. Waiters of a failed run get `E::from(Error::SharedRunFailed)`;
+    /// a call abandoned after `hard_timeout` gets `E::from(Error::Timeout)`.
+    pub async fn get_or_set<V, E, F, Fut>(&self, key: &str, opts: &Options, factory: F) -> Result<V, E>
+    where
+        V: Clone + Send + Sync + 'static,
+        E: From<Error> + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+    {
+        let spec = SpecRef::Shared(Arc::new(self.spec(opts)));
+        let errors = Errors {
+            share: {
+                use call::PickFrom as _;
+                (&call::Pick::<E>::new()).err_share()
+            },
+            timeout: Some(crate::__private::timeout_error::<E>),
+        };
+        // The factory runs either in the caller's task or in the background: whoever
+        // comes first takes it.
+        let factory = Mutex::new(Some(factory));
+        let take = |m: &Mutex<Option<F>>| m.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.rt
+            .scope(call::call(
+                spec,
+                Some(self.key(key)),
+                false,
+                errors,
+                factory,
+                move |m: Mutex<Option<F>>| async move {
+                    match m.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                        Some(f) => f().await,
+                        None => Err(E::from(Error::SharedRunFailed)),
+                    }
+                },
+                call::spawn_refresh(move |m: &Mutex<Option<F>>| {
+                    let f = take(m);
+                    async move {
+                        match f {
+                            Some(f) => f().await,
+                            None => Err(E::from(Error::SharedRunFailed)),
+                        }
+                    }
+                }),
+                NoTags,
+            ))
+            .await
+    }
+
+    /// Deletes `key`; returns whether it was there.
+    pub async fn delete(&self, key: &str) -> bool {
+        call::drop_entry(&self.mount, &self.key(key))
+    }
+
+    /// Deletes every key of `keys`; returns how many were there.
+    pub async fn delete_many<S: AsRef<str>>(&self, keys: &[S]) -> usize {
+        keys.iter().filter(|k| call::drop_entry(&self.mount, &self.key(k.as_ref()))).count()
+    }
+
+    /// The fresh value under `key`, deleted as it is read.
+    pub async fn pull<V: Clone + Send + Sync + 'static>(&self, key: &str) -> Option<V> {
+        let key = self.key(key);
+        let v = self.read(&key, true);
+        call::drop_entry(&self.mount, &key);
+        v
+    }
+
+    /// Marks `key` stale: no longer fresh, still usable under `swr`/`grace`.
+    pub async fn expire(&self, key: &str) -> bool {
+        self.mount.memory.expire(self.key(key).id())
+    }
+
+    /// Deletes every key of this handle (its namespace; the whole mount at the root).
+    pub async fn clear(&self) -> usize {
+        call::clear_prefix(&self.mount, &self.prefix)
+    }
+}

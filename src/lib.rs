@@ -2,8 +2,9 @@
 
 pub use cache_macros::cached;
 pub use cache_runtime::{
-    Clock, Entry, Error, Freshness, ManualClock, Mount, Policy, Runtime, RuntimeBuilder, Window, canonical, clear,
-    clear_group, entry, escape_key, key, runtime,
+    Cache, CacheStats, Clock, Entry, Error, Freshness, ManualClock, Mount, Options, Policy, Runtime, RuntimeBuilder,
+    Window, cache, canonical, clear, clear_group, entry, escape_key, expire_tag, in_request_scope, invalidate_tag, key,
+    request_scope, runtime,
 };
 
 #[doc(hidden)]

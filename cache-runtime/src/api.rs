@@ -245,8 +245,8 @@ impl Cache {
 
     /// Stores `value` under `key`, as produced now.
     pub async fn set<V: Clone + Send + Sync + 'static>(&self, key: &str, value: V, opts: &Options) {
-        let key = self.key(key);
-        call::prime(SpecRef::Shared(Arc::new(self.spec(opts))), key, value, Vec::new()).await
+        let spec = SpecRef::Shared(Arc::new(self.spec(opts)));
+        call::prime_in(self.rt.clone(), Arc::clone(&self.mount), spec, self.key(key), value, Vec::new());
     }
 
     /// The value under `key`; on a miss, runs `factory` (once for all concurrent callers of

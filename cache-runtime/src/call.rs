@@ -554,11 +554,23 @@ pub async fn expire(spec: SpecRef, key: Key) {
 
 /// `NAME_prime`: stores `value` as if the body had just produced it.
 pub async fn prime<V: Send + Sync + 'static>(spec: SpecRef, key: Key, value: V, tags: Vec<String>) {
+    let rt = Runtime::current();
+    let mount = rt.mount(&spec.base);
+    prime_in(rt, mount, spec, key, value, tags);
+}
+
+/// Stores `value` in `mount` as if just produced; a run in flight for the key won't overwrite it.
+pub(crate) fn prime_in<V: Send + Sync + 'static>(
+    rt: Runtime,
+    mount: Arc<LiveMount>,
+    spec: SpecRef,
+    key: Key,
+    value: V,
+    tags: Vec<String>,
+) {
     if !spec.policy.stores() {
         return;
     }
-    let rt = Runtime::current();
-    let mount = rt.mount(&spec.base);
     mount.flights.cancel(key.id());
     let stats = rt.stats_for(&spec.prefix);
     let tags: Vec<Box<str>> =

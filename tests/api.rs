@@ -1,0 +1,175 @@
+//! The programmatic API (`larder::cache()`, `Runtime::cache`): the same algorithm as the
+//! attribute, for code that cannot use it.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::runtime;
+use larder::{Error, Options};
+
+fn counter() -> Arc<AtomicUsize> {
+    Arc::new(AtomicUsize::new(0))
+}
+
+async fn produce(runs: &Arc<AtomicUsize>) -> Result<usize, Error> {
+    Ok(runs.fetch_add(1, Ordering::SeqCst) + 1)
+}
+
+#[tokio::test]
+async fn get_set_has_delete_pull_expire() {
+    let (rt, clock) = runtime();
+    let cache = rt.cache("cache");
+    let opts = Options::new().max_age(Duration::from_secs(60));
+    assert_eq!(cache.get::<String>("a").await, None);
+    cache.set("a", "A".to_owned(), &opts).await;
+    assert_eq!(cache.get::<String>("a").await.as_deref(), Some("A"));
+    assert_eq!(cache.get::<u64>("a").await, None, "another type is not this entry");
+    assert!(cache.has("a").await);
+    clock.advance(Duration::from_secs(61));
+    assert!(!cache.has("a").await, "past max_age");
+    assert_eq!(cache.get::<String>("a").await, None);
+
+    cache.set("b", 1u32, &opts).await;
+    assert!(cache.expire("b").await);
+    assert_eq!(cache.get::<u32>("b").await, None, "expired: not fresh");
+
+    cache.set("c", 3u32, &opts).await;
+    assert_eq!(cache.pull::<u32>("c").await, Some(3));
+    assert!(!cache.has("c").await, "pull deletes");
+
+    cache.set("d", 4u32, &opts).await;
+    cache.set("e", 5u32, &opts).await;
+    assert_eq!(cache.delete_many(&["d", "e", "nope"]).await, 2);
+    assert!(cache.delete("b").await);
+    assert!(!cache.delete("b").await);
+}
+
+#[tokio::test]
+async fn get_or_set_runs_the_factory_once_and_never_caches_errors() {
+    let (rt, _clock) = runtime();
+    let cache = rt.cache("cache");
+    let opts = Options::new().max_age(Duration::from_secs(60));
+    let runs = counter();
+    for _ in 0..3 {
+        let r = runs.clone();
+        assert_eq!(cache.get_or_set("k", &opts, move || async move { produce(&r).await }).await.unwrap(), 1);
+    }
+    let failing: Result<usize, Error> = cache.get_or_set("bad", &opts, || async { Err(Error::Store("down".into())) }).await;
+    assert!(failing.is_err());
+    assert!(!cache.has("bad").await);
+}
+
+#[tokio::test]
+async fn namespaces_are_cleared_together() {
+    let (rt, _clock) = runtime();
+    let root = rt.cache("cache");
+    let users = root.namespace("users");
+    let posts = root.namespace("posts");
+    let opts = Options::new().max_age(Duration::from_secs(60));
+    users.set("1", 1u8, &opts).await;
+    users.namespace("admins").set("1", 2u8, &opts).await;
+    posts.set("1", 3u8, &opts).await;
+    assert_eq!(users.storage_key("1"), "users:1.json");
+    assert_eq!(users.clear().await, 2, "a namespace and its sub-namespaces");
+    assert_eq!(posts.get::<u8>("1").await, Some(3));
+}
+
+#[tokio::test]
+async fn grace_answers_with_the_old_value_while_the_factory_fails_then_backs_off() {
+    let (rt, clock) = runtime();
+    let cache = rt.cache("cache");
+    let opts = Options::new()
+        .max_age(Duration::from_secs(10))
+        .grace(Duration::from_secs(60))
+        .grace_backoff(Duration::from_secs(5));
+    let ok = cache.get_or_set("g", &opts, || async { Ok::<_, Error>(1u32) }).await;
+    assert_eq!(ok.unwrap(), 1);
+    clock.advance(Duration::from_secs(11)); // past max_age, inside grace
+    let calls = counter();
+    let failing = |calls: Arc<AtomicUsize>| move || async move {
+        calls.fetch_add(1, Ordering::SeqCst);
+        Err::<u32, Error>(Error::Store("upstream down".into()))
+    };
+    assert_eq!(cache.get_or_set("g", &opts, failing(calls.clone())).await.unwrap(), 1, "grace answer");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // Within the backoff the factory is not called at all.
+    clock.advance(Duration::from_secs(4));
+    assert_eq!(cache.get_or_set("g", &opts, failing(calls.clone())).await.unwrap(), 1);
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "backed off");
+    // After the backoff it is tried again (and fails again: grace again).
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(cache.get_or_set("g", &opts, failing(calls.clone())).await.unwrap(), 1);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    // Past max_age + grace the error comes through.
+    clock.advance(Duration::from_secs(60));
+    assert!(cache.get_or_set("g", &opts, failing(calls.clone())).await.is_err());
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_soft_timeout_answers_stale_and_the_late_result_is_stored() {
+    let (rt, clock) = runtime();
+    let cache = rt.cache("cache");
+    let opts = Options::new()
+        .max_age(Duration::from_secs(10))
+        .grace(Duration::from_secs(60))
+        .timeout(Duration::from_millis(20));
+    cache.set("t", 1u32, &opts).await;
+    clock.advance(Duration::from_secs(11));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let slow = cache.get_or_set("t", &opts, move || async move {
+        let _ = rx.await; // finishes only when the test says so
+        Ok::<_, Error>(2u32)
+    });
+    assert_eq!(slow.await.unwrap(), 1, "answered with the stale value after `timeout`");
+    tx.send(()).unwrap();
+    loop {
+        if cache.get::<u32>("t").await == Some(2) {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hard_timeout_gives_up_with_error_timeout() {
+    let (rt, _clock) = runtime();
+    let cache = rt.cache("cache");
+    let opts = Options::new().max_age(Duration::from_secs(10)).hard_timeout(Duration::from_millis(100));
+    let r: Result<u32, Error> = cache
+        .get_or_set("h", &opts, || async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(1)
+        })
+        .await;
+    assert_eq!(r, Err(Error::Timeout));
+}
+
+#[tokio::test]
+async fn invalidate_tag_makes_misses_and_expire_tag_makes_stale() {
+    let (rt, _clock) = runtime();
+    rt.scope(async {
+        let cache = rt.cache("cache");
+        let tagged = Options::new().max_age(Duration::from_secs(60)).swr().tag("users").tag("user:1");
+        cache.set("u1", 1u32, &tagged).await;
+        cache.set("u2", 2u32, &Options::new().max_age(Duration::from_secs(60)).tag("users")).await;
+        cache.set("other", 3u32, &Options::new().max_age(Duration::from_secs(60))).await;
+
+        larder::expire_tag("user:1").await;
+        assert_eq!(cache.get::<u32>("u1").await, None, "expired: not fresh");
+        let stale: Result<u32, Error> = cache.get_or_set("u1", &tagged, || async { Ok(10) }).await;
+        assert_eq!(stale.unwrap(), 1, "but still served stale under swr");
+
+        larder::invalidate_tag("users").await;
+        assert_eq!(cache.get::<u32>("u2").await, None);
+        assert_eq!(cache.get::<u32>("other").await, Some(3), "untagged entries are untouched");
+        let recomputed: Result<u32, Error> =
+            cache.get_or_set("u2", &Options::new().max_age(Duration::from_secs(60)).tag("users"), || async { Ok(20) }).await;
+        assert_eq!(recomputed.unwrap(), 20, "invalidated: a miss");
+        assert_eq!(cache.get::<u32>("u2").await, Some(20), "and the new entry is valid");
+    })
+    .await;
+}

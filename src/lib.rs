@@ -2,7 +2,7 @@
 
 pub use cache_macros::cached;
 pub use cache_runtime::{
-    Cache, CacheStats, Clock, Entry, Error, Freshness, ManualClock, Mount, Options, Policy, Runtime, RuntimeBuilder,
+    Answer, Cache, CacheStats, Clock, Entry, Error, Freshness, ManualClock, Mount, Options, Policy, Runtime, RuntimeBuilder, Storage,
     Window, cache, canonical, clear, clear_group, entry, escape_key, expire_tag, in_request_scope, invalidate_tag, key,
     request_scope, runtime,
 };

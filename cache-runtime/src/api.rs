@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::call::{self, Errors, FnSpec, NoTags, SpecRef};
+use crate::call::{self, Answer, Errors, FnSpec, NoTags, SpecRef, Storage};
 use crate::entry::{Freshness, Policy, Window};
 use crate::error::Error;
 use crate::key::{Key, escape_key};
@@ -260,6 +260,25 @@ impl Cache {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<V, E>> + Send + 'static,
     {
+        self.get_or_set_with(key, opts, None, factory).await.0
+    }
+
+    /// [`get_or_set`](Self::get_or_set), with a per-value storage decision (`storage`:
+    /// keep as the options say, keep for another `max_age`, or don't keep), and how the
+    /// call was answered (hit, stale, miss, grace).
+    pub async fn get_or_set_with<V, E, F, Fut>(
+        &self,
+        key: &str,
+        opts: &Options,
+        storage: Option<fn(&V) -> Storage>,
+        factory: F,
+    ) -> (Result<V, E>, Answer)
+    where
+        V: Clone + Send + Sync + 'static,
+        E: From<Error> + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+    {
         let spec = SpecRef::Shared(Arc::new(self.spec(opts)));
         let errors = Errors {
             share: {
@@ -273,11 +292,12 @@ impl Cache {
         let factory = Mutex::new(Some(factory));
         let take = |m: &Mutex<Option<F>>| m.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.rt
-            .scope(call::call(
+            .scope(call::call_full(
                 spec,
                 Some(self.key(key)),
                 false,
                 errors,
+                storage,
                 factory,
                 move |m: Mutex<Option<F>>| async move {
                     match m.into_inner().unwrap_or_else(|p| p.into_inner()) {

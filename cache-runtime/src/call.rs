@@ -157,6 +157,32 @@ impl<E> Clone for Errors<E> {
 }
 impl<E> Copy for Errors<E> {}
 
+/// Whether and how long to keep one produced value (the HTTP layer decides per response).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// As the policy says.
+    Default,
+    /// Fresh for this many milliseconds instead of the policy's `max_age`.
+    MaxAge(u64),
+    /// Not stored (still handed to every waiter of the run).
+    Skip,
+}
+
+/// How a call was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// A fresh entry.
+    Hit,
+    /// A stale entry (`swr`); a background refresh was started.
+    Stale,
+    /// The body ran (here or in a concurrent caller).
+    Miss,
+    /// An old entry, because the body failed, was backed off or timed out.
+    Grace,
+    /// `should_bypass_cache`: nothing read or written.
+    Bypass,
+}
+
 /// Tags computed from the arguments (`tags = |…| …`), or none.
 pub trait TagSource<A> {
     /// The tags of this call.
@@ -251,7 +277,11 @@ struct Ctx {
     key: Key,
     tags: Arc<[Box<str>]>,
     stats: Arc<Stats>,
+    /// Per-value storage decision.
+    storage: Option<StorageFn>,
 }
+
+type StorageFn = Arc<dyn Fn(&(dyn Any + Send + Sync)) -> Storage + Send + Sync>;
 
 impl Ctx {
     fn log(&self, level: tracing::Level, what: &str) {
@@ -309,17 +339,23 @@ impl Ctx {
         if leader.is_some_and(Leader::cancelled) {
             return;
         }
-        let now = self.rt.clock().now_ms();
         let policy = &self.spec.policy;
+        let max_age = match self.storage.as_ref().map_or(Storage::Default, |decide| decide(&v)) {
+            Storage::Skip => return,
+            Storage::MaxAge(ms) => ms,
+            Storage::Default => policy.max_age_ms,
+        };
+        let ttl_ms = Policy { max_age_ms: max_age, ..*policy }.store_ttl_ms();
+        let now = self.rt.clock().now_ms();
         let slot = Slot::new(NewSlot {
             key: self.key.as_str(),
             value: Box::new(v),
             mtime: now,
-            expires: now.saturating_add(policy.max_age_ms),
+            expires: now.saturating_add(max_age),
             integrity: self.spec.integrity,
             tags: self.tags.iter().cloned().collect(),
             seq,
-            ttl_ms: policy.store_ttl_ms(),
+            ttl_ms,
             stats: Some(Arc::clone(&self.stats)),
         });
         let slot = self.mount.memory.insert(self.key.id(), slot);
@@ -369,7 +405,9 @@ fn lookup<V: Clone + 'static>(mount: &LiveMount, spec: &FnSpec, key: &Key, now: 
                 TagVerdict::Expired => expired = true,
                 TagVerdict::Invalid => return Lookup::Miss,
             }
-            match spec.policy.freshness(slot.mtime, expired, now) {
+            // Each entry keeps the max_age it was stored with (an HTTP response may carry its own).
+            let policy = Policy { max_age_ms: slot.expires.saturating_sub(slot.mtime), ..spec.policy };
+            match policy.freshness(slot.mtime, expired, now) {
                 Freshness::Fresh => {
                     if count_hit && let Some(stats) = &slot.stats {
                         stats.hits.incr();
@@ -377,7 +415,7 @@ fn lookup<V: Clone + 'static>(mount: &LiveMount, spec: &FnSpec, key: &Key, now: 
                     Lookup::Fresh(v.clone())
                 }
                 Freshness::Stale => Lookup::Stale(v.clone()),
-                Freshness::Expired if spec.policy.within_grace(slot.mtime, now) => Lookup::Grace {
+                Freshness::Expired if policy.within_grace(slot.mtime, now) => Lookup::Grace {
                     value: v.clone(),
                     backing_off: slot.backoff_until.load(Ordering::Relaxed) > now,
                 },
@@ -392,13 +430,9 @@ enum First<V> {
     Go(Runtime, Arc<LiveMount>, Lookup<V>),
 }
 
-/// A call (SPEC §4).
-///
-/// `key` is `None` when `should_bypass_cache` said so: the body runs, nothing is read or
-/// written. `args` are the arguments (a tuple); `body` runs the function on them in the
-/// caller's task; `refresh` makes an owned copy of them for a background run; `tags`
-/// computes the call's dynamic tags (only when the body is about to run).
+/// A call (SPEC §4): [`call_full`] without a storage decision, returning only the result.
 #[allow(clippy::too_many_arguments)]
+#[inline]
 pub async fn call<A, V, E, B, BF, R, T>(
     spec: SpecRef,
     key: Option<Key>,
@@ -416,12 +450,41 @@ where
     R: Refresher<A, V, E>,
     T: TagSource<A>,
 {
+    call_full(spec, key, invalidate, errors, None, args, body, refresh, tags).await.0
+}
+
+/// A call (SPEC §4), and how it was answered.
+///
+/// `key` is `None` when `should_bypass_cache` said so: the body runs, nothing is read or
+/// written. `storage` decides per produced value whether and how long to keep it. `args`
+/// are the arguments (a tuple); `body` runs the function on them in the caller's task;
+/// `refresh` makes an owned copy of them for a background run; `tags` computes the call's
+/// dynamic tags (only when the body is about to run).
+#[allow(clippy::too_many_arguments)]
+pub async fn call_full<A, V, E, B, BF, R, T>(
+    spec: SpecRef,
+    key: Option<Key>,
+    invalidate: bool,
+    errors: Errors<E>,
+    storage: Option<fn(&V) -> Storage>,
+    args: A,
+    body: B,
+    refresh: R,
+    tags: T,
+) -> (Result<V, E>, Answer)
+where
+    V: Clone + Send + Sync + 'static,
+    B: FnOnce(A) -> BF,
+    BF: Future<Output = Result<V, E>>,
+    R: Refresher<A, V, E>,
+    T: TagSource<A>,
+{
     let Some(key) = key else {
         tracing::trace!(target: "larder", group = &*spec.group, name = &*spec.name, "bypass");
-        return body(args).await;
+        return (body(args).await, Answer::Bypass);
     };
     if !spec.policy.stores() {
-        return body(args).await;
+        return (body(args).await, Answer::Bypass);
     }
     // The hit path: no clone of the runtime, no allocation, one shard read lock.
     let first = with_current(|rt| {
@@ -438,7 +501,7 @@ where
     let (rt, mount, found) = match first {
         First::Hit(v) => {
             tracing::trace!(target: "larder", group = &*spec.group, name = &*spec.name, key = key.as_str(), "hit");
-            return Ok(v);
+            return (Ok(v), Answer::Hit);
         }
         First::Go(rt, mount, found) => (rt, mount, found),
     };
@@ -447,37 +510,40 @@ where
     }
     let mut all_tags: Vec<Box<str>> = spec.tags.iter().map(|t| Box::<str>::from(&**t)).collect();
     let stats = rt.stats_for(&spec.prefix);
+    let storage = storage.map(|decide| -> StorageFn {
+        Arc::new(move |v: &(dyn Any + Send + Sync)| v.downcast_ref::<V>().map_or(Storage::Default, decide))
+    });
     let grace = match found {
         Lookup::Stale(v) => {
             stats.stale.incr();
             if R::ENABLED && !mount.flights.is_running(key.id()) {
                 all_tags.extend(tags.tags(&args).into_iter().map(String::into_boxed_str));
-                let ctx = Ctx { rt, mount, spec, key, tags: all_tags.into(), stats };
+                let ctx = Ctx { rt, mount, spec, key, tags: all_tags.into(), stats, storage };
                 ctx.log(tracing::Level::DEBUG, "stale: refreshing in the background");
                 if let Some(leader) = ctx.mount.flights.try_lead(ctx.key.id(), ctx.key.as_str(), &ctx.tags) {
                     refresh.start(&args, Job { ctx: ctx.clone(), errors, leader, _v: PhantomData });
                 }
             }
-            return Ok(v);
+            return (Ok(v), Answer::Stale);
         }
         Lookup::Grace { value, backing_off: true } => {
-            let ctx = Ctx { rt, mount, spec, key, tags: all_tags.into(), stats };
-            return Ok(ctx.answer_from_grace(value, "grace: the body failed recently and is backed off"));
+            let ctx = Ctx { rt, mount, spec, key, tags: all_tags.into(), stats, storage };
+            return (Ok(ctx.answer_from_grace(value, "grace: the body failed recently and is backed off")), Answer::Grace);
         }
         Lookup::Grace { value, backing_off: false } => Some(value),
-        Lookup::Fresh(v) => return Ok(v),
+        Lookup::Fresh(v) => return (Ok(v), Answer::Hit),
         Lookup::Miss => None,
     };
     stats.misses.incr();
     all_tags.extend(tags.tags(&args).into_iter().map(String::into_boxed_str));
-    let ctx = Ctx { rt, mount, spec, key, tags: all_tags.into(), stats };
+    let ctx = Ctx { rt, mount, spec, key, tags: all_tags.into(), stats, storage };
     ctx.log(tracing::Level::DEBUG, "miss");
     loop {
         match ctx.mount.flights.join(ctx.key.id(), ctx.key.as_str(), &ctx.tags) {
             Join::Lead(leader) => {
                 // A run may have finished between the lookup and the join.
                 if let Lookup::Fresh(v) = lookup::<V>(&ctx.mount, &ctx.spec, &ctx.key, ctx.rt.clock().now_ms(), false) {
-                    return Ok(v);
+                    return (Ok(v), Answer::Hit);
                 }
                 if let (Some(ms), Some(stale), true) = (ctx.spec.timeout_ms, &grace, R::ENABLED) {
                     // Soft timeout: run in the background, answer with the stale value if
@@ -485,40 +551,43 @@ where
                     let rx = leader.subscribe();
                     refresh.start(&args, Job { ctx: ctx.clone(), errors, leader, _v: PhantomData });
                     let waited = tokio::time::timeout(Duration::from_millis(ms), flight::wait(rx)).await;
-                    return match waited {
+                    let answered = match waited {
                         Ok(Awaited::Done(p)) => match &*p {
-                            Published::Value(v) if v.is::<V>() => Ok(v.downcast_ref::<V>().expect("checked").clone()),
+                            Published::Value(v) if v.is::<V>() => {
+                                return (Ok(v.downcast_ref::<V>().expect("checked").clone()), Answer::Miss);
+                            }
                             _ => {
                                 ctx.back_off();
-                                Ok(ctx.answer_from_grace(stale.clone(), "grace: the body failed"))
+                                ctx.answer_from_grace(stale.clone(), "grace: the body failed")
                             }
                         },
-                        Ok(Awaited::Abandoned) => Ok(ctx.answer_from_grace(stale.clone(), "grace: the run was abandoned")),
-                        Err(_) => Ok(ctx.answer_from_grace(stale.clone(), "timeout: answered with the stale value")),
+                        Ok(Awaited::Abandoned) => ctx.answer_from_grace(stale.clone(), "grace: the run was abandoned"),
+                        Err(_) => ctx.answer_from_grace(stale.clone(), "timeout: answered with the stale value"),
                     };
+                    return (Ok(answered), Answer::Grace);
                 }
                 return match ctx.run(errors, leader, body(args)).await {
-                    Ok(v) => Ok(v),
+                    Ok(v) => (Ok(v), Answer::Miss),
                     Err(_) if grace.is_some() => {
                         ctx.back_off();
-                        Ok(ctx.answer_from_grace(grace.expect("checked"), "grace: the body failed"))
+                        (Ok(ctx.answer_from_grace(grace.expect("checked"), "grace: the body failed")), Answer::Grace)
                     }
-                    Err(e) => Err(e),
+                    Err(e) => (Err(e), Answer::Miss),
                 };
             }
             Join::Follow(rx) => match flight::wait(rx).await {
                 Awaited::Done(published) => match &*published {
                     Published::Value(v) => {
                         if let Some(v) = v.downcast_ref::<V>() {
-                            return Ok(v.clone());
+                            return (Ok(v.clone()), Answer::Miss);
                         }
                     }
                     Published::Error(shared) => {
                         if let Some(stale) = grace {
-                            return Ok(ctx.answer_from_grace(stale, "grace: the body failed"));
+                            return (Ok(ctx.answer_from_grace(stale, "grace: the body failed")), Answer::Grace);
                         }
                         if let Some(e) = (errors.share.from_shared)(shared.as_deref()) {
-                            return Err(e);
+                            return (Err(e), Answer::Miss);
                         }
                     }
                     Published::Panicked => panic!(
@@ -576,7 +645,7 @@ pub(crate) fn prime_in<V: Send + Sync + 'static>(
     let tags: Vec<Box<str>> =
         spec.tags.iter().map(|t| Box::<str>::from(&**t)).chain(tags.into_iter().map(String::into_boxed_str)).collect();
     let seq = mount.next_seq();
-    Ctx { rt, mount, spec, key, tags: tags.into(), stats }.store(value, seq, None);
+    Ctx { rt, mount, spec, key, tags: tags.into(), stats, storage: None }.store(value, seq, None);
 }
 
 /// `NAME_clear`: deletes every entry of the function.

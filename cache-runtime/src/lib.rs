@@ -22,7 +22,7 @@ mod stats;
 mod tags;
 
 pub use api::{Cache, Options, cache};
-pub use call::{clear, clear_group, expire_tag, invalidate_tag};
+pub use call::{Answer, Storage, clear, clear_group, expire_tag, invalidate_tag};
 pub use clock::{Clock, ManualClock};
 pub use entry::{Entry, Freshness, Policy, Window};
 pub use error::Error;

@@ -19,6 +19,7 @@ mod memo;
 mod memory;
 pub mod runtime;
 mod stats;
+pub mod store;
 mod tags;
 
 pub use api::{Cache, Options, cache};

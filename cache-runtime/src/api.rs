@@ -144,10 +144,10 @@ impl Options {
 /// ```
 #[derive(Clone)]
 pub struct Cache {
-    rt: Runtime,
-    mount: Arc<LiveMount>,
+    pub(crate) rt: Runtime,
+    pub(crate) mount: Arc<LiveMount>,
     /// `ns1:ns2:` (empty at the root).
-    prefix: String,
+    pub(crate) prefix: String,
 }
 
 impl std::fmt::Debug for Cache {

@@ -13,6 +13,8 @@ use crate::error::Error;
 use crate::key::{Key, escape_key};
 use crate::runtime::{DEFAULT_BASE, LiveMount, Runtime};
 use crate::tags::TagVerdict;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// The options of one `set`/`get_or_set`: the attribute's options, as a builder.
 ///
@@ -201,31 +203,36 @@ impl Cache {
     }
 
     /// A value that is fresh under the options it was stored with.
-    pub async fn get<V: Clone + Send + Sync + 'static>(&self, key: &str) -> Option<V> {
-        self.read(&self.key(key), true)
+    pub async fn get<V: Clone + Send + Sync + 'static + Serialize + DeserializeOwned>(&self, key: &str) -> Option<V> {
+        self.read(&self.key(key)).await
     }
 
-    fn read<V: Clone + 'static>(&self, key: &Key, fresh_only: bool) -> Option<V> {
+    /// A fresh value from L1, else from L2 (which then fills L1).
+    async fn read<V: Clone + Send + Sync + 'static + Serialize + DeserializeOwned>(&self, key: &Key) -> Option<V> {
         let now = self.rt.clock().now_ms();
-        self.mount
-            .memory
-            .peek(key.id(), now, |slot| {
-                if slot.key.as_bytes() != key.as_bytes() {
-                    return None;
-                }
-                let mut expired = slot.is_expired();
-                match self.mount.tags.check(&slot.tag_ids, slot.seq) {
-                    TagVerdict::Invalid => return None,
-                    TagVerdict::Expired => expired = true,
-                    TagVerdict::Valid => {}
-                }
-                let policy = Policy::max_age(Duration::from_millis(slot.expires.saturating_sub(slot.mtime)));
-                if fresh_only && policy.freshness(slot.mtime, expired, now) != Freshness::Fresh {
-                    return None;
-                }
-                slot.value.downcast_ref::<V>().cloned()
-            })
-            .flatten()
+        let in_memory = self.mount.memory.peek(key.id(), now, |slot| {
+            if slot.key.as_bytes() != key.as_bytes() {
+                return None;
+            }
+            let mut expired = slot.is_expired();
+            match self.mount.tags.check(&slot.tag_ids, slot.seq) {
+                TagVerdict::Invalid => return None,
+                TagVerdict::Expired => expired = true,
+                TagVerdict::Valid => {}
+            }
+            let policy = Policy::max_age(Duration::from_millis(slot.expires.saturating_sub(slot.mtime)));
+            if policy.freshness(slot.mtime, expired, now) != Freshness::Fresh {
+                return None;
+            }
+            slot.value.downcast_ref::<V>().cloned()
+        });
+        if let Some(found) = in_memory {
+            return found;
+        }
+        let l2 = self.mount.read_l2::<V>(key, None).await?;
+        let e = &l2.entry;
+        let policy = Policy::max_age(Duration::from_millis(e.expires.saturating_sub(e.mtime)));
+        (policy.freshness(e.mtime, l2.expired, now) == Freshness::Fresh).then(|| e.value.clone())
     }
 
     /// Whether a fresh entry exists under `key` (of any type).
@@ -244,9 +251,9 @@ impl Cache {
     }
 
     /// Stores `value` under `key`, as produced now.
-    pub async fn set<V: Clone + Send + Sync + 'static>(&self, key: &str, value: V, opts: &Options) {
+    pub async fn set<V: Clone + Send + Sync + 'static + Serialize + DeserializeOwned>(&self, key: &str, value: V, opts: &Options) {
         let spec = SpecRef::Shared(Arc::new(self.spec(opts)));
-        call::prime_in(self.rt.clone(), Arc::clone(&self.mount), spec, self.key(key), value, Vec::new());
+        call::prime_in(self.rt.clone(), Arc::clone(&self.mount), spec, self.key(key), value, Vec::new()).await;
     }
 
     /// The value under `key`; on a miss, runs `factory` (once for all concurrent callers of
@@ -255,7 +262,7 @@ impl Cache {
     /// a call abandoned after `hard_timeout` gets `E::from(Error::Timeout)`.
     pub async fn get_or_set<V, E, F, Fut>(&self, key: &str, opts: &Options, factory: F) -> Result<V, E>
     where
-        V: Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static + Serialize + DeserializeOwned,
         E: From<Error> + Send + 'static,
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<V, E>> + Send + 'static,
@@ -274,7 +281,7 @@ impl Cache {
         factory: F,
     ) -> (Result<V, E>, Answer)
     where
-        V: Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static + Serialize + DeserializeOwned,
         E: From<Error> + Send + 'static,
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<V, E>> + Send + 'static,
@@ -321,29 +328,33 @@ impl Cache {
 
     /// Deletes `key`; returns whether it was there.
     pub async fn delete(&self, key: &str) -> bool {
-        call::drop_entry(&self.mount, &self.key(key))
+        self.mount.delete(&self.key(key)).await
     }
 
     /// Deletes every key of `keys`; returns how many were there.
     pub async fn delete_many<S: AsRef<str>>(&self, keys: &[S]) -> usize {
-        keys.iter().filter(|k| call::drop_entry(&self.mount, &self.key(k.as_ref()))).count()
+        let mut n = 0;
+        for k in keys {
+            n += usize::from(self.mount.delete(&self.key(k.as_ref())).await);
+        }
+        n
     }
 
     /// The fresh value under `key`, deleted as it is read.
-    pub async fn pull<V: Clone + Send + Sync + 'static>(&self, key: &str) -> Option<V> {
+    pub async fn pull<V: Clone + Send + Sync + 'static + Serialize + DeserializeOwned>(&self, key: &str) -> Option<V> {
         let key = self.key(key);
-        let v = self.read(&key, true);
-        call::drop_entry(&self.mount, &key);
+        let v = self.read(&key).await;
+        self.mount.delete(&key).await;
         v
     }
 
     /// Marks `key` stale: no longer fresh, still usable under `swr`/`grace`.
     pub async fn expire(&self, key: &str) -> bool {
-        self.mount.memory.expire(self.key(key).id())
+        self.mount.expire(&self.key(key)).await
     }
 
     /// Deletes every key of this handle (its namespace; the whole mount at the root).
     pub async fn clear(&self) -> usize {
-        call::clear_prefix(&self.mount, &self.prefix)
+        self.mount.clear_prefix(&self.prefix).await
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt as _;
 
-use crate::entry::{Freshness, Policy};
+use crate::entry::{Entry, Freshness, Policy};
 use crate::error::Error;
 use crate::flight::{self, Awaited, Join, Leader, Published};
 use crate::key::Key;
@@ -23,6 +23,9 @@ use crate::memory::{NewSlot, Slot};
 use crate::runtime::{LiveMount, Runtime, with_current};
 use crate::stats::Stats;
 use crate::tags::TagVerdict;
+use crate::tier::FromL2;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// Everything about a cached function (or a `get_or_set` call) that does not change
 /// from call to call.
@@ -246,7 +249,7 @@ impl<A, V, E, F, Fut> Refresher<A, V, E> for SpawnRefresh<F>
 where
     F: FnOnce(&A) -> Fut,
     Fut: Future<Output = Result<V, E>> + Send + 'static,
-    V: Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static + Serialize + DeserializeOwned,
     E: Send + 'static,
 {
     const ENABLED: bool = true;
@@ -281,6 +284,14 @@ struct Ctx {
     storage: Option<StorageFn>,
 }
 
+/// What was stored in the memory tier, for the L2 copy.
+#[derive(Clone, Copy)]
+struct Stored {
+    mtime: u64,
+    expires: u64,
+    ttl_ms: Option<u64>,
+}
+
 type StorageFn = Arc<dyn Fn(&(dyn Any + Send + Sync)) -> Storage + Send + Sync>;
 
 impl Ctx {
@@ -298,7 +309,7 @@ impl Ctx {
     /// publishes the outcome to the followers. A panic is published, then resumed.
     async fn run<V, E, Fut>(&self, errors: Errors<E>, leader: Leader, fut: Fut) -> Result<V, E>
     where
-        V: Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static + Serialize + DeserializeOwned,
         Fut: Future<Output = Result<V, E>>,
     {
         let seq = self.mount.next_seq();
@@ -317,8 +328,11 @@ impl Ctx {
         };
         match outcome {
             Ok(Ok(v)) => {
-                self.store(v.clone(), seq, Some(&leader));
+                let stored = self.store(v.clone(), seq, Some(&leader));
                 leader.publish(Published::Value(Box::new(v.clone())));
+                if let Some(stored) = stored {
+                    self.write_l2(&v, stored).await;
+                }
                 Ok(v)
             }
             Ok(Err(e)) => {
@@ -335,13 +349,13 @@ impl Ctx {
     }
 
     /// Stores a produced value, unless an invalidation arrived while it was produced.
-    fn store<V: Send + Sync + 'static>(&self, v: V, seq: u64, leader: Option<&Leader>) {
+    fn store<V: Send + Sync + 'static>(&self, v: V, seq: u64, leader: Option<&Leader>) -> Option<Stored> {
         if leader.is_some_and(Leader::cancelled) {
-            return;
+            return None;
         }
         let policy = &self.spec.policy;
         let max_age = match self.storage.as_ref().map_or(Storage::Default, |decide| decide(&v)) {
-            Storage::Skip => return,
+            Storage::Skip => return None,
             Storage::MaxAge(ms) => ms,
             Storage::Default => policy.max_age_ms,
         };
@@ -363,7 +377,24 @@ impl Ctx {
         // first and removes the memory entry second; re-checking here closes the gap.
         if leader.is_some_and(Leader::cancelled) {
             self.mount.memory.remove_if_same(self.key.id(), &slot);
+            return None;
         }
+        Some(Stored { mtime: now, expires: now.saturating_add(max_age), ttl_ms })
+    }
+
+    /// Writes a stored value to L2 (if the mount has one).
+    async fn write_l2<V: Serialize>(&self, v: &V, stored: Stored) {
+        if self.mount.l2.is_none() {
+            return;
+        }
+        let entry = Entry {
+            value: v,
+            mtime: stored.mtime,
+            expires: stored.expires,
+            integrity: format!("{:032x}", self.spec.integrity),
+            tags: self.tags.iter().map(|t| t.to_string()).collect(),
+        };
+        self.mount.write_l2(&self.key, &entry, stored.ttl_ms).await;
     }
 
     /// Starts the grace backoff of the entry: the body is not called again for a while.
@@ -425,6 +456,43 @@ fn lookup<V: Clone + 'static>(mount: &LiveMount, spec: &FnSpec, key: &Key, now: 
         .unwrap_or(Lookup::Miss)
 }
 
+/// Puts an entry read from L2 into the memory tier (for the rest of its life) and says
+/// what it is worth now. `None` when it is worth nothing.
+fn fill_from_l2<V: Clone + Send + Sync + 'static>(
+    rt: &Runtime,
+    mount: &LiveMount,
+    spec: &FnSpec,
+    key: &Key,
+    l2: FromL2<V>,
+) -> Option<Lookup<V>> {
+    let now = rt.clock().now_ms();
+    let e = l2.entry;
+    let policy = Policy { max_age_ms: e.expires.saturating_sub(e.mtime), ..spec.policy };
+    let lookup = match policy.freshness(e.mtime, l2.expired, now) {
+        Freshness::Fresh => Lookup::Fresh(e.value.clone()),
+        Freshness::Stale => Lookup::Stale(e.value.clone()),
+        Freshness::Expired if policy.within_grace(e.mtime, now) => Lookup::Grace { value: e.value.clone(), backing_off: false },
+        Freshness::Expired => return None,
+    };
+    let age = now.saturating_sub(e.mtime);
+    let slot = Slot::new(NewSlot {
+        key: key.as_str(),
+        value: Box::new(e.value),
+        mtime: e.mtime,
+        expires: e.expires,
+        integrity: spec.integrity,
+        tags: e.tags.into_iter().map(String::into_boxed_str).collect(),
+        seq: mount.next_seq(),
+        ttl_ms: policy.store_ttl_ms().map(|ttl| ttl.saturating_sub(age).max(1)),
+        stats: Some(rt.stats_for(&spec.prefix)),
+    });
+    if l2.expired {
+        slot.expired.store(true, Ordering::Relaxed);
+    }
+    mount.memory.insert(key.id(), slot);
+    Some(lookup)
+}
+
 enum First<V> {
     Hit(V),
     Go(Runtime, Arc<LiveMount>, Lookup<V>),
@@ -449,6 +517,7 @@ where
     BF: Future<Output = Result<V, E>>,
     R: Refresher<A, V, E>,
     T: TagSource<A>,
+    V: Serialize + DeserializeOwned,
 {
     call_full(spec, key, invalidate, errors, None, args, body, refresh, tags).await.0
 }
@@ -478,6 +547,7 @@ where
     BF: Future<Output = Result<V, E>>,
     R: Refresher<A, V, E>,
     T: TagSource<A>,
+    V: Serialize + DeserializeOwned,
 {
     let Some(key) = key else {
         tracing::trace!(target: "larder", group = &*spec.group, name = &*spec.name, "bypass");
@@ -506,8 +576,19 @@ where
         First::Go(rt, mount, found) => (rt, mount, found),
     };
     if invalidate {
-        drop_entry(&mount, &key);
+        mount.delete(&key).await;
     }
+    // L2: on a memory miss (or an entry only good for grace), the store may have a
+    // better entry, for example one written by another instance.
+    let found = match found {
+        Lookup::Miss | Lookup::Grace { .. } if mount.l2.is_some() && !invalidate => {
+            match mount.read_l2::<V>(&key, Some(spec.integrity)).await {
+                Some(l2) => fill_from_l2(&rt, &mount, &spec, &key, l2).unwrap_or(found),
+                None => found,
+            }
+        }
+        other => other,
+    };
     let mut all_tags: Vec<Box<str>> = spec.tags.iter().map(|t| Box::<str>::from(&**t)).collect();
     let stats = rt.stats_for(&spec.prefix);
     let storage = storage.map(|decide| -> StorageFn {
@@ -601,42 +682,35 @@ where
     }
 }
 
-/// Deletes one entry and cancels its run in flight (the run's result is not stored).
-pub(crate) fn drop_entry(mount: &LiveMount, key: &Key) -> bool {
-    mount.flights.cancel(key.id());
-    mount.memory.remove(key.id())
-}
-
 fn mount_of(spec: &FnSpec) -> Arc<LiveMount> {
     with_current(|rt| rt.mount(&spec.base))
 }
 
 /// `NAME_invalidate`: deletes the entry from every tier; a run in flight does not write back.
 pub async fn invalidate(spec: SpecRef, key: Key) {
-    drop_entry(&mount_of(&spec), &key);
+    mount_of(&spec).delete(&key).await;
 }
 
 /// `NAME_expire`: the entry stays usable for `swr`/`grace`, but is no longer fresh.
 pub async fn expire(spec: SpecRef, key: Key) {
-    mount_of(&spec).memory.expire(key.id());
+    mount_of(&spec).expire(&key).await;
 }
 
 /// `NAME_prime`: stores `value` as if the body had just produced it.
-pub async fn prime<V: Send + Sync + 'static>(spec: SpecRef, key: Key, value: V, tags: Vec<String>) {
+pub async fn prime<V>(spec: SpecRef, key: Key, value: V, tags: Vec<String>)
+where
+    V: Send + Sync + 'static + Serialize,
+{
     let rt = Runtime::current();
     let mount = rt.mount(&spec.base);
-    prime_in(rt, mount, spec, key, value, tags);
+    prime_in(rt, mount, spec, key, value, tags).await;
 }
 
 /// Stores `value` in `mount` as if just produced; a run in flight for the key won't overwrite it.
-pub(crate) fn prime_in<V: Send + Sync + 'static>(
-    rt: Runtime,
-    mount: Arc<LiveMount>,
-    spec: SpecRef,
-    key: Key,
-    value: V,
-    tags: Vec<String>,
-) {
+pub(crate) async fn prime_in<V>(rt: Runtime, mount: Arc<LiveMount>, spec: SpecRef, key: Key, value: V, tags: Vec<String>)
+where
+    V: Send + Sync + 'static + Serialize,
+{
     if !spec.policy.stores() {
         return;
     }
@@ -645,12 +719,22 @@ pub(crate) fn prime_in<V: Send + Sync + 'static>(
     let tags: Vec<Box<str>> =
         spec.tags.iter().map(|t| Box::<str>::from(&**t)).chain(tags.into_iter().map(String::into_boxed_str)).collect();
     let seq = mount.next_seq();
-    Ctx { rt, mount, spec, key, tags: tags.into(), stats, storage: None }.store(value, seq, None);
+    let ctx = Ctx { rt, mount, spec, key, tags: tags.into(), stats, storage: None };
+    if ctx.mount.l2.is_some() {
+        let json = serde_json::to_value(&value).ok();
+        if let Some(stored) = ctx.store(value, seq, None)
+            && let Some(json) = json
+        {
+            ctx.write_l2(&json, stored).await;
+        }
+    } else {
+        ctx.store(value, seq, None);
+    }
 }
 
 /// `NAME_clear`: deletes every entry of the function.
 pub async fn clear_fn(spec: SpecRef) {
-    clear_prefix(&mount_of(&spec), &spec.prefix);
+    mount_of(&spec).clear_prefix(&spec.prefix).await;
 }
 
 /// `NAME_stats`: the counters of the function in the runtime in force.
@@ -658,22 +742,23 @@ pub fn stats(spec: SpecRef) -> crate::CacheStats {
     with_current(|rt| rt.stats(&spec.prefix))
 }
 
-pub(crate) fn clear_prefix(mount: &LiveMount, prefix: &str) -> usize {
-    mount.flights.cancel_where(|key, _| key.starts_with(prefix));
-    mount.memory.remove_prefix(prefix)
-}
-
 /// Deletes every entry of `group` (and of its sub-groups `group/…`) on every mount.
 pub async fn clear_group(group: &str) -> usize {
     let prefix = format!("{}:", crate::key::group_segment(group));
-    let rt = Runtime::current();
-    rt.mounts().iter().map(|m| clear_prefix(m, &prefix)).sum()
+    let mut n = 0;
+    for mount in Runtime::current().mounts() {
+        n += mount.clear_prefix(&prefix).await;
+    }
+    n
 }
 
 /// Deletes every entry on every mount.
 pub async fn clear() -> usize {
-    let rt = Runtime::current();
-    rt.mounts().iter().map(|m| clear_prefix(m, "")).sum()
+    let mut n = 0;
+    for mount in Runtime::current().mounts() {
+        n += mount.clear_prefix("").await;
+    }
+    n
 }
 
 /// Invalidates every entry tagged `tag`, on every mount: they become misses. Costs the same
@@ -681,9 +766,9 @@ pub async fn clear() -> usize {
 /// tag don't store their results.
 pub async fn invalidate_tag(tag: &str) {
     let rt = Runtime::current();
+    let now = rt.clock().now_ms();
     for mount in rt.mounts() {
-        mount.tags.invalidate(tag, mount.next_seq());
-        mount.flights.cancel_where(|_, tags| tags.iter().any(|t| &**t == tag));
+        mount.tag_event(tag, true, now).await;
     }
 }
 
@@ -691,7 +776,8 @@ pub async fn invalidate_tag(tag: &str) {
 /// usable under `swr` and `grace`.
 pub async fn expire_tag(tag: &str) {
     let rt = Runtime::current();
+    let now = rt.clock().now_ms();
     for mount in rt.mounts() {
-        mount.tags.expire(tag, mount.next_seq());
+        mount.tag_event(tag, false, now).await;
     }
 }

@@ -21,6 +21,7 @@ pub mod runtime;
 mod stats;
 pub mod store;
 mod tags;
+mod tier;
 
 pub use api::{Cache, Options, cache};
 pub use call::{Answer, Storage, clear, clear_group, expire_tag, invalidate_tag};
@@ -31,6 +32,7 @@ pub use memo::{in_request_scope, request_scope};
 pub use key::escape_key;
 pub use runtime::{Mount, Runtime, RuntimeBuilder};
 pub use stats::CacheStats;
+pub use tier::TierHealth;
 
 /// What the `#[cached]` expansion names. Not a public API: it changes without notice.
 #[doc(hidden)]

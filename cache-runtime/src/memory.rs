@@ -28,7 +28,6 @@ pub(crate) struct Slot {
     /// `mtime + max_age` of the policy that stored it.
     pub expires: u64,
     pub integrity: u128,
-    pub tags: Box<[Box<str>]>,
     pub tag_ids: Box<[u64]>,
     /// The mount's sequence number when it was stored (orders it against tag events).
     pub seq: u64,
@@ -62,7 +61,6 @@ impl Slot {
             mtime: n.mtime,
             expires: n.expires,
             integrity: n.integrity,
-            tags: n.tags,
             tag_ids,
             seq: n.seq,
             ttl_ms: n.ttl_ms,
@@ -239,15 +237,6 @@ impl Memory {
         let victims = self.matching(prefix);
         for (id, slot) in &victims {
             self.remove_if_same(*id, slot);
-        }
-        victims.len()
-    }
-
-    /// Expires every slot whose key starts with `prefix`; returns how many.
-    pub fn expire_prefix(&self, prefix: &str) -> usize {
-        let victims = self.matching(prefix);
-        for (_, slot) in &victims {
-            slot.expired.store(true, Ordering::SeqCst);
         }
         victims.len()
     }

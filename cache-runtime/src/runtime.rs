@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use parking_lot::RwLock;
 
@@ -13,7 +14,9 @@ use crate::error::Error;
 use crate::flight::Flights;
 use crate::memory::Memory;
 use crate::stats::{CacheStats, Stats};
+use crate::store::Store;
 use crate::tags::Tags;
+use crate::tier::{L2, TierHealth};
 
 /// The default number of entries a memory tier holds.
 pub const DEFAULT_CAPACITY: u64 = 10_000;
@@ -21,19 +24,49 @@ pub const DEFAULT_CAPACITY: u64 = 10_000;
 /// The name of the mount that `#[cached]` uses when no `base` is given.
 pub const DEFAULT_BASE: &str = "cache";
 
-/// How one mount (a `base`) stores its entries.
+/// How one mount (a `base`) stores its entries: a memory tier (L1), and optionally a
+/// [`Store`] behind it (L2: a filesystem, Redis, or your own).
 ///
-/// In this version every mount is an in-process memory store: moka-bounded, values kept
-/// decoded, nothing serialized on a hit.
-#[derive(Debug, Clone)]
+/// Reads stop at the first tier that has the entry (an L2 hit fills L1 for the rest of the
+/// entry's life); writes go to both. An L2 failure never fails a call (SPEC §6).
+#[derive(Clone)]
 pub struct Mount {
     capacity: u64,
+    l2: Option<Arc<dyn Store>>,
+    cooldown: Duration,
+}
+
+impl std::fmt::Debug for Mount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mount")
+            .field("capacity", &self.capacity)
+            .field("l2", &self.l2.as_ref().map(|s| s.name().to_owned()))
+            .finish()
+    }
 }
 
 impl Mount {
     /// A memory mount holding at most `capacity` entries (least valuable evicted first).
     pub fn memory(capacity: u64) -> Mount {
-        Mount { capacity }
+        Mount { capacity, l2: None, cooldown: Duration::from_secs(10) }
+    }
+
+    /// Adds an L2 store behind the memory tier.
+    pub fn l2(mut self, store: impl Store) -> Mount {
+        self.l2 = Some(Arc::new(store));
+        self
+    }
+
+    /// Adds a shared L2 store behind the memory tier.
+    pub fn l2_shared(mut self, store: Arc<dyn Store>) -> Mount {
+        self.l2 = Some(store);
+        self
+    }
+
+    /// How long L2 is skipped after repeated failures before one call probes it (default 10 s).
+    pub fn breaker_cooldown(mut self, cooldown: Duration) -> Mount {
+        self.cooldown = cooldown;
+        self
     }
 
     /// The capacity of the memory tier.
@@ -54,6 +87,7 @@ pub(crate) struct LiveMount {
     pub memory: Memory,
     pub flights: Arc<Flights>,
     pub tags: Tags,
+    pub l2: Option<L2>,
     /// Orders stores against tag events.
     seq: AtomicU64,
 }
@@ -65,6 +99,7 @@ impl LiveMount {
             memory: Memory::new(config.capacity),
             flights: Flights::new(),
             tags: Tags::new(),
+            l2: config.l2.clone().map(|store| L2::new(store, config.cooldown)),
             seq: AtomicU64::new(1),
         })
     }
@@ -246,6 +281,11 @@ impl Runtime {
     /// The number of entries in the memory tier of mount `name`.
     pub fn memory_len(&self, name: &str) -> u64 {
         self.with_mount(name, |m| m.memory.len())
+    }
+
+    /// The health of the L2 of mount `name` (all zero without L2).
+    pub fn tier_health(&self, name: &str) -> TierHealth {
+        self.with_mount(name, |m| m.l2.as_ref().map(L2::health).unwrap_or_default())
     }
 
     /// Every key in the memory tier of mount `name` that starts with `prefix`, sorted.

@@ -9,6 +9,7 @@ use proc_macro::TokenStream;
 
 mod duration;
 mod expand;
+mod memo;
 mod options;
 mod signature;
 
@@ -16,4 +17,13 @@ mod signature;
 #[proc_macro_attribute]
 pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::cached(attr.into(), item.into()).into()
+}
+
+/// Memoizes an `async fn` within one request: inside `larder::request_scope(…)`, calls
+/// with equal arguments (`Hash`) run once, concurrent ones included, and the result
+/// (`Clone`) is dropped with the scope. Outside a scope the function just runs. See the
+/// `larder` crate.
+#[proc_macro_attribute]
+pub fn memo(attr: TokenStream, item: TokenStream) -> TokenStream {
+    memo::memo(attr.into(), item.into()).into()
 }

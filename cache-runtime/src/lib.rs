@@ -14,6 +14,7 @@ mod clock;
 pub mod entry;
 mod error;
 mod flight;
+#[cfg(feature = "http")] pub mod http;
 pub mod key;
 mod memo;
 mod memory;
@@ -41,7 +42,7 @@ pub mod __private {
         DynTags, ErrShare, Errors, FnSpec, Job, NoRefresh, NoTags, Pick, PickClone, PickFrom, PickNone, Refresher,
         SpawnRefresh, SpecRef, TagSource, call, clear_fn, dyn_tags, expire, invalidate, prime, spawn_refresh, stats,
     };
-    pub use crate::memo::memo;
+    pub use crate::memo::{memo, memo_hash};
     pub use crate::stats::CacheStats;
     pub use std::borrow::Cow;
     use std::future::Future;

@@ -41,11 +41,18 @@ pub fn in_request_scope() -> bool {
     SCOPE.try_with(|_| ()).is_ok()
 }
 
-/// A memoized call: `function` names the function, `args` are hashed (128 bits).
+/// The 128-bit hash of a memoized call's arguments.
 #[doc(hidden)]
-pub async fn memo<A, V, F, Fut>(function: &'static str, args: &A, body: F) -> V
+pub fn memo_hash<A: Hash + ?Sized>(args: &A) -> u128 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    args.hash(&mut hasher);
+    hasher.digest128()
+}
+
+/// A memoized call: `function` names the function, `args` is [`memo_hash`] of its arguments.
+#[doc(hidden)]
+pub async fn memo<V, F, Fut>(function: &'static str, args: u128, body: F) -> V
 where
-    A: Hash + ?Sized,
     V: Clone + Send + Sync + 'static,
     F: FnOnce() -> Fut,
     Fut: Future<Output = V>,
@@ -53,9 +60,7 @@ where
     let Ok(scope) = SCOPE.try_with(Arc::clone) else {
         return body().await;
     };
-    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-    args.hash(&mut hasher);
-    let id = (function, hasher.digest128());
+    let id = (function, args);
     let cell = Arc::clone(scope.cells.lock().unwrap_or_else(|p| p.into_inner()).entry(id).or_default());
     let value = cell.get_or_init(|| async { Box::new(body().await) as Box<dyn Any + Send + Sync> }).await;
     match value.downcast_ref::<V>() {

@@ -72,13 +72,16 @@ async fn swr_serves_the_stale_value_at_once_and_refreshes_in_the_background() {
         assert_eq!(RUNS.get(), 2, "one refresh, however many stale reads");
         GATE.open();
         // The refresh stores its value; wait for it through the cache itself.
-        let fresh = loop {
-            let v = version().await;
-            if v == 2 {
-                break v;
+        let fresh = common::within(async {
+            loop {
+                let v = version().await;
+                if v == 2 {
+                    break v;
+                }
+                tokio::task::yield_now().await;
             }
-            tokio::task::yield_now().await;
-        };
+        })
+        .await;
         assert_eq!(fresh, 2);
         assert_eq!(RUNS.get(), 2);
     })
@@ -145,12 +148,15 @@ async fn the_background_refresh_outlives_its_caller() {
         assert_eq!(caller.await.unwrap(), "a#1");
         RUNS.reached(2).await;
         GATE.open();
-        loop {
-            if slow("a").await == "a#2" {
-                break;
+        common::within(async {
+            loop {
+                if slow("a").await == "a#2" {
+                    break;
+                }
+                tokio::task::yield_now().await;
             }
-            tokio::task::yield_now().await;
-        }
+        })
+        .await;
     })
     .await;
 }

@@ -40,13 +40,16 @@ async fn free_function_helpers() {
         FREE_RUNS.reached(2).await;
 
         // invalidate: gone from the cache.
-        loop {
-            // wait until the refresh has landed, then invalidate it
-            if profile(7, "en").await.unwrap().run == 2 {
-                break;
+        common::within(async {
+            loop {
+                // wait until the refresh has landed, then invalidate it
+                if profile(7, "en").await.unwrap().run == 2 {
+                    break;
+                }
+                tokio::task::yield_now().await;
             }
-            tokio::task::yield_now().await;
-        }
+        })
+        .await;
         profile_invalidate(7, "en").await;
         assert!(rt.keys("cache", "users:profile:").is_empty());
         assert_eq!(profile(7, "en").await.unwrap().run, 3);
@@ -109,12 +112,15 @@ async fn method_helpers_with_self_by_value_and_reference_arguments() {
         // A stale method call refreshes in the background with a clone of `self`.
         clock.advance(Duration::from_secs(7200));
         assert_eq!(repo.stars("rust", 2).await.unwrap(), Stars(1));
-        loop {
-            if repo.stars("rust", 2).await.unwrap() == Stars(9024) {
-                break;
+        common::within(async {
+            loop {
+                if repo.stars("rust", 2).await.unwrap() == Stars(9024) {
+                    break;
+                }
+                tokio::task::yield_now().await;
             }
-            tokio::task::yield_now().await;
-        }
+        })
+        .await;
 
         Repo::stars_clear().await;
         assert!(rt.keys("cache", "github:stars:").is_empty());

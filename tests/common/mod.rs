@@ -57,3 +57,10 @@ impl Runs {
         let _ = rx.wait_for(|v| *v >= n).await;
     }
 }
+
+/// Awaits `fut`, failing the test (instead of hanging it) if it takes more than 20 s.
+pub async fn within<F: std::future::Future>(fut: F) -> F::Output {
+    tokio::time::timeout(std::time::Duration::from_secs(20), fut)
+        .await
+        .expect("the awaited outcome never came (20 s)")
+}

@@ -8,16 +8,22 @@
 #![warn(missing_docs)]
 
 mod api;
+#[cfg(feature = "redis")]
+pub mod bus;
 mod call;
 pub mod canonical;
 mod clock;
 pub mod entry;
 mod error;
 mod flight;
-#[cfg(feature = "http")] pub mod http;
+#[cfg(feature = "fs")]
+pub mod fs;
 pub mod key;
 mod memo;
 mod memory;
+mod memstore;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod runtime;
 mod stats;
 pub mod store;
@@ -30,6 +36,7 @@ pub use clock::{Clock, ManualClock};
 pub use entry::{Entry, Freshness, Policy, Window};
 pub use error::Error;
 pub use memo::{in_request_scope, request_scope};
+pub use memstore::MemoryStore;
 pub use key::escape_key;
 pub use runtime::{Mount, Runtime, RuntimeBuilder};
 pub use stats::CacheStats;

@@ -1,0 +1,768 @@
+//! [`FsStore`]: a [`Store`] of files under one directory (feature `fs`).
+//!
+//! # Layout
+//!
+//! A key's `:`-separated segments are path components under the store's directory:
+//! `functions:get_token:default.json` is the file `{dir}/functions/get_token/default.json`,
+//! holding the value's bytes as they are (for larder, an entry as JSON), so that `cat` shows
+//! it.
+//!
+//! # Expiry
+//!
+//! A file's modification time is its expiry instant: `set` with a TTL writes the file and
+//! sets its mtime to now + TTL; without a TTL, to [`NO_TTL_MTIME`] (the year 2200). A file
+//! whose mtime has passed is gone for [`get`](Store::get), [`keys`](Store::keys) and
+//! [`delete`](Store::delete), and is removed when one of them meets it. A file whose mtime is
+//! changed by another program (`touch`, a copy that does not preserve times) expires
+//! accordingly. File systems that can't store times past 2038 clamp the no-TTL time, so such
+//! entries expire then.
+//!
+//! # Atomic writes
+//!
+//! `set` writes a temp file in the destination directory, named `.larder-tmp.{ms}.{random}`,
+//! sets its mtime, and renames it over the destination: a reader sees the old file or the new
+//! one, never a partial one. The data is not `fsync`ed: after a power loss a file may be
+//! empty or truncated, which the runtime treats as an unreadable entry (a miss). Temp files
+//! left by a crash are never read; [`FsStore::new`] and [`delete_prefix`](Store::delete_prefix)
+//! remove the ones older than a minute (younger ones may belong to a write in progress in
+//! another process sharing the directory).
+//!
+//! # Paths never leave the directory
+//!
+//! A key is refused (`Err`, before any file system call) unless each of its `:`-separated
+//! segments is 1 to 255 bytes long, is not `.` or `..`, contains no `/`, `\` or NUL, and does
+//! not start with the temp-file prefix; the whole path must be shorter than 4096 bytes. So no
+//! key names a path outside the directory: no absolute path, no parent segment. The file
+//! at a key is opened without following a symlink; anything there that is not a regular file
+//! (a symlink, a FIFO, a socket) is a miss and is unlinked; a directory is a miss and left
+//! alone. Keys built by larder (SPEC §3, [`escape_key`](crate::escape_key)) always pass.
+//!
+//! # Blocking
+//!
+//! Every file operation runs on Tokio's blocking pool (`spawn_blocking`), one task per call,
+//! so the async runtime's threads never wait on the disk. The store's methods must be called
+//! inside a Tokio runtime.
+
+use std::fs::{self, File, Metadata};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use filetime::FileTime;
+
+use crate::error::Error;
+use crate::store::{Store, StoreFuture};
+
+/// The start of every temp file's name. Keys whose segment starts with it are refused.
+pub const TEMP_PREFIX: &str = ".larder-tmp.";
+
+/// The mtime, in seconds since the Unix epoch, of a file stored without a TTL:
+/// 2200-01-01T00:00:00Z.
+pub const NO_TTL_MTIME: i64 = 7_258_118_400;
+
+/// Temp files older than this are leftovers of a crash; younger ones may be a write in
+/// progress.
+const TEMP_GRACE: Duration = Duration::from_secs(60);
+
+/// The longest segment (file or directory name) that file systems accept.
+const MAX_SEGMENT: usize = 255;
+
+/// The longest path (with its terminating NUL) that Linux accepts.
+const MAX_PATH: usize = 4096;
+
+/// A guard against directory trees deeper than any key could make.
+const MAX_DEPTH: usize = MAX_PATH / 2;
+
+/// A [`Store`] that keeps each key in its own file under one directory.
+///
+/// See the [module documentation](self) for the layout, expiry, atomic writes and key rules.
+/// Errors: an invalid key, and any file system error other than "not there", is an
+/// [`Error::Store`] naming the key or path; nothing panics. Clones share the directory.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use cache_runtime::fs::FsStore;
+/// use cache_runtime::store::Store;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = FsStore::new(dir.path())?;
+/// store.set("functions:get_token:default.json", b"{}".to_vec(), None).await?;
+/// assert!(dir.path().join("functions/get_token/default.json").is_file());
+/// assert!(store.set("../../etc/passwd", vec![], None).await.is_err());
+/// # Ok::<(), cache_runtime::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone, Debug)]
+pub struct FsStore {
+    dir: Arc<Path>,
+}
+
+impl FsStore {
+    /// Opens the store in `dir`, creating the directory (and its parents) if needed, and
+    /// removes the temp files that a crash left in it (older than a minute).
+    ///
+    /// Blocking: it walks the whole directory once. In async code, with a large directory,
+    /// prefer [`FsStore::open`].
+    ///
+    /// Errors: `dir` can't be created or is not a directory. Failures to list the directory
+    /// or to remove a leftover temp file are logged, not returned.
+    pub fn new(dir: impl AsRef<Path>) -> Result<FsStore, Error> {
+        let dir = dir.as_ref();
+        fs::create_dir_all(dir).map_err(|e| io_error("cannot create the directory", dir, &e))?;
+        let dir =
+            fs::canonicalize(dir).map_err(|e| io_error("cannot resolve the directory", dir, &e))?;
+        if !dir.is_dir() {
+            return Err(Error::Store(format!(
+                "fs store: {} is not a directory",
+                dir.display()
+            )));
+        }
+        let store = FsStore { dir: dir.into() };
+        let mut key = String::new();
+        let cleaned = walk(&store.dir, &mut key, "", 0, &mut |found| {
+            if let Found::Temp { path } = found {
+                remove_old_temp(&path);
+            }
+        });
+        if let Err(e) = cleaned {
+            tracing::warn!(target: "larder", dir = %store.dir.display(), error = %e, "fs store: cannot clean leftover temp files");
+        }
+        prune_empty_dirs(&store.dir, false);
+        Ok(store)
+    }
+
+    /// [`FsStore::new`] on Tokio's blocking pool. Must be called inside a Tokio runtime.
+    ///
+    /// Errors: those of [`FsStore::new`].
+    pub async fn open(dir: impl Into<PathBuf>) -> Result<FsStore, Error> {
+        let dir = dir.into();
+        blocking(move || FsStore::new(dir)).await
+    }
+
+    /// The store's directory (absolute, symlinks resolved).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file that holds `key`, after checking the key (see the module documentation).
+    ///
+    /// Errors: the key is refused, with the reason.
+    pub fn path_of(&self, key: &str) -> Result<PathBuf, Error> {
+        let mut path = self.dir.to_path_buf();
+        for segment in key.split(':') {
+            check_segment(segment, false).map_err(|why| invalid_key(key, why))?;
+            path.push(segment);
+        }
+        if path.as_os_str().len() >= MAX_PATH {
+            return Err(invalid_key(key, "its path would be longer than 4095 bytes"));
+        }
+        Ok(path)
+    }
+
+    /// The directory to walk for `prefix`, the key prefix of that directory, and the start
+    /// of the names to keep in it.
+    fn scope<'p>(&self, prefix: &'p str) -> Result<(PathBuf, String, &'p str), Error> {
+        let (full, partial) = match prefix.rfind(':') {
+            Some(i) => (&prefix[..=i], &prefix[i + 1..]),
+            None => ("", prefix),
+        };
+        let mut dir = self.dir.to_path_buf();
+        if let Some(full) = full.strip_suffix(':') {
+            for segment in full.split(':') {
+                check_segment(segment, false).map_err(|why| invalid_key(prefix, why))?;
+                dir.push(segment);
+            }
+        }
+        check_segment(partial, true).map_err(|why| invalid_key(prefix, why))?;
+        Ok((dir, full.to_owned(), partial))
+    }
+}
+
+impl Store for FsStore {
+    fn name(&self) -> &str {
+        "fs"
+    }
+
+    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            let path = self.path_of(key)?;
+            blocking(move || read_live(&path)).await
+        })
+    }
+
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let path = self.path_of(key)?;
+            let expires = ttl.and_then(|ttl| SystemTime::now().checked_add(ttl));
+            let mtime = match expires {
+                Some(at) => FileTime::from_system_time(at),
+                None => FileTime::from_unix_time(NO_TTL_MTIME, 0),
+            };
+            blocking(move || write_atomic(&path, &value, mtime)).await
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let path = self.path_of(key)?;
+            blocking(move || {
+                let meta = match fs::symlink_metadata(&path) {
+                    Ok(meta) => meta,
+                    Err(e) if is_absent(&e) => return Ok(false),
+                    Err(e) => return Err(io_error("cannot inspect", &path, &e)),
+                };
+                if meta.is_dir() {
+                    return Ok(false);
+                }
+                let live = meta.is_file() && !expired(&meta);
+                match fs::remove_file(&path) {
+                    Ok(()) => Ok(live),
+                    Err(e) if is_absent(&e) => Ok(false),
+                    Err(e) => Err(io_error("cannot remove", &path, &e)),
+                }
+            })
+            .await
+        })
+    }
+
+    fn delete_prefix<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let (dir, mut key, partial) = self.scope(prefix)?;
+            let root = self.dir.clone();
+            let partial = partial.to_owned();
+            blocking(move || {
+                let mut n = 0;
+                let mut first_error = None;
+                walk(&dir, &mut key, &partial, 0, &mut |found| match found {
+                    Found::File { path, meta, .. } => match fs::remove_file(&path) {
+                        Ok(()) => n += u64::from(meta.is_file() && !expired(&meta)),
+                        Err(e) if is_absent(&e) => {}
+                        Err(e) => {
+                            first_error.get_or_insert_with(|| io_error("cannot remove", &path, &e));
+                        }
+                    },
+                    Found::Temp { path } => remove_old_temp(&path),
+                })
+                .or_else(|e| {
+                    if is_absent(&e) {
+                        Ok(())
+                    } else {
+                        Err(io_error("cannot list", &dir, &e))
+                    }
+                })?;
+                prune_empty_dirs(&dir, dir != *root);
+                match first_error {
+                    Some(e) => Err(e),
+                    None => Ok(n),
+                }
+            })
+            .await
+        })
+    }
+
+    fn keys<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let (dir, mut key, partial) = self.scope(prefix)?;
+            let partial = partial.to_owned();
+            blocking(move || {
+                let mut keys = Vec::new();
+                walk(&dir, &mut key, &partial, 0, &mut |found| {
+                    if let Found::File { key, path, meta } = found {
+                        if !meta.is_file() {
+                            return;
+                        }
+                        if expired(&meta) {
+                            remove_if_same(&path, &meta);
+                        } else {
+                            keys.push(key);
+                        }
+                    }
+                })
+                .or_else(|e| {
+                    if is_absent(&e) {
+                        Ok(())
+                    } else {
+                        Err(io_error("cannot list", &dir, &e))
+                    }
+                })?;
+                Ok(keys)
+            })
+            .await
+        })
+    }
+}
+
+/// Runs file system work on Tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(Error::Store(format!(
+            "fs store: a blocking task failed: {e}"
+        )))
+    })
+}
+
+/// Checks one `:`-separated segment of a key (`partial`: the unfinished last segment of a
+/// prefix, which may be empty or `.`/`..`, as it only filters names).
+fn check_segment(segment: &str, partial: bool) -> Result<(), &'static str> {
+    if segment.contains(['/', '\\', '\0']) {
+        return Err("it contains `/`, `\\` or NUL");
+    }
+    if segment.len() > MAX_SEGMENT {
+        return Err("a segment is longer than 255 bytes (file systems can't store it)");
+    }
+    if partial {
+        return Ok(());
+    }
+    if segment.is_empty() {
+        return Err("it has an empty segment (a leading or trailing `:`, or `::`)");
+    }
+    if segment == "." || segment == ".." {
+        return Err("it has a `.` or `..` segment");
+    }
+    if segment.starts_with(TEMP_PREFIX) {
+        return Err("a segment starts with `.larder-tmp.`, which is reserved for temp files");
+    }
+    Ok(())
+}
+
+fn invalid_key(key: &str, why: &str) -> Error {
+    const SHOWN: usize = 80;
+    let shown = if key.len() > SHOWN {
+        let mut end = SHOWN;
+        while !key.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{:?}… ({} bytes)", &key[..end], key.len())
+    } else {
+        format!("{key:?}")
+    };
+    Error::Store(format!(
+        "fs store: refused key {shown}: {why}; keys are `:`-separated segments of 1 to 255 bytes, \
+         without `/`, `\\` or NUL, and not `.` or `..` (build them with `escape_key`)"
+    ))
+}
+
+fn io_error(what: &str, path: &Path, e: &io::Error) -> Error {
+    Error::Store(format!("fs store: {what} {}: {e}", path.display()))
+}
+
+/// "Not there": the file, or one of its parents, does not exist or is not a directory.
+fn is_absent(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
+/// Whether a file's expiry (its mtime) has passed. An mtime that can't be read counts as
+/// expired: the file can't be trusted to be fresh.
+fn expired(meta: &Metadata) -> bool {
+    meta.modified()
+        .map_or(true, |mtime| mtime <= SystemTime::now())
+}
+
+/// Opens `path` for reading without following a symlink at the path itself, and without
+/// blocking on a FIFO.
+fn open_no_follow(path: &Path) -> io::Result<File> {
+    let mut options = fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // Elsewhere: check first (a symlink placed between the check and the open is followed).
+        if !fs::symlink_metadata(path)?.is_file() {
+            return Err(io::Error::other("not a regular file"));
+        }
+    }
+    options.open(path)
+}
+
+/// The bytes of a live regular file at `path`; a miss for anything else, removing what
+/// can't be a value (expired, unreadable, a symlink or other special file).
+fn read_live(path: &Path) -> Result<Option<Vec<u8>>, Error> {
+    let mut file = match open_no_follow(path) {
+        Ok(file) => file,
+        Err(e) if is_absent(&e) => return Ok(None),
+        Err(e) => {
+            // A symlink (ELOOP), a file we may not read, or another special file.
+            if fs::symlink_metadata(path).is_ok_and(|meta| !meta.is_dir()) {
+                tracing::warn!(target: "larder", path = %path.display(), error = %e, "fs store: unreadable file, removing it");
+                remove_quietly(path);
+            }
+            return Ok(None);
+        }
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| io_error("cannot inspect", path, &e))?;
+    if meta.is_dir() {
+        return Ok(None);
+    }
+    if !meta.is_file() {
+        tracing::warn!(target: "larder", path = %path.display(), "fs store: not a regular file, removing it");
+        remove_quietly(path);
+        return Ok(None);
+    }
+    if expired(&meta) {
+        remove_if_same(path, &meta);
+        return Ok(None);
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
+    match file.read_to_end(&mut bytes) {
+        Ok(_) => Ok(Some(bytes)),
+        Err(e) => {
+            tracing::warn!(target: "larder", path = %path.display(), error = %e, "fs store: unreadable file, removing it");
+            remove_if_same(path, &meta);
+            Ok(None)
+        }
+    }
+}
+
+/// Writes `value` to `path` atomically (temp file in the same directory, then rename), with
+/// `mtime` as its expiry.
+fn write_atomic(path: &Path, value: &[u8], mtime: FileTime) -> Result<(), Error> {
+    let parent = path
+        .parent()
+        .expect("a key's path has its directory as parent");
+    // A concurrent `delete_prefix` may remove an empty directory between its creation and
+    // the temp file's: try again a few times.
+    let mut attempts = 0;
+    let mut temp = loop {
+        attempts += 1;
+        fs::create_dir_all(parent)
+            .map_err(|e| io_error("cannot create the directory", parent, &e))?;
+        match tempfile::Builder::new()
+            .prefix(&temp_prefix())
+            .tempfile_in(parent)
+        {
+            Ok(temp) => break temp,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 4 => continue,
+            Err(e) => return Err(io_error("cannot create a temp file in", parent, &e)),
+        }
+    };
+    temp.write_all(value)
+        .map_err(|e| io_error("cannot write", temp.path(), &e))?;
+    filetime::set_file_handle_times(temp.as_file(), None, Some(mtime))
+        .map_err(|e| io_error("cannot set the expiry (mtime) of", temp.path(), &e))?;
+    // On failure the temp file is removed when the error's handle drops.
+    temp.persist(path)
+        .map_err(|e| io_error("cannot rename a temp file to", path, &e.error))?;
+    Ok(())
+}
+
+/// `.larder-tmp.{ms since epoch}.`: the time tells later cleanups how old a temp file is.
+fn temp_prefix() -> String {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!("{TEMP_PREFIX}{ms}.")
+}
+
+/// Removes a temp file if its name says it is older than [`TEMP_GRACE`] (or can't say).
+fn remove_old_temp(path: &Path) {
+    let born = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .and_then(|name| name.strip_prefix(TEMP_PREFIX))
+        .and_then(|rest| rest.split('.').next())
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .map(|ms| UNIX_EPOCH + Duration::from_millis(ms));
+    let old = born.is_none_or(|born| born + TEMP_GRACE <= SystemTime::now());
+    if old {
+        remove_quietly(path);
+    }
+}
+
+fn remove_quietly(path: &Path) {
+    if let Err(e) = fs::remove_file(path)
+        && !is_absent(&e)
+    {
+        tracing::warn!(target: "larder", path = %path.display(), error = %e, "fs store: cannot remove a file");
+    }
+}
+
+/// Removes `path` only if it is still the file described by `meta`: an expired file that a
+/// concurrent `set` just replaced stays.
+fn remove_if_same(path: &Path, meta: &Metadata) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match fs::symlink_metadata(path) {
+            Ok(now) if now.dev() == meta.dev() && now.ino() == meta.ino() => remove_quietly(path),
+            _ => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        remove_quietly(path);
+    }
+}
+
+/// What [`walk`] finds.
+enum Found {
+    /// A key's file (or something else that is not a directory at a key's place).
+    File {
+        key: String,
+        path: PathBuf,
+        meta: Metadata,
+    },
+    /// A temp file.
+    Temp { path: PathBuf },
+}
+
+/// Visits every file under `dir` (whose key prefix is `key`), keeping at the top level only
+/// the names that start with `partial`. Names that are not UTF-8 can't be keys: skipped.
+fn walk(
+    dir: &Path,
+    key: &mut String,
+    partial: &str,
+    depth: usize,
+    visit: &mut dyn FnMut(Found),
+) -> io::Result<()> {
+    if depth > MAX_DEPTH {
+        return Ok(());
+    }
+    for entry in fs::read_dir(dir)? {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) if is_absent(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with(TEMP_PREFIX) {
+            visit(Found::Temp { path: entry.path() });
+            continue;
+        }
+        if !name.starts_with(partial) {
+            continue;
+        }
+        // `DirEntry::metadata` does not follow symlinks.
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            Err(e) if is_absent(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        let len = key.len();
+        key.push_str(name);
+        if meta.is_dir() {
+            key.push(':');
+            match walk(&entry.path(), key, "", depth + 1, visit) {
+                Err(e) if !is_absent(&e) => return Err(e),
+                _ => {}
+            }
+        } else {
+            visit(Found::File {
+                key: key.clone(),
+                path: entry.path(),
+                meta,
+            });
+        }
+        key.truncate(len);
+    }
+    Ok(())
+}
+
+/// Removes the empty directories under `dir`, and `dir` itself if `including_self`. Best
+/// effort: a directory that is not empty (or is being filled) stays.
+fn prune_empty_dirs(dir: &Path, including_self: bool) {
+    fn prune(dir: &Path, depth: usize) {
+        if depth > MAX_DEPTH {
+            return;
+        }
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let path = entry.path();
+                prune(&path, depth + 1);
+                let _ = fs::remove_dir(&path);
+            }
+        }
+    }
+    prune(dir, 0);
+    if including_self {
+        let _ = fs::remove_dir(dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, FsStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn passes_the_conformance_suite() {
+        let (_dir, store) = store();
+        crate::store::conformance::check(&store).await;
+    }
+
+    #[tokio::test]
+    async fn a_key_is_a_path_with_colons_as_slashes() {
+        let (dir, store) = store();
+        store
+            .set(
+                "functions:get_token:default.json",
+                b"{\"value\":1}".to_vec(),
+                None,
+            )
+            .await
+            .unwrap();
+        let file = dir.path().join("functions/get_token/default.json");
+        assert_eq!(fs::read(&file).unwrap(), b"{\"value\":1}");
+        assert_eq!(
+            store.path_of("functions:get_token:default.json").unwrap(),
+            store.dir().join("functions/get_token/default.json")
+        );
+    }
+
+    #[tokio::test]
+    async fn hostile_keys_are_refused_and_touch_nothing() {
+        let (dir, store) = store();
+        let long_segment = "a".repeat(10_000);
+        let long_path = "a:".repeat(5_000) + "x.json";
+        let hostile = [
+            "",
+            "../../etc/passwd",
+            "..",
+            "a:..:b",
+            "a:.:b",
+            "/etc/passwd",
+            "a/b",
+            "a\\b",
+            "..\\..\\windows",
+            "a\0b",
+            "C:\\Windows",
+            "a::b",
+            ":a",
+            "a:",
+            ".larder-tmp.1.x",
+            long_segment.as_str(),
+            long_path.as_str(),
+        ];
+        for key in hostile {
+            for result in [
+                store.get(key).await.map(drop),
+                store.set(key, b"x".to_vec(), None).await,
+                store.delete(key).await.map(drop),
+            ] {
+                let err = result.expect_err(&format!("key {key:?} must be refused"));
+                let Error::Store(msg) = err else {
+                    panic!("not a store error")
+                };
+                assert!(msg.contains("refused key"), "{msg}");
+                assert!(msg.len() < 400, "the message stays short: {msg}");
+            }
+        }
+        for prefix in ["../", "/etc:", "a::", "..:", "a\0"] {
+            assert!(store.keys(prefix).await.is_err(), "prefix {prefix:?}");
+            assert!(
+                store.delete_prefix(prefix).await.is_err(),
+                "prefix {prefix:?}"
+            );
+        }
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing was written"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_longest_keys_that_fit_work() {
+        let (_dir, store) = store();
+        let key = format!("{}:{}", "g".repeat(255), "k".repeat(255));
+        store.set(&key, b"1".to_vec(), None).await.unwrap();
+        assert_eq!(store.get(&key).await.unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(store.keys("").await.unwrap(), vec![key]);
+    }
+
+    #[tokio::test]
+    async fn the_expiry_is_the_mtime() {
+        let (dir, store) = store();
+        store
+            .set("a:ttl.json", b"1".to_vec(), Some(Duration::from_secs(3600)))
+            .await
+            .unwrap();
+        store
+            .set("a:forever.json", b"1".to_vec(), None)
+            .await
+            .unwrap();
+        let mtime = |name: &str| {
+            fs::metadata(dir.path().join("a").join(name))
+                .unwrap()
+                .modified()
+                .unwrap()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+        };
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let ttl = mtime("ttl.json");
+        assert!(
+            ttl > now + Duration::from_secs(3590) && ttl <= now + Duration::from_secs(3601),
+            "{ttl:?}"
+        );
+        assert_eq!(mtime("forever.json").as_secs(), NO_TTL_MTIME as u64);
+    }
+
+    #[tokio::test]
+    async fn an_expired_file_is_removed_when_read() {
+        let (dir, store) = store();
+        store
+            .set("a:x.json", b"1".to_vec(), Some(Duration::from_millis(20)))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(store.get("a:x.json").await.unwrap(), None);
+        assert!(!dir.path().join("a/x.json").exists());
+    }
+
+    #[tokio::test]
+    async fn a_prefix_is_matched_on_whole_and_partial_segments() {
+        let (_dir, store) = store();
+        for key in ["g:n:a.json", "g:n:ab.json", "g:nn:a.json", "h:n:a.json"] {
+            store.set(key, b"1".to_vec(), None).await.unwrap();
+        }
+        let sorted = |mut v: Vec<String>| {
+            v.sort();
+            v
+        };
+        assert_eq!(
+            sorted(store.keys("g:n:a").await.unwrap()),
+            ["g:n:a.json", "g:n:ab.json"]
+        );
+        assert_eq!(
+            sorted(store.keys("g:n").await.unwrap()),
+            ["g:n:a.json", "g:n:ab.json", "g:nn:a.json"]
+        );
+        assert_eq!(
+            store.keys("nothing:here:").await.unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(store.delete_prefix("g:").await.unwrap(), 3);
+        assert_eq!(store.keys("").await.unwrap(), ["h:n:a.json"]);
+        assert!(
+            !store.dir().join("g").exists(),
+            "empty directories are pruned"
+        );
+    }
+}

@@ -16,6 +16,8 @@ mod clock;
 pub mod entry;
 mod error;
 mod flight;
+#[cfg(feature = "redis")]
+mod instances;
 #[cfg(feature = "fs")]
 pub mod fs;
 pub mod key;

@@ -88,18 +88,25 @@ pub(crate) struct LiveMount {
     pub flights: Arc<Flights>,
     pub tags: Tags,
     pub l2: Option<L2>,
+    /// Where changes are announced to other instances.
+    #[cfg(feature = "redis")]
+    pub bus: Option<Arc<crate::instances::BusLink>>,
     /// Orders stores against tag events.
     seq: AtomicU64,
 }
 
 impl LiveMount {
-    fn new(name: &str, config: &Mount) -> Arc<LiveMount> {
+    fn new(name: &str, config: &Mount, bus: &Bus) -> Arc<LiveMount> {
+        #[cfg(not(feature = "redis"))]
+        let _ = bus;
         Arc::new(LiveMount {
             name: name.into(),
             memory: Memory::new(config.capacity),
             flights: Flights::new(),
             tags: Tags::new(),
             l2: config.l2.clone().map(|store| L2::new(store, config.cooldown)),
+            #[cfg(feature = "redis")]
+            bus: bus.clone(),
             seq: AtomicU64::new(1),
         })
     }
@@ -110,7 +117,13 @@ impl LiveMount {
     }
 }
 
+#[cfg(feature = "redis")]
+type Bus = Option<Arc<crate::instances::BusLink>>;
+#[cfg(not(feature = "redis"))]
+type Bus = ();
+
 pub(crate) struct Inner {
+    bus: Bus,
     configured: Box<[Arc<LiveMount>]>,
     created: RwLock<Vec<Arc<LiveMount>>>,
     default_mount: Mount,
@@ -167,6 +180,8 @@ impl std::fmt::Debug for Runtime {
 /// Builds a [`Runtime`].
 #[derive(Debug, Default)]
 pub struct RuntimeBuilder {
+    #[cfg(feature = "redis")]
+    bus: Option<(String, String)>,
     mounts: Vec<(String, Mount)>,
     default_mount: Mount,
     clock: Clock,
@@ -195,21 +210,62 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Connects the instances that share an L2 through Redis pub/sub (feature `redis`):
+    /// what one instance sets, deletes, expires or invalidates, the others drop or expire
+    /// from their memory tier. Messages go on the channel `larder:bus` (see
+    /// [`bus_channel`](Self::bus_channel)). The bus connects in the background (retrying
+    /// while Redis is down); build the runtime inside a Tokio runtime.
+    #[cfg(feature = "redis")]
+    pub fn bus(mut self, redis_url: impl Into<String>) -> Self {
+        let channel = self.bus.take().map_or_else(|| "larder:bus".to_owned(), |(_, c)| c);
+        self.bus = Some((redis_url.into(), channel));
+        self
+    }
+
+    /// The pub/sub channel of the bus (default `larder:bus`): instances that should hear
+    /// each other use the same one.
+    #[cfg(feature = "redis")]
+    pub fn bus_channel(mut self, channel: impl Into<String>) -> Self {
+        if let Some((_, c)) = &mut self.bus {
+            *c = channel.into();
+        }
+        self
+    }
+
     /// Builds the runtime.
     pub fn build(self) -> Runtime {
-        let mut configured: Vec<Arc<LiveMount>> = self.mounts.iter().map(|(n, m)| LiveMount::new(n, m)).collect();
+        #[cfg(feature = "redis")]
+        let bus: Bus = self.bus.clone().map(|(url, channel)| crate::instances::BusLink::new(url, channel));
+        #[cfg(not(feature = "redis"))]
+        let bus: Bus = ();
+        let mut configured: Vec<Arc<LiveMount>> = self.mounts.iter().map(|(n, m)| LiveMount::new(n, m, &bus)).collect();
         if !configured.iter().any(|m| &*m.name == DEFAULT_BASE) {
-            configured.push(LiveMount::new(DEFAULT_BASE, &self.default_mount));
+            configured.push(LiveMount::new(DEFAULT_BASE, &self.default_mount, &bus));
         }
-        Runtime {
+        let runtime = Runtime {
             inner: Arc::new(Inner {
+                bus,
                 configured: configured.into_boxed_slice(),
                 created: RwLock::new(Vec::new()),
                 default_mount: self.default_mount,
                 clock: self.clock,
                 stats: RwLock::new(HashMap::new()),
             }),
+        };
+        #[cfg(feature = "redis")]
+        if let Some(link) = &runtime.inner.bus {
+            crate::instances::start(Arc::clone(link), Arc::downgrade(&runtime.inner));
         }
+        runtime
+    }
+}
+
+impl Inner {
+    /// Every live mount.
+    pub(crate) fn all_mounts(&self) -> Vec<Arc<LiveMount>> {
+        let mut all: Vec<Arc<LiveMount>> = self.configured.to_vec();
+        all.extend(self.created.read().iter().cloned());
+        all
     }
 }
 
@@ -266,16 +322,22 @@ impl Runtime {
         if let Some(m) = created.iter().find(|m| &*m.name == name) {
             return f(m);
         }
-        let m = LiveMount::new(name, &self.inner.default_mount);
+        let m = LiveMount::new(name, &self.inner.default_mount, &self.inner.bus);
         created.push(Arc::clone(&m));
         f(&m)
     }
 
     /// Every live mount.
     pub(crate) fn mounts(&self) -> Vec<Arc<LiveMount>> {
-        let mut all: Vec<Arc<LiveMount>> = self.inner.configured.to_vec();
-        all.extend(self.inner.created.read().iter().cloned());
-        all
+        self.inner.all_mounts()
+    }
+
+    /// Whether the bus is connected (feature `redis`; false without a bus).
+    pub fn bus_connected(&self) -> bool {
+        #[cfg(feature = "redis")]
+        return self.inner.bus.as_ref().is_some_and(|b| b.connected());
+        #[cfg(not(feature = "redis"))]
+        false
     }
 
     /// The number of entries in the memory tier of mount `name`.

@@ -157,7 +157,37 @@ pub(crate) struct FromL2<V> {
     pub expired: bool,
 }
 
+/// A change that other instances must hear of.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) enum Change<'a> {
+    Set(&'a str),
+    Delete(&'a str),
+    Expire(&'a str),
+    Clear(&'a str),
+    InvalidateTag(&'a str),
+    ExpireTag(&'a str),
+}
+
 impl LiveMount {
+    /// Tells the other instances (feature `redis`, with a bus); a no-op otherwise.
+    pub(crate) fn announce(&self, change: Change<'_>) {
+        #[cfg(feature = "redis")]
+        if let Some(link) = &self.bus {
+            use crate::bus::BusOp;
+            let op = match change {
+                Change::Set(k) => BusOp::Set { keys: vec![k.to_owned()] },
+                Change::Delete(k) => BusOp::Delete { keys: vec![k.to_owned()] },
+                Change::Expire(k) => BusOp::Expire { keys: vec![k.to_owned()] },
+                Change::Clear(p) => BusOp::Clear { prefix: p.to_owned() },
+                Change::InvalidateTag(t) => BusOp::InvalidateTag { tag: t.to_owned() },
+                Change::ExpireTag(t) => BusOp::ExpireTag { tag: t.to_owned() },
+            };
+            link.publish(&self.name, op);
+        }
+        #[cfg(not(feature = "redis"))]
+        let _ = change;
+    }
+
     /// Reads `key` from L2: decodes it, checks integrity and tags (one round trip for all
     /// of its tags). An unreadable entry is deleted and is a miss; a foreign integrity is
     /// a miss.
@@ -197,7 +227,9 @@ impl LiveMount {
         let Some(l2) = &self.l2 else { return };
         match serde_json::to_vec(entry) {
             Ok(bytes) => {
-                l2.set(key.as_str(), bytes, ttl_ms.map(Duration::from_millis)).await;
+                if l2.set(key.as_str(), bytes, ttl_ms.map(Duration::from_millis)).await {
+                    self.announce(Change::Set(key.as_str()));
+                }
             }
             Err(e) => tracing::warn!(target: "larder", key = key.as_str(), error = %e, "entry could not be encoded for L2"),
         }
@@ -211,6 +243,7 @@ impl LiveMount {
             Some(l2) => l2.delete(key.as_str()).await,
             None => false,
         };
+        self.announce(Change::Delete(key.as_str()));
         in_memory || in_l2
     }
 
@@ -228,6 +261,7 @@ impl LiveMount {
                 in_l2 = l2.set(key.as_str(), bytes, None).await;
             }
         }
+        self.announce(Change::Expire(key.as_str()));
         in_memory || in_l2
     }
 
@@ -239,6 +273,7 @@ impl LiveMount {
             Some(l2) => l2.delete_prefix(prefix).await as usize,
             None => 0,
         };
+        self.announce(Change::Clear(prefix));
         in_memory.max(in_l2)
     }
 
@@ -266,5 +301,6 @@ impl LiveMount {
                 l2.set(&key, bytes, None).await;
             }
         }
+        self.announce(if invalidate { Change::InvalidateTag(tag) } else { Change::ExpireTag(tag) });
     }
 }

@@ -7,17 +7,22 @@ pub enum Span {
     Forever,
 }
 
-pub const HINT: &str = "write a duration such as \"500ms\", \"90s\", \"15m\", \"1h\", \"2.5h\", \"1d\", or a whole number of seconds";
+/// Why a duration was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bad {
+    Negative,
+    Malformed,
+}
 
 /// Parses `"500ms"`, `"90s"`, `"15m"`, `"1h"`, `"2.5h"`, `"1d"`, `"1h 30m"` (and, with
 /// `allow_forever`, `"forever"`) into milliseconds.
-pub fn parse(text: &str, allow_forever: bool) -> Result<Span, String> {
+pub fn parse(text: &str, allow_forever: bool) -> Result<Span, Bad> {
     let t = text.trim();
     if allow_forever && t.eq_ignore_ascii_case("forever") {
         return Ok(Span::Forever);
     }
     if t.starts_with('-') {
-        return Err(format!("`{t}` is negative: durations can't be negative; {HINT}"));
+        return Err(Bad::Negative);
     }
     if let Ok(secs) = t.parse::<u64>() {
         return Ok(Span::Millis(secs.saturating_mul(1000)));
@@ -27,9 +32,33 @@ pub fn parse(text: &str, allow_forever: bool) -> Result<Span, String> {
     }
     match humantime::parse_duration(t) {
         Ok(d) => Ok(Span::Millis(d.as_millis().min(u64::MAX as u128) as u64)),
-        Err(_) => {
-            let forever = if allow_forever { ", or \"forever\"" } else { "" };
-            Err(format!("`{t}` is not a duration: {HINT}{forever}"))
+        Err(_) => Err(Bad::Malformed),
+    }
+}
+
+/// What to tell the user about `option = text` (`quoted`: written as a string literal):
+/// what is wrong and what to write instead.
+pub fn message(bad: Bad, option: &str, text: &str, quoted: bool, allow_forever: bool) -> String {
+    let t = text.trim();
+    match bad {
+        Bad::Negative => {
+            let positive = t.trim_start_matches('-').trim_start();
+            let fix = if quoted {
+                format!("\"{positive}\"")
+            } else {
+                positive.to_owned()
+            };
+            format!("`{option}` can't be negative: write `{option} = {fix}`")
+        }
+        Bad::Malformed => {
+            let forever = if allow_forever {
+                ", or `\"forever\"` for no limit"
+            } else {
+                ""
+            };
+            format!(
+                "`{t}` is not a duration: write e.g. `{option} = \"90s\"`, `\"2.5h\"`, `\"1h 30m\"` or `90` (seconds){forever}; the units are `ms`, `s`, `m`, `h` and `d`"
+            )
         }
     }
 }
@@ -38,7 +67,8 @@ pub fn parse(text: &str, allow_forever: bool) -> Result<Span, String> {
 fn decimal(t: &str) -> Option<u64> {
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
     let (num, unit) = t.split_at(split);
-    if num.is_empty() || num.starts_with('.') || num.ends_with('.') || num.matches('.').count() > 1 {
+    if num.is_empty() || num.starts_with('.') || num.ends_with('.') || num.matches('.').count() > 1
+    {
         return None;
     }
     let unit_ms: f64 = match unit.trim() {
@@ -72,10 +102,38 @@ mod tests {
     }
 
     #[test]
-    fn bad_forms_say_what_to_write() {
-        assert!(parse("forever", false).unwrap_err().contains("not a duration"));
-        assert!(parse("-5s", false).unwrap_err().contains("negative"));
-        assert!(parse("1 fortnight", false).unwrap_err().contains("\"500ms\""));
-        assert!(parse("1.h", false).is_err());
+    fn bad_forms_are_refused() {
+        assert_eq!(parse("forever", false), Err(Bad::Malformed));
+        assert_eq!(parse("-5s", false), Err(Bad::Negative));
+        assert_eq!(parse("-5", false), Err(Bad::Negative));
+        assert_eq!(parse("1 fortnight", false), Err(Bad::Malformed));
+        assert_eq!(parse("soon", true), Err(Bad::Malformed));
+        assert_eq!(parse("1.h", false), Err(Bad::Malformed));
+    }
+
+    #[test]
+    fn a_negative_duration_is_answered_with_its_positive_twin() {
+        assert_eq!(
+            message(Bad::Negative, "max_age", "-5", false, false),
+            "`max_age` can't be negative: write `max_age = 5`"
+        );
+        assert_eq!(
+            message(Bad::Negative, "stale_max_age", "-5s", true, true),
+            "`stale_max_age` can't be negative: write `stale_max_age = \"5s\"`"
+        );
+    }
+
+    #[test]
+    fn a_malformed_duration_is_answered_with_the_forms_that_work() {
+        let m = message(Bad::Malformed, "max_age", "soon", true, false);
+        assert!(
+            m.starts_with("`soon` is not a duration: write e.g. `max_age = \"90s\"`"),
+            "{m}"
+        );
+        assert!(!m.contains("forever"));
+        assert!(
+            message(Bad::Malformed, "stale_max_age", "always", true, true)
+                .contains("or `\"forever\"` for no limit")
+        );
     }
 }

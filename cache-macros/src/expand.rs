@@ -7,6 +7,7 @@ use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
+use crate::option_names;
 use crate::options::{Options, RawOptions, Stale};
 use crate::signature::{self, Ret, Sig};
 
@@ -15,7 +16,10 @@ pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
     let func: syn::ItemFn = match syn::parse2(item.clone()) {
         Ok(f) => f,
         Err(e) => {
-            let msg = syn::Error::new(e.span(), "`#[cached]` goes on an `async fn` (free, or a method of an `impl` block)");
+            let msg = syn::Error::new(
+                e.span(),
+                "`#[cached]` goes on an `async fn` (free, or a method of an `impl` block)",
+            );
             let err = msg.to_compile_error();
             return quote!(#item #err);
         }
@@ -32,14 +36,19 @@ pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
 fn check(attr: TokenStream, func: &syn::ItemFn) -> darling::Result<(Options, Sig)> {
     let mut errors = darling::Error::accumulator();
     let metas = errors.handle(NestedMeta::parse_meta_list(attr).map_err(darling::Error::from));
+    let metas = metas.map(|m| option_names::screen(m, &mut errors));
     let raw = metas.and_then(|m| errors.handle(RawOptions::from_list(&m)));
     let opts = raw.and_then(|r| errors.handle(r.build(&func.sig.ident.to_string())));
     let has_get_key = opts.as_ref().is_some_and(|o| o.get_key.is_some());
     let sig = errors.handle(signature::analyse(&func.sig, has_get_key));
     if let (Some(o), Some(s)) = (&opts, &sig) {
-        for (option, expr) in [("get_key", &o.get_key), ("should_bypass_cache", &o.bypass), ("should_invalidate_cache", &o.invalidate)] {
+        for (option, expr) in [
+            ("get_key", &o.get_key),
+            ("should_bypass_cache", &o.bypass),
+            ("should_invalidate_cache", &o.invalidate),
+        ] {
             if let Some(expr) = expr {
-                errors.handle(signature::check_closure(option, expr, s));
+                errors.handle(signature::check_closure(option, expr, &func.sig.ident, s));
             }
         }
     }
@@ -55,11 +64,82 @@ fn integrity(opts: &Options, func: &syn::ItemFn) -> u128 {
         None => {
             let sig = &func.sig;
             let block = &func.block;
-            let get_key = opts.get_key.as_ref().map(|e| quote!(#e).to_string()).unwrap_or_default();
-            format!("{}\nmax_age={}\nstale={:?}\nget_key={}", quote!(#sig #block), opts.max_age_ms, opts.stale, get_key)
+            let get_key = opts
+                .get_key
+                .as_ref()
+                .map(|e| quote!(#e).to_string())
+                .unwrap_or_default();
+            format!(
+                "{}\nmax_age={}\nstale={:?}\nget_key={}",
+                quote!(#sig #block),
+                opts.max_age_ms,
+                opts.stale,
+                get_key
+            )
         }
     };
     xxhash_rust::xxh3::xxh3_128(text.as_bytes())
+}
+
+/// Where the cached value's type is written: `T` of a `Result<T, E>`, else the return type.
+fn value_span(ret: &Ret) -> proc_macro2::Span {
+    match ret {
+        Ret::Plain(t) => t.span(),
+        Ret::Result(t) => {
+            let ok = match t {
+                syn::Type::Path(p) => p.path.segments.last().and_then(|s| match &s.arguments {
+                    syn::PathArguments::AngleBracketed(a) => a.args.iter().find_map(|a| match a {
+                        syn::GenericArgument::Type(t) => Some(t.span()),
+                        _ => None,
+                    }),
+                    _ => None,
+                }),
+                _ => None,
+            };
+            ok.unwrap_or_else(|| t.span())
+        }
+    }
+}
+
+/// `tokens` with every span set to `span`.
+fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tt| {
+            if let proc_macro2::TokenTree::Group(g) = &tt {
+                let mut inner = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
+                inner.set_span(span);
+                tt = proc_macro2::TokenTree::Group(inner);
+            } else {
+                tt.set_span(span);
+            }
+            tt
+        })
+        .collect()
+}
+
+/// Where a closure option's result is written (its body), so a type error about the
+/// result points there; the whole expression for a path to a function.
+fn result_span(e: &syn::Expr) -> proc_macro2::Span {
+    match e {
+        syn::Expr::Closure(c) => c.body.span(),
+        other => other.span(),
+    }
+}
+
+/// A predicate closure with its return type written out (`-> bool`), so a body of another
+/// type is a mismatch at the body, not somewhere in the expansion.
+fn returning_bool(e: &syn::Expr) -> syn::Expr {
+    match e {
+        syn::Expr::Closure(c) if matches!(c.output, syn::ReturnType::Default) => {
+            let mut c = c.clone();
+            let body = &c.body;
+            c.body = Box::new(syn::parse_quote_spanned!(body.span()=> { #body }));
+            c.output = syn::parse_quote_spanned!(c.inputs_end.span=> -> bool);
+            syn::Expr::Closure(c)
+        }
+        other => other.clone(),
+    }
 }
 
 fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
@@ -117,21 +197,80 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
         .iter()
         .map(|a| {
             let i = &a.ident;
-            if a.referent.is_some() { quote!(#i) } else { quote!(&#i) }
+            if a.referent.is_some() {
+                quote!(#i)
+            } else {
+                quote!(&#i)
+            }
         })
         .collect();
     let arg_tys: Vec<&syn::Type> = sig.args.iter().map(|a| &a.ty).collect();
 
+    // Type errors in what the user wrote point at it: a `get_key` result that is not
+    // `Display` at the closure's body, an argument that is not `Serialize` at its type.
     let key_expr = match &opts.get_key {
-        Some(get_key) => quote!(#p::key_display(&__LARDER_SPEC, &(#get_key)(#(#arg_refs),*))),
+        Some(get_key) => {
+            let span = result_span(get_key);
+            let key_display = respan(quote!(#p::key_display), span);
+            let raw = quote_spanned!(span=> &__larder_raw);
+            quote!({ let __larder_raw = (#get_key)(#(#arg_refs),*); #key_display(&__LARDER_SPEC, #raw) })
+        }
         None if sig.args.is_empty() => quote!(#p::key_default(&__LARDER_SPEC)),
         None => {
-            let checks = sig.args.iter().zip(&arg_refs).map(|(a, r)| quote_spanned!(a.ty.span()=> #p::key_arg(#r);));
-            quote!({ #(#checks)* #p::key_args(&__LARDER_SPEC, &(#(#arg_refs,)*)) })
+            // Each argument is checked on its own (`key_arg`), so that an argument that is
+            // not `Serialize` is reported once, at its type, with what to do. The key of
+            // all of them is then taken through an autoref probe that falls back to a
+            // placeholder when they are not all `Serialize`, instead of a second error
+            // about the tuple. The fallback never runs: `key_arg` has failed the build.
+            let refs: Vec<TokenStream> = sig
+                .args
+                .iter()
+                .map(|a| {
+                    let span = a
+                        .referent
+                        .as_ref()
+                        .map_or_else(|| a.ty.span(), |t| t.span());
+                    let mut ident = a.ident.clone();
+                    ident.set_span(span);
+                    if a.referent.is_some() {
+                        quote!(#ident)
+                    } else {
+                        quote_spanned!(span=> &#ident)
+                    }
+                })
+                .collect();
+            let checks = refs.iter().map(|r| {
+                let check = respan(quote!(#p::key_arg), r.span());
+                quote_spanned!(r.span()=> #check(#r);)
+            });
+            quote!({
+                #(#checks)*
+                struct __LarderArgs<'a, A: ?Sized>(&'a A);
+                trait __LarderKeyArgs {
+                    fn __larder_key(&self, spec: &#p::FnSpec) -> #p::Key;
+                }
+                impl<A: ?Sized + #p::serde::Serialize> __LarderKeyArgs for __LarderArgs<'_, A> {
+                    fn __larder_key(&self, spec: &#p::FnSpec) -> #p::Key {
+                        #p::key_args(spec, self.0)
+                    }
+                }
+                trait __LarderKeyArgsNotSerialize {
+                    fn __larder_key(&self, spec: &#p::FnSpec) -> #p::Key;
+                }
+                impl<A: ?Sized> __LarderKeyArgsNotSerialize for &__LarderArgs<'_, A> {
+                    fn __larder_key(&self, spec: &#p::FnSpec) -> #p::Key {
+                        #p::key_default(spec)
+                    }
+                }
+                (&__LarderArgs(&(#(#refs,)*))).__larder_key(&__LARDER_SPEC)
+            })
         }
     };
     let predicate = |e: &Option<syn::Expr>| match e {
-        Some(e) => quote!({ let __larder_flag: bool = (#e)(#(#arg_refs),*); __larder_flag }),
+        Some(e) => {
+            let e = returning_bool(e);
+            quote!({ let __larder_flag: bool = (#e)(#(#arg_refs),*); __larder_flag })
+        }
         None => quote!(false),
     };
     let bypass = predicate(&opts.bypass);
@@ -152,7 +291,21 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
             quote!(<#t as #p::IsResult>::from_result(__larder_out)),
         ),
     };
-    let assert_value = quote_spanned!(ret_ty.span()=> #p::assert_value::<#value_ty>(););
+    // What the value must be is checked once, and a type that falls short is reported
+    // once, at the return type: the check and the call that needs the same bounds both
+    // carry the return type's span, so rustc reports each unmet bound a single time.
+    let value_span = value_span(&sig.ret);
+    let assert_value = respan(quote!(#p::assert_value::<#value_ty>();), value_span);
+    // `function(args)` for a runtime function with bounds on the value, spanned like
+    // `assert_value` so that a bound the value misses is reported once, by `assert_value`
+    // (which every function that makes such a call runs first).
+    let value_call = |function: TokenStream, args: TokenStream| {
+        let function = respan(function, value_span);
+        let mut args = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, args);
+        args.set_span(value_span);
+        quote!(#function #args)
+    };
+    let value_await = respan(quote!(.await), value_span);
 
     // The body as an async block whose output is the function's return type, even with
     // `return` and `?` inside it.
@@ -179,7 +332,9 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
     let refresh = if matches!(opts.stale, Stale::Off) {
         quote!(#p::NoRefresh)
     } else {
-        let owned: Vec<syn::Ident> = (0..sig.args.len()).map(|i| format_ident!("__larder_owned{}", i)).collect();
+        let owned: Vec<syn::Ident> = (0..sig.args.len())
+            .map(|i| format_ident!("__larder_owned{}", i))
+            .collect();
         let to_owned = sig.args.iter().zip(&owned).map(|(a, o)| {
             let i = &a.ident;
             match &a.referent {
@@ -208,18 +363,35 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
                     None => quote!(let #m #i = #o;),
                 }
             });
-            let inner = body_block(quote!(#[allow(unused_variables, unused_mut)] let _ = (); #(#[allow(unused_variables, unused_mut)] #rebind)*));
+            let inner = body_block(
+                quote!(#[allow(unused_variables, unused_mut)] let _ = (); #(#[allow(unused_variables, unused_mut)] #rebind)*),
+            );
             quote!(#wrap(#inner))
         };
-        quote! {
-            #p::spawn_refresh(move |__larder_args: &(#(#arg_tys,)*)| {
+        let closure = quote! {
+            move |__larder_args: &(#(#arg_tys,)*)| {
                 #[allow(unused_variables)]
                 let (#(#idents,)*) = __larder_args;
                 #(#to_owned)*
                 #future
-            })
-        }
+            }
+        };
+        value_call(quote!(#p::spawn_refresh), closure)
     };
+
+    let call = value_call(
+        quote!(#p::call),
+        quote! {
+            #p::SpecRef::Static(&__LARDER_SPEC),
+            __larder_key,
+            __larder_invalidate,
+            #p::Errors { share: __larder_share, timeout: ::core::option::Option::None },
+            (#(#idents,)*),
+            |__larder_args| #wrap(#body),
+            #refresh,
+            #p::NoTags,
+        },
+    );
 
     let main = quote! {
         #(#attrs)*
@@ -231,17 +403,7 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
             let __larder_share = (&&&#p::Pick::<#err_ty>::new()).err_share();
             let __larder_key = if #bypass { ::core::option::Option::None } else { ::core::option::Option::Some(#key_expr) };
             let __larder_invalidate: bool = __larder_key.is_some() && #invalidate;
-            let __larder_out = #p::call(
-                #p::SpecRef::Static(&__LARDER_SPEC),
-                __larder_key,
-                __larder_invalidate,
-                #p::Errors { share: __larder_share, timeout: ::core::option::Option::None },
-                (#(#idents,)*),
-                |__larder_args| #wrap(#body),
-                #refresh,
-                #p::NoTags,
-            )
-            .await;
+            let __larder_out = #call #value_await;
             #finish
         }
     };
@@ -249,7 +411,11 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
     // --- helpers
     let keep_attrs: Vec<&syn::Attribute> = attrs
         .iter()
-        .filter(|a| ["cfg", "allow", "expect", "warn", "deny"].iter().any(|n| a.path().is_ident(n)))
+        .filter(|a| {
+            ["cfg", "allow", "expect", "warn", "deny"]
+                .iter()
+                .any(|n| a.path().is_ident(n))
+        })
         .collect();
     let receiver = sig.has_self.then(|| quote!(&self,));
     let params: Vec<TokenStream> = sig
@@ -262,7 +428,12 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
         })
         .collect();
     let touch_self = sig.has_self.then(|| quote!(let _ = self;));
-    let helper = |suffix: &str, doc: String, asyncness: bool, extra: TokenStream, ret: TokenStream, body: TokenStream| {
+    let helper = |suffix: &str,
+                  doc: String,
+                  asyncness: bool,
+                  extra: TokenStream,
+                  ret: TokenStream,
+                  body: TokenStream| {
         let name = format_ident!("{}_{}", ident, suffix);
         let asyncness = asyncness.then(|| quote!(async));
         quote! {
@@ -279,7 +450,9 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
     let fn_name = ident.to_string();
     let key_fn = helper(
         "key",
-        format!("The full storage key of a call of [`{fn_name}`] with these arguments (`{prefix}…`)."),
+        format!(
+            "The full storage key of a call of [`{fn_name}`] with these arguments (`{prefix}…`)."
+        ),
         false,
         quote!(),
         quote!(-> ::std::string::String),
@@ -287,7 +460,9 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
     );
     let invalidate_fn = helper(
         "invalidate",
-        format!("Deletes the cached result of [`{fn_name}`] for these arguments; a run in flight won't store its result."),
+        format!(
+            "Deletes the cached result of [`{fn_name}`] for these arguments; a run in flight won't store its result."
+        ),
         true,
         quote!(),
         quote!(),
@@ -295,7 +470,9 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
     );
     let expire_fn = helper(
         "expire",
-        format!("Marks the cached result of [`{fn_name}`] for these arguments stale: still served under `swr`, no longer fresh."),
+        format!(
+            "Marks the cached result of [`{fn_name}`] for these arguments stale: still served under `swr`, no longer fresh."
+        ),
         true,
         quote!(),
         quote!(),
@@ -303,11 +480,20 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
     );
     let prime_fn = helper(
         "prime",
-        format!("Stores `value` as the result of [`{fn_name}`] for these arguments, as if just produced."),
+        format!(
+            "Stores `value` as the result of [`{fn_name}`] for these arguments, as if just produced."
+        ),
         true,
         quote!(value: #value_ty),
         quote!(),
-        quote!(#p::prime(#p::SpecRef::Static(&__LARDER_SPEC), #key_expr, value, ::std::vec::Vec::new()).await),
+        {
+            let value = respan(quote!(value), value_span);
+            let prime = value_call(
+                quote!(#p::prime),
+                quote!(#p::SpecRef::Static(&__LARDER_SPEC), #key_expr, #value, ::std::vec::Vec::new()),
+            );
+            quote!(#assert_value #prime #value_await)
+        },
     );
     let clear_name = format_ident!("{}_clear", ident);
     let clear_doc = format!("Deletes every cached result of [`{fn_name}`] (keys `{prefix}*`).");
@@ -338,5 +524,66 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
         #prime_fn
         #uncached_fn
         #clear_fn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_predicate_closure_gets_its_bool_return_type_written_out() {
+        let e: syn::Expr = syn::parse_quote!(|id: &u64| *id == 0);
+        let syn::Expr::Closure(c) = returning_bool(&e) else {
+            panic!("not a closure")
+        };
+        assert_eq!(
+            quote!(#c).to_string(),
+            quote!(|id: &u64| -> bool { *id == 0 }).to_string()
+        );
+        let typed: syn::Expr = syn::parse_quote!(|id: &u64| -> bool { true });
+        assert_eq!(returning_bool(&typed), typed);
+        let path: syn::Expr = syn::parse_quote!(is_admin);
+        assert_eq!(returning_bool(&path), path);
+    }
+
+    #[test]
+    fn one_mistake_gives_the_function_back_and_one_error() {
+        let out = cached(
+            quote!(max_agee = "1m"),
+            quote!(
+                async fn answer() -> u64 {
+                    42
+                }
+            ),
+        )
+        .to_string();
+        assert_eq!(out.matches("compile_error").count(), 1, "{out}");
+        assert!(
+            out.starts_with(
+                &quote!(
+                    async fn answer() -> u64 {
+                        42
+                    }
+                )
+                .to_string()
+            ),
+            "{out}"
+        );
+        assert!(!out.contains("answer_key"), "{out}");
+    }
+
+    #[test]
+    fn every_mistake_is_reported_at_once() {
+        let out = cached(
+            quote!(max_age = "soon", group = "a b"),
+            quote!(
+                fn answer(x: &mut u8) -> u64 {
+                    42
+                }
+            ),
+        )
+        .to_string();
+        assert_eq!(out.matches("compile_error").count(), 4, "{out}");
     }
 }

@@ -10,6 +10,7 @@ use proc_macro::TokenStream;
 mod duration;
 mod expand;
 mod memo;
+mod option_names;
 mod options;
 mod signature;
 

@@ -1,56 +1,196 @@
 //! The attribute's options: parsed by darling, then checked as a whole in [`build`].
 
-use darling::util::SpannedValue;
 use darling::{Error, FromMeta};
 use proc_macro2::Span;
+use quote::ToTokens;
 use syn::spanned::Spanned;
 
 use crate::duration::{self, Span as Dur};
+use crate::option_names;
+
+/// The option's name as written (`stale_max_age` in `stale_max_age = "1h"`).
+fn option_name(meta: &syn::Meta) -> String {
+    option_names::name_of(meta.path())
+}
+
+/// The value of `option = value`, or an error saying how to write one.
+fn value_of<'m>(meta: &'m syn::Meta, example: &str) -> darling::Result<&'m syn::Expr> {
+    match meta {
+        syn::Meta::NameValue(nv) => Ok(&nv.value),
+        _ => {
+            let option = option_name(meta);
+            Err(Error::custom(format!(
+                "`{option}` needs a value: write `{option} = {example}`"
+            ))
+            .with_span(&meta.path()))
+        }
+    }
+}
 
 /// A duration as written: a string or an integer number of seconds.
 #[derive(Debug, Clone)]
 pub struct DurationLit {
+    /// The text of the duration (`-` included for a negative number).
     text: String,
+    /// Written as a string literal (so a fix-it is quoted too).
+    quoted: bool,
+    /// The value as written.
     span: Span,
+    /// The option's name, where an error about the option as a whole points.
+    name_span: Span,
+}
+
+impl DurationLit {
+    fn read(option: &str, expr: &syn::Expr) -> darling::Result<(String, bool, Span)> {
+        match expr {
+            syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => Ok((s.value(), true, s.span())),
+            syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. }) => Ok((i.base10_digits().to_owned(), false, i.span())),
+            syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Float(f), .. }) => Err(Error::custom(format!(
+                "`{option}` takes whole seconds or a duration string: write `{option} = \"{}s\"`",
+                f.base10_digits()
+            ))
+            .with_span(f)),
+            syn::Expr::Group(g) => Self::read(option, &g.expr),
+            syn::Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => {
+                let (text, quoted, _) = Self::read(option, &u.expr)?;
+                Ok((format!("-{text}"), quoted, u.op.span()))
+            }
+            other => Err(Error::custom(format!(
+                "`{option}` is read at compile time, so it must be written out: write e.g. `{option} = \"10m\"` or `{option} = 600`"
+            ))
+            .with_span(other)),
+        }
+    }
 }
 
 impl FromMeta for DurationLit {
-    fn from_value(lit: &syn::Lit) -> darling::Result<Self> {
-        match lit {
-            syn::Lit::Str(s) => Ok(DurationLit { text: s.value(), span: s.span() }),
-            syn::Lit::Int(i) => Ok(DurationLit { text: i.base10_digits().to_owned(), span: i.span() }),
-            other => Err(Error::custom(format!("expected a duration: {}", duration::HINT)).with_span(other)),
-        }
+    fn from_meta(meta: &syn::Meta) -> darling::Result<Self> {
+        let option = option_name(meta);
+        let expr = value_of(meta, "\"1h\"")?;
+        let (text, quoted, span) = Self::read(&option, expr)?;
+        Ok(DurationLit {
+            text,
+            quoted,
+            span,
+            name_span: meta.path().span(),
+        })
     }
+}
 
-    fn from_expr(expr: &syn::Expr) -> darling::Result<Self> {
-        match expr {
-            syn::Expr::Lit(l) => Self::from_value(&l.lit),
-            syn::Expr::Group(g) => Self::from_expr(&g.expr),
-            syn::Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => {
-                let inner = Self::from_expr(&u.expr)?;
-                Ok(DurationLit { text: format!("-{}", inner.text), span: expr.span() })
-            }
-            other => Err(Error::custom(format!("expected a duration literal: {}", duration::HINT)).with_span(other)),
+/// A flag: `swr`, `swr = true` or `swr = false`.
+#[derive(Debug, Clone, Copy)]
+pub struct Flag(bool);
+
+impl FromMeta for Flag {
+    fn from_meta(meta: &syn::Meta) -> darling::Result<Self> {
+        let option = option_name(meta);
+        let wrong = |at: &dyn ToTokens| {
+            Error::custom(format!(
+                "`{option}` is a flag: write `{option}` to turn it on, or `{option} = false`"
+            ))
+            .with_span(&at.to_token_stream())
+        };
+        match meta {
+            syn::Meta::Path(_) => Ok(Flag(true)),
+            syn::Meta::NameValue(nv) => match &nv.value {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Bool(b),
+                    ..
+                }) => Ok(Flag(b.value)),
+                other => Err(wrong(other)),
+            },
+            syn::Meta::List(l) => Err(wrong(&l.path)),
         }
     }
 }
 
-/// The options as darling reads them, before they are checked together.
+/// A string option (`name = "…"`) and where it was written.
+#[derive(Debug, Clone)]
+pub struct Text {
+    value: String,
+    span: Span,
+}
+
+impl FromMeta for Text {
+    fn from_meta(meta: &syn::Meta) -> darling::Result<Self> {
+        let option = option_name(meta);
+        match value_of(meta, "\"…\"")? {
+            syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(s),
+                ..
+            }) => Ok(Text {
+                value: s.value(),
+                span: s.span(),
+            }),
+            other => {
+                let quoted = match other {
+                    syn::Expr::Path(_) | syn::Expr::Lit(_) => {
+                        other.to_token_stream().to_string().replace(' ', "")
+                    }
+                    _ => "…".to_owned(),
+                };
+                Err(Error::custom(format!(
+                    "`{option}` takes a string literal: write `{option} = \"{quoted}\"`"
+                ))
+                .with_span(other))
+            }
+        }
+    }
+}
+
+/// `crate = path`: where generated code finds larder.
+#[derive(Debug, Clone)]
+pub struct CratePath(syn::Path);
+
+impl FromMeta for CratePath {
+    fn from_meta(meta: &syn::Meta) -> darling::Result<Self> {
+        match value_of(meta, "::larder")? {
+            syn::Expr::Path(p) if p.qself.is_none() => Ok(CratePath(p.path.clone())),
+            other => Err(Error::custom(
+                "`crate` takes the path larder is known by: write e.g. `crate = ::larder`",
+            )
+            .with_span(other)),
+        }
+    }
+}
+
+/// A closure (or a path to a function) over the arguments; never code inside a string.
+#[derive(Debug, Clone)]
+pub struct Closure(syn::Expr);
+
+impl FromMeta for Closure {
+    fn from_meta(meta: &syn::Meta) -> darling::Result<Self> {
+        let option = option_name(meta);
+        match value_of(meta, "|…| …")? {
+            syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(s),
+                ..
+            }) => Err(Error::custom(format!(
+                "`{option}` takes the closure itself, not a string: write `{option} = {}`",
+                s.value()
+            ))
+            .with_span(s)),
+            other => Ok(Closure(other.clone())),
+        }
+    }
+}
+
+/// The options as darling reads them, before they are checked together. Every field is
+/// also listed in [`OPTIONS`](crate::option_names::OPTIONS).
 #[derive(Debug, FromMeta)]
 pub struct RawOptions {
     max_age: Option<DurationLit>,
-    swr: Option<SpannedValue<bool>>,
+    swr: Option<Flag>,
     stale_max_age: Option<DurationLit>,
-    name: Option<SpannedValue<String>>,
-    group: Option<SpannedValue<String>>,
-    base: Option<SpannedValue<String>>,
-    get_key: Option<syn::Expr>,
-    integrity: Option<SpannedValue<String>>,
-    should_bypass_cache: Option<syn::Expr>,
-    should_invalidate_cache: Option<syn::Expr>,
+    name: Option<Text>,
+    group: Option<Text>,
+    base: Option<Text>,
+    get_key: Option<Closure>,
+    integrity: Option<Text>,
+    should_bypass_cache: Option<Closure>,
+    should_invalidate_cache: Option<Closure>,
     #[darling(rename = "crate")]
-    krate: Option<syn::Path>,
+    krate: Option<CratePath>,
 }
 
 /// How long a stale entry may be served (`swr`).
@@ -76,28 +216,82 @@ pub struct Options {
 }
 
 fn parse_duration(lit: &DurationLit, option: &str, allow_forever: bool) -> darling::Result<Dur> {
-    duration::parse(&lit.text, allow_forever)
-        .map_err(|msg| Error::custom(format!("`{option}`: {msg}")).with_span(&lit.span))
+    duration::parse(&lit.text, allow_forever).map_err(|bad| {
+        Error::custom(duration::message(
+            bad,
+            option,
+            &lit.text,
+            lit.quoted,
+            allow_forever,
+        ))
+        .with_span(&lit.span)
+    })
 }
 
-fn check_segment(value: &SpannedValue<String>, option: &str, allow_slash: bool) -> darling::Result<String> {
-    let s = value.as_str();
-    let ok = !s.is_empty()
-        && s.split('/').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
-        && (allow_slash || !s.contains('/'));
-    if ok {
-        Ok(s.to_owned())
+/// Whether `s` is a valid `name` (or, with `/`, `group`): `[A-Za-z0-9_-]+` (SPEC §3).
+fn is_segment(s: &str, allow_slash: bool) -> bool {
+    let part_ok = |p: &str| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    if allow_slash {
+        s.split('/').all(part_ok)
     } else {
-        let allowed = if allow_slash {
-            "letters, digits, `_` and `-`, in parts separated by `/`"
-        } else {
-            "letters, digits, `_` and `-`"
-        };
-        let fixed: String = s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || (allow_slash && c == '/') { c } else { '_' }).collect();
-        let fixed = if fixed.is_empty() { "my_name".to_owned() } else { fixed };
-        Err(Error::custom(format!("`{option}` may only contain {allowed}: write `{option} = \"{fixed}\"`"))
-            .with_span(&value.span()))
+        part_ok(s)
     }
+}
+
+/// A valid segment close to `s`: other characters become `_`, empty parts are dropped,
+/// and `fallback` stands in when nothing is left.
+fn segment_fix(s: &str, allow_slash: bool, fallback: &str) -> String {
+    let clean = |p: &str| -> String {
+        p.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let fixed = if allow_slash {
+        s.split('/')
+            .filter(|p| !p.is_empty())
+            .map(clean)
+            .collect::<Vec<_>>()
+            .join("/")
+    } else {
+        clean(s)
+    };
+    if fixed.is_empty() {
+        fallback.to_owned()
+    } else {
+        fixed
+    }
+}
+
+fn check_segment(
+    value: &Text,
+    option: &str,
+    allow_slash: bool,
+    fallback: &str,
+) -> darling::Result<String> {
+    let s = value.value.as_str();
+    if is_segment(s, allow_slash) {
+        return Ok(s.to_owned());
+    }
+    let allowed = if allow_slash {
+        "letters, digits, `_` and `-`, in parts separated by `/`"
+    } else {
+        "letters, digits, `_` and `-`"
+    };
+    let fixed = segment_fix(s, allow_slash, fallback);
+    Err(Error::custom(format!(
+        "`{option}` may only contain {allowed}: write `{option} = \"{fixed}\"`"
+    ))
+    .with_span(&value.span))
 }
 
 impl RawOptions {
@@ -112,7 +306,7 @@ impl RawOptions {
                 _ => 1000,
             },
         };
-        let swr = self.swr.as_ref().is_some_and(|s| **s);
+        let swr = self.swr.is_some_and(|Flag(on)| on);
         let stale = match (&self.stale_max_age, swr) {
             (None, true) => Stale::Forever,
             (None, false) => Stale::Off,
@@ -123,36 +317,48 @@ impl RawOptions {
             (Some(lit), false) => {
                 errors.push(
                     Error::custom("`stale_max_age` only applies with stale-while-revalidate: add `swr`, or remove `stale_max_age`")
-                        .with_span(&lit.span),
+                        .with_span(&lit.name_span),
                 );
                 Stale::Off
             }
         };
+        let fn_name = fn_name.trim_start_matches("r#");
         let name = match &self.name {
-            Some(n) => errors.handle(check_segment(n, "name", false)).unwrap_or_default(),
-            None => fn_name.trim_start_matches("r#").to_owned(),
+            Some(n) => errors
+                .handle(check_segment(n, "name", false, fn_name))
+                .unwrap_or_default(),
+            None => fn_name.to_owned(),
         };
         let group = match &self.group {
-            Some(g) => errors.handle(check_segment(g, "group", true)).unwrap_or_default(),
+            Some(g) => errors
+                .handle(check_segment(g, "group", true, "functions"))
+                .unwrap_or_default(),
             None => "functions".to_owned(),
         };
         let base = match &self.base {
-            Some(b) if b.trim().is_empty() => {
-                errors.push(Error::custom("`base` names a mount and can't be empty: write `base = \"cache\"`").with_span(&b.span()));
+            Some(b) if b.value.trim().is_empty() => {
+                errors.push(
+                    Error::custom(
+                        "`base` names a mount and can't be empty: write `base = \"cache\"`",
+                    )
+                    .with_span(&b.span),
+                );
                 String::new()
             }
-            Some(b) => b.as_str().to_owned(),
+            Some(b) => b.value.clone(),
             None => "cache".to_owned(),
         };
         if let Some(i) = &self.integrity
-            && i.is_empty()
+            && i.value.is_empty()
         {
             errors.push(
                 Error::custom("`integrity` can't be empty: write a version string such as `integrity = \"v2\"`, or remove it")
-                    .with_span(&i.span()),
+                    .with_span(&i.span),
             );
         }
-        let krate = self.krate.unwrap_or_else(|| syn::parse_quote!(::larder));
+        let krate = self
+            .krate
+            .map_or_else(|| syn::parse_quote!(::larder), |CratePath(p)| p);
 
         errors.finish_with(Options {
             max_age_ms,
@@ -160,11 +366,111 @@ impl RawOptions {
             name,
             group,
             base,
-            get_key: self.get_key,
-            integrity: self.integrity.map(|i| i.as_str().to_owned()),
-            bypass: self.should_bypass_cache,
-            invalidate: self.should_invalidate_cache,
+            get_key: self.get_key.map(|Closure(e)| e),
+            integrity: self.integrity.map(|i| i.value),
+            bypass: self.should_bypass_cache.map(|Closure(e)| e),
+            invalidate: self.should_invalidate_cache.map(|Closure(e)| e),
             krate,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use darling::ast::NestedMeta;
+
+    fn build(tokens: proc_macro2::TokenStream) -> Result<Options, String> {
+        let metas = NestedMeta::parse_meta_list(tokens).map_err(|e| e.to_string())?;
+        // As the user sees it: the message, without darling's location suffix.
+        let shown = |e: Error| syn::Error::from(e).to_string();
+        let raw = RawOptions::from_list(&metas).map_err(shown)?;
+        raw.build("gh_stars").map_err(shown)
+    }
+
+    #[test]
+    fn the_spec_example_builds() {
+        let o = build(quote::quote!(
+            max_age = "1h",
+            swr,
+            stale_max_age = "1d",
+            group = "github",
+            get_key = |repo: &str| repo.to_owned()
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(o.max_age_ms, 3_600_000);
+        assert_eq!(o.stale, Stale::For(86_400_000));
+        assert_eq!(
+            (o.name.as_str(), o.group.as_str(), o.base.as_str()),
+            ("gh_stars", "github", "cache")
+        );
+        assert!(o.get_key.is_some());
+    }
+
+    #[test]
+    fn swr_is_a_flag_that_can_be_turned_off() {
+        assert_eq!(
+            build(quote::quote!(swr)).map(|o| o.stale),
+            Ok(Stale::Forever)
+        );
+        assert_eq!(
+            build(quote::quote!(swr = false)).map(|o| o.stale),
+            Ok(Stale::Off)
+        );
+        assert_eq!(
+            build(quote::quote!(swr = "yes")).err().as_deref(),
+            Some("`swr` is a flag: write `swr` to turn it on, or `swr = false`")
+        );
+    }
+
+    #[test]
+    fn option_values_in_the_wrong_form_are_told_the_right_one() {
+        let err = |t| build(t).err().unwrap_or_default();
+        assert_eq!(
+            err(quote::quote!(max_age)),
+            "`max_age` needs a value: write `max_age = \"1h\"`"
+        );
+        assert_eq!(
+            err(quote::quote!(max_age = 2.5)),
+            "`max_age` takes whole seconds or a duration string: write `max_age = \"2.5s\"`"
+        );
+        assert_eq!(
+            err(quote::quote!(max_age = -5)),
+            "`max_age` can't be negative: write `max_age = 5`"
+        );
+        assert!(err(quote::quote!(max_age = TTL)).starts_with("`max_age` is read at compile time"));
+        assert_eq!(
+            err(quote::quote!(name = profile)),
+            "`name` takes a string literal: write `name = \"profile\"`"
+        );
+        assert_eq!(
+            err(quote::quote!(get_key = "|id: &u64| *id")),
+            "`get_key` takes the closure itself, not a string: write `get_key = |id: &u64| *id`"
+        );
+        assert_eq!(
+            err(quote::quote!(crate = 5)),
+            "`crate` takes the path larder is known by: write e.g. `crate = ::larder`"
+        );
+        assert!(
+            err(quote::quote!(stale_max_age = "1h"))
+                .starts_with("`stale_max_age` only applies with stale-while-revalidate")
+        );
+    }
+
+    #[test]
+    fn segments_are_checked_and_fixed() {
+        assert!(is_segment("get_access-token2", false));
+        assert!(!is_segment("a/b", false));
+        assert!(is_segment("github/users", true));
+        assert!(!is_segment("github//users", true));
+        assert!(!is_segment("", true));
+        assert_eq!(segment_fix("user profile", false, "f"), "user_profile");
+        assert_eq!(segment_fix("a/b", false, "f"), "a_b");
+        assert_eq!(
+            segment_fix("/github.com//users/", true, "functions"),
+            "github_com/users"
+        );
+        assert_eq!(segment_fix("", false, "gh_stars"), "gh_stars");
+        assert_eq!(segment_fix("///", true, "functions"), "functions");
     }
 }

@@ -1,0 +1,8 @@
+use larder::cached;
+
+#[cached(max_age = "1m")]
+async fn describe<T: std::fmt::Display>(value: T) -> String {
+    format!("<{value}>")
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use larder::cached;
+
+#[cached(max_age = "1m", stale_max_age = "1h")]
+async fn answer() -> u64 {
+    42
+}
+
+fn main() {}

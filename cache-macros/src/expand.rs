@@ -8,7 +8,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use crate::option_names;
-use crate::options::{Options, RawOptions, Stale};
+use crate::options::{Options, RawOptions, Stale, TagsOpt};
 use crate::signature::{self, Ret, Sig};
 
 /// The whole attribute.
@@ -51,6 +51,17 @@ fn check(attr: TokenStream, func: &syn::ItemFn) -> darling::Result<(Options, Sig
                 errors.handle(signature::check_closure(option, expr, &func.sig.ident, s));
             }
         }
+        if let Some(TagsOpt::Dynamic(expr)) = &o.tags {
+            errors.handle(signature::check_closure("tags", expr, &func.sig.ident, s));
+        }
+        if let (Some((_, span)), Ret::Plain(_)) = (&o.hard_timeout, &s.ret) {
+            errors.push(
+                darling::Error::custom(
+                    "`hard_timeout` makes a slow call fail with `larder::Error::Timeout`, so the function must return a `Result` whose error implements `From<larder::Error>`: return `Result<T, E>`, or remove `hard_timeout`",
+                )
+                .with_span(span),
+            );
+        }
     }
     errors.finish()?;
     Ok((opts.expect("no errors"), sig.expect("no errors")))
@@ -69,12 +80,19 @@ fn integrity(opts: &Options, func: &syn::ItemFn) -> u128 {
                 .as_ref()
                 .map(|e| quote!(#e).to_string())
                 .unwrap_or_default();
+            let tags = match &opts.tags {
+                Some(TagsOpt::Static(t)) => t.join(","),
+                Some(TagsOpt::Dynamic(e)) => quote!(#e).to_string(),
+                None => String::new(),
+            };
             format!(
-                "{}\nmax_age={}\nstale={:?}\nget_key={}",
+                "{}\nmax_age={}\nstale={:?}\nget_key={}\ntags={}\ngrace={:?}",
                 quote!(#sig #block),
                 opts.max_age_ms,
                 opts.stale,
-                get_key
+                get_key,
+                tags,
+                opts.grace_ms
             )
         }
     };
@@ -166,6 +184,21 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
         Stale::For(ms) => quote!(#p::Window::For(#ms)),
         Stale::Forever => quote!(#p::Window::Forever),
     };
+    let grace = match opts.grace_ms {
+        Some(ms) => quote!(#p::Window::For(#ms)),
+        None => quote!(#p::Window::None),
+    };
+    let static_tags: Vec<&String> = match &opts.tags {
+        Some(TagsOpt::Static(t)) => t.iter().collect(),
+        _ => Vec::new(),
+    };
+    let grace_backoff = opts.grace_backoff_ms;
+    let some_ms = |v: Option<u64>| match v {
+        Some(ms) => quote!(::core::option::Option::Some(#ms)),
+        None => quote!(::core::option::Option::None),
+    };
+    let timeout = some_ms(opts.timeout_ms);
+    let hard_timeout = some_ms(opts.hard_timeout.map(|(ms, _)| ms));
     let spec = quote! {
         static __LARDER_SPEC: #p::FnSpec = #p::FnSpec {
             group: #p::Cow::Borrowed(#group),
@@ -173,11 +206,11 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
             prefix: #p::Cow::Borrowed(#prefix),
             base: #p::Cow::Borrowed(#base),
             integrity: #integrity,
-            policy: #p::Policy { max_age_ms: #max_age, stale: #stale, grace: #p::Window::None },
-            tags: #p::Cow::Borrowed(&[]),
-            grace_backoff_ms: 10_000,
-            timeout_ms: ::core::option::Option::None,
-            hard_timeout_ms: ::core::option::Option::None,
+            policy: #p::Policy { max_age_ms: #max_age, stale: #stale, grace: #grace },
+            tags: #p::Cow::Borrowed(&[#(#p::Cow::Borrowed(#static_tags)),*]),
+            grace_backoff_ms: #grace_backoff,
+            timeout_ms: #timeout,
+            hard_timeout_ms: #hard_timeout,
         };
     };
 
@@ -329,7 +362,7 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
 
     // --- the background refresh (swr): owned copies of the arguments, a 'static future
     let uncached = format_ident!("{}_uncached", ident);
-    let refresh = if matches!(opts.stale, Stale::Off) {
+    let refresh = if matches!(opts.stale, Stale::Off) && opts.timeout_ms.is_none() {
         quote!(#p::NoRefresh)
     } else {
         let owned: Vec<syn::Ident> = (0..sig.args.len())
@@ -379,17 +412,45 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
         value_call(quote!(#p::spawn_refresh), closure)
     };
 
+    // Dynamic tags: computed from the arguments only when the body is about to run.
+    let dynamic_tags = match &opts.tags {
+        Some(TagsOpt::Dynamic(e)) => Some(e),
+        _ => None,
+    };
+    let tag_source = match dynamic_tags {
+        Some(e) => {
+            let passed = sig.args.iter().map(|a| {
+                let i = &a.ident;
+                if a.referent.is_some() { quote!(*#i) } else { quote!(#i) }
+            });
+            quote! {
+                #p::dyn_tags(move |__larder_args: &(#(#arg_tys,)*)| -> ::std::vec::Vec<::std::string::String> {
+                    #[allow(unused_variables)]
+                    let (#(#idents,)*) = __larder_args;
+                    (#e)(#(#passed),*)
+                })
+            }
+        }
+        None => quote!(#p::NoTags),
+    };
+    let timeout_error = match &opts.hard_timeout {
+        Some((_, span)) => {
+            let make = respan(quote!(#p::timeout_error::<#err_ty>), *span);
+            quote!(::core::option::Option::Some(#make))
+        }
+        None => quote!(::core::option::Option::None),
+    };
     let call = value_call(
         quote!(#p::call),
         quote! {
             #p::SpecRef::Static(&__LARDER_SPEC),
             __larder_key,
             __larder_invalidate,
-            #p::Errors { share: __larder_share, timeout: ::core::option::Option::None },
+            #p::Errors { share: __larder_share, timeout: #timeout_error },
             (#(#idents,)*),
             |__larder_args| #wrap(#body),
             #refresh,
-            #p::NoTags,
+            #tag_source,
         },
     );
 
@@ -488,9 +549,13 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
         quote!(),
         {
             let value = respan(quote!(value), value_span);
+            let tags = match dynamic_tags {
+                Some(e) => quote!((#e)(#(#arg_refs),*)),
+                None => quote!(::std::vec::Vec::new()),
+            };
             let prime = value_call(
                 quote!(#p::prime),
-                quote!(#p::SpecRef::Static(&__LARDER_SPEC), #key_expr, #value, ::std::vec::Vec::new()),
+                quote!(#p::SpecRef::Static(&__LARDER_SPEC), #key_expr, #value, #tags),
             );
             quote!(#assert_value #prime #value_await)
         },
@@ -504,6 +569,19 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
         #vis async fn #clear_name() {
             #spec
             #p::clear_fn(#p::SpecRef::Static(&__LARDER_SPEC)).await
+        }
+    };
+    let stats_name = format_ident!("{}_stats", ident);
+    let stats_doc = format!(
+        "What [`{fn_name}`] has done in the runtime in force: hits, stale hits, misses, body runs, errors, grace answers."
+    );
+    let stats_fn = quote! {
+        #(#keep_attrs)*
+        #[doc = #stats_doc]
+        #[allow(dead_code)]
+        #vis fn #stats_name() -> #p::CacheStats {
+            #spec
+            #p::stats(#p::SpecRef::Static(&__LARDER_SPEC))
         }
     };
     let mut uncached_sig = fn_sig.clone();
@@ -524,6 +602,7 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
         #prime_fn
         #uncached_fn
         #clear_fn
+        #stats_fn
     }
 }
 

@@ -18,6 +18,11 @@ pub const OPTIONS: &[&str] = &[
     "integrity",
     "should_bypass_cache",
     "should_invalidate_cache",
+    "tags",
+    "grace",
+    "grace_backoff",
+    "timeout",
+    "hard_timeout",
     "crate",
 ];
 

@@ -175,6 +175,38 @@ impl FromMeta for Closure {
     }
 }
 
+/// `tags = ["a", "b"]` (string literals) or `tags = |args…| vec![…]` (a closure).
+#[derive(Debug, Clone)]
+pub enum TagsOpt {
+    Static(Vec<String>),
+    Dynamic(syn::Expr),
+}
+
+impl FromMeta for TagsOpt {
+    fn from_meta(meta: &syn::Meta) -> darling::Result<Self> {
+        let wrong = |at: &dyn ToTokens| {
+            Error::custom(
+                "`tags` takes string literals or a closure over the arguments: write `tags = [\"users\"]` or `tags = |id: &u64| vec![format!(\"user:{id}\")]`",
+            )
+            .with_span(&at.to_token_stream())
+        };
+        match value_of(meta, "[\"…\"]")? {
+            syn::Expr::Array(a) => {
+                let mut tags = Vec::new();
+                for e in &a.elems {
+                    match e {
+                        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) if !s.value().is_empty() => tags.push(s.value()),
+                        other => return Err(wrong(other)),
+                    }
+                }
+                Ok(TagsOpt::Static(tags))
+            }
+            e @ (syn::Expr::Closure(_) | syn::Expr::Path(_)) => Ok(TagsOpt::Dynamic(e.clone())),
+            other => Err(wrong(other)),
+        }
+    }
+}
+
 /// The options as darling reads them, before they are checked together. Every field is
 /// also listed in [`OPTIONS`](crate::option_names::OPTIONS).
 #[derive(Debug, FromMeta)]
@@ -189,6 +221,11 @@ pub struct RawOptions {
     integrity: Option<Text>,
     should_bypass_cache: Option<Closure>,
     should_invalidate_cache: Option<Closure>,
+    tags: Option<TagsOpt>,
+    grace: Option<DurationLit>,
+    grace_backoff: Option<DurationLit>,
+    timeout: Option<DurationLit>,
+    hard_timeout: Option<DurationLit>,
     #[darling(rename = "crate")]
     krate: Option<CratePath>,
 }
@@ -212,6 +249,13 @@ pub struct Options {
     pub integrity: Option<String>,
     pub bypass: Option<syn::Expr>,
     pub invalidate: Option<syn::Expr>,
+    pub tags: Option<TagsOpt>,
+    /// Fail-safe window past `max_age`.
+    pub grace_ms: Option<u64>,
+    pub grace_backoff_ms: u64,
+    pub timeout_ms: Option<u64>,
+    /// With where it was written (a non-`Result` function can't have it).
+    pub hard_timeout: Option<(u64, Span)>,
     pub krate: syn::Path,
 }
 
@@ -359,6 +403,34 @@ impl RawOptions {
         let krate = self
             .krate
             .map_or_else(|| syn::parse_quote!(::larder), |CratePath(p)| p);
+        let mut millis = |lit: &Option<DurationLit>, option: &str| -> Option<u64> {
+            lit.as_ref().and_then(|l| match errors.handle(parse_duration(l, option, false)) {
+                Some(Dur::Millis(ms)) => Some(ms),
+                _ => None,
+            })
+        };
+        let grace_ms = millis(&self.grace, "grace");
+        let grace_backoff_ms = millis(&self.grace_backoff, "grace_backoff").unwrap_or(10_000);
+        let timeout_ms = millis(&self.timeout, "timeout");
+        let hard_timeout = millis(&self.hard_timeout, "hard_timeout")
+            .zip(self.hard_timeout.as_ref().map(|l| l.name_span));
+        if let Some(lit) = &self.grace_backoff
+            && self.grace.is_none()
+        {
+            errors.push(
+                Error::custom("`grace_backoff` only applies with fail-safe: add `grace = \"…\"`, or remove `grace_backoff`")
+                    .with_span(&lit.name_span),
+            );
+        }
+        if let Some(lit) = &self.timeout
+            && !swr
+            && self.grace.is_none()
+        {
+            errors.push(
+                Error::custom("`timeout` answers with a stale value when the body is slow, so it needs one to answer with: add `swr` or `grace = \"…\"`")
+                    .with_span(&lit.name_span),
+            );
+        }
 
         errors.finish_with(Options {
             max_age_ms,
@@ -370,6 +442,11 @@ impl RawOptions {
             integrity: self.integrity.map(|i| i.value),
             bypass: self.should_bypass_cache.map(|Closure(e)| e),
             invalidate: self.should_invalidate_cache.map(|Closure(e)| e),
+            tags: self.tags,
+            grace_ms,
+            grace_backoff_ms,
+            timeout_ms,
+            hard_timeout,
             krate,
         })
     }

@@ -37,8 +37,6 @@ pub struct Sig {
     pub has_self: bool,
     pub args: Vec<Arg>,
     pub ret: Ret,
-    /// Whether the function has type or const parameters (or `impl Trait` arguments).
-    pub generic: bool,
 }
 
 /// A return type that borrows: where, and the owned type to return instead.
@@ -297,7 +295,6 @@ pub fn analyse(sig: &syn::Signature, has_get_key: bool) -> darling::Result<Sig> 
         has_self,
         args,
         ret,
-        generic,
     })
 }
 

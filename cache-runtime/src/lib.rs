@@ -78,9 +78,25 @@ pub mod __private {
         Key::from_display(&spec.prefix, raw)
     }
 
+    /// An error type that `hard_timeout` can fail a call with.
+    #[diagnostic::on_unimplemented(
+        message = "`hard_timeout` fails a slow call with `larder::Error::Timeout`, but `{Self}` can't be made from a `larder::Error`",
+        label = "`{Self}` needs `From<larder::Error>`",
+        note = "add `impl From<larder::Error> for {Self}` (e.g. a `Timeout` variant), or remove `hard_timeout`"
+    )]
+    pub trait TimeoutError {
+        /// The error of a call abandoned after `hard_timeout`.
+        fn timeout() -> Self;
+    }
+    impl<E: From<crate::Error>> TimeoutError for E {
+        fn timeout() -> Self {
+            E::from(crate::Error::Timeout)
+        }
+    }
+
     /// The error of a call abandoned after `hard_timeout`.
-    pub fn timeout_error<E: From<crate::Error>>() -> E {
-        E::from(crate::Error::Timeout)
+    pub fn timeout_error<E: TimeoutError>() -> E {
+        E::timeout()
     }
 
     /// A return type that is a `Result`: only `Ok` is cached.

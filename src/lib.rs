@@ -7,6 +7,10 @@ pub use cache_runtime::{
     request_scope, runtime, store,
 };
 
+/// HTTP response caching for tower and axum (feature `http`).
+#[cfg(feature = "http")]
+pub use cache_runtime::http;
+
 pub use cache_runtime::MemoryStore;
 #[cfg(feature = "fs")]
 pub use cache_runtime::fs;

@@ -18,6 +18,8 @@ mod error;
 mod flight;
 #[cfg(feature = "redis")]
 mod instances;
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "fs")]
 pub mod fs;
 pub mod key;

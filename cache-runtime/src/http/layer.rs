@@ -1,0 +1,366 @@
+//! The tower [`Layer`] and its options (SPEC §2 and §8), as a builder.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use http::request::Parts;
+use tower::Layer;
+
+use super::rule::{RouteRule, Settings};
+use super::rules::{Resolved, RouteRules};
+use super::service::CacheService;
+use super::store::ResponseCache;
+use super::{key, policy};
+use crate::api::Cache;
+use crate::entry::{Freshness, Policy};
+use crate::key::Key;
+use crate::runtime::{DEFAULT_BASE, Runtime};
+use crate::tags::TagVerdict;
+
+/// The default `group` of HTTP entries.
+pub const DEFAULT_GROUP: &str = "http";
+
+/// The default `name` of HTTP entries.
+pub const DEFAULT_NAME: &str = "default";
+
+type KeyFn = Arc<dyn Fn(&Parts) -> String + Send + Sync>;
+type BypassFn = Arc<dyn Fn(&Parts) -> bool + Send + Sync>;
+type TagsFn = Arc<dyn Fn(&Parts) -> Vec<String> + Send + Sync>;
+
+/// A tower [`Layer`] that caches the responses of the service it wraps, safe by default
+/// (SPEC §8). Use it with axum's `Router::layer`/`route_layer`, or on any tower service
+/// of `http::Request<B>` → `http::Response<B2>`.
+///
+/// ```
+/// # use cache_runtime as larder;
+/// use std::time::Duration;
+/// use larder::http::{CacheLayer, RouteRule, RouteRules};
+///
+/// let layer = CacheLayer::new()
+///     .max_age(Duration::from_secs(60))
+///     .swr()
+///     .allow_query(["page"])
+///     .routes(RouteRules::new().rule("/admin/**", RouteRule::off()));
+/// // axum: Router::new().route(…).layer(layer)
+/// ```
+///
+/// What is cached, and how:
+///
+/// - Only `GET` and `HEAD` requests without `Range`, and without `Authorization` or `Cookie`
+///   unless [`varies`](Self::varies) lists them; other requests pass through. A successful
+///   (2xx) `POST`, `PUT`, `PATCH` or `DELETE` deletes the entries of its path.
+/// - The key is the path, the host, the method (`HEAD` apart from `GET`), the
+///   [`allow_query`](Self::allow_query) parameters (sorted; the handler does not see the
+///   others), the [`varies`](Self::varies) headers and the [`key`](Self::key) function's result.
+/// - A response is stored only if its status is in [`statuses`](Self::statuses), it has no
+///   `Set-Cookie`, its `Cache-Control` has no `no-store`, `private` or `no-cache`, its `Vary`
+///   names only `varies` headers, and its body has a known length of at most
+///   [`max_body`](Self::max_body) (a stream is never buffered). Anything else passes
+///   through untouched. Hop-by-hop headers are never stored.
+/// - Freshness: the response's `s-maxage`, else its `max-age`, else [`max_age`](Self::max_age).
+/// - Every response gets `x-cache: HIT|MISS|STALE|BYPASS`; stored ones `Age`, an `ETag`
+///   and answer `If-None-Match`/`If-Modified-Since` with `304`.
+/// - A 5xx (or a failure of the service) counts as the handler's error: it is never stored,
+///   and with [`grace`](Self::grace) an older response answers instead.
+#[derive(Clone)]
+pub struct CacheLayer {
+    runtime: Option<Runtime>,
+    base: String,
+    group: String,
+    name: String,
+    defaults: RouteRule,
+    routes: RouteRules,
+    key: Option<KeyFn>,
+    bypass: Option<BypassFn>,
+    tags: Option<TagsFn>,
+    /// Shared by the clones of one configuration (axum clones a layer for each route).
+    shared: Arc<OnceLock<Arc<Shared>>>,
+}
+
+impl std::fmt::Debug for CacheLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheLayer")
+            .field("base", &self.base)
+            .field("group", &self.group)
+            .field("name", &self.name)
+            .field("defaults", &self.defaults)
+            .field("routes", &self.routes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for CacheLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CacheLayer {
+    /// A layer with the defaults: fresh for 1 s, no `swr`, statuses 200/203/301/308,
+    /// bodies up to 8 MiB, no query parameters and no headers in the key, entries under
+    /// `http:default:` in the mount `cache` of the runtime in force when it is applied.
+    pub fn new() -> Self {
+        CacheLayer {
+            runtime: None,
+            base: DEFAULT_BASE.to_owned(),
+            group: DEFAULT_GROUP.to_owned(),
+            name: DEFAULT_NAME.to_owned(),
+            defaults: RouteRule::new(),
+            routes: RouteRules::new(),
+            key: None,
+            bypass: None,
+            tags: None,
+            shared: Arc::new(OnceLock::new()),
+        }
+    }
+
+    fn with(mut self, f: impl FnOnce(&mut Self)) -> Self {
+        f(&mut self);
+        self.shared = Arc::new(OnceLock::new());
+        self
+    }
+
+    fn rule(self, f: impl FnOnce(RouteRule) -> RouteRule) -> Self {
+        self.with(|l| l.defaults = f(std::mem::take(&mut l.defaults)))
+    }
+
+    /// The runtime whose store holds the entries (default: the one in force, see
+    /// [`Runtime::current`], when the layer is first applied).
+    pub fn runtime(self, runtime: Runtime) -> Self {
+        self.with(|l| l.runtime = Some(runtime))
+    }
+
+    /// The mount the entries live in (default `"cache"`).
+    pub fn base(self, base: impl Into<String>) -> Self {
+        self.with(|l| l.base = base.into())
+    }
+
+    /// The first key segment (default `"http"`); `larder::clear_group` clears it.
+    pub fn group(self, group: impl Into<String>) -> Self {
+        self.with(|l| l.group = group.into())
+    }
+
+    /// The second key segment (default `"default"`): give layers of one mount their own.
+    pub fn name(self, name: impl Into<String>) -> Self {
+        self.with(|l| l.name = name.into())
+    }
+
+    /// See [`RouteRule::max_age`].
+    pub fn max_age(self, d: Duration) -> Self {
+        self.rule(|r| r.max_age(d))
+    }
+
+    /// See [`RouteRule::swr`].
+    pub fn swr(self) -> Self {
+        self.rule(RouteRule::swr)
+    }
+
+    /// See [`RouteRule::stale_max_age`].
+    pub fn stale_max_age(self, d: Duration) -> Self {
+        self.rule(|r| r.stale_max_age(d))
+    }
+
+    /// See [`RouteRule::grace`].
+    pub fn grace(self, d: Duration) -> Self {
+        self.rule(|r| r.grace(d))
+    }
+
+    /// See [`RouteRule::grace_backoff`].
+    pub fn grace_backoff(self, d: Duration) -> Self {
+        self.rule(|r| r.grace_backoff(d))
+    }
+
+    /// See [`RouteRule::timeout`].
+    pub fn timeout(self, d: Duration) -> Self {
+        self.rule(|r| r.timeout(d))
+    }
+
+    /// See [`RouteRule::hard_timeout`].
+    pub fn hard_timeout(self, d: Duration) -> Self {
+        self.rule(|r| r.hard_timeout(d))
+    }
+
+    /// See [`RouteRule::tag`].
+    pub fn tag(self, tag: impl Into<String>) -> Self {
+        self.rule(|r| r.tag(tag))
+    }
+
+    /// See [`RouteRule::tags`].
+    pub fn tags<I: IntoIterator<Item = S>, S: Into<String>>(self, tags: I) -> Self {
+        self.rule(|r| r.tags(tags))
+    }
+
+    /// See [`RouteRule::varies`].
+    ///
+    /// # Panics
+    ///
+    /// If a name is not a valid header name.
+    pub fn varies<I: IntoIterator<Item = S>, S: AsRef<str>>(self, names: I) -> Self {
+        self.rule(|r| r.varies(names))
+    }
+
+    /// See [`RouteRule::allow_query`].
+    pub fn allow_query<I: IntoIterator<Item = S>, S: Into<String>>(self, names: I) -> Self {
+        self.rule(|r| r.allow_query(names))
+    }
+
+    /// See [`RouteRule::statuses`].
+    pub fn statuses<I: IntoIterator<Item = u16>>(self, statuses: I) -> Self {
+        self.rule(|r| r.statuses(statuses))
+    }
+
+    /// See [`RouteRule::max_body`].
+    pub fn max_body(self, bytes: usize) -> Self {
+        self.rule(|r| r.max_body(bytes))
+    }
+
+    /// See [`RouteRule::send_cache_control`].
+    pub fn send_cache_control(self, on: bool) -> Self {
+        self.rule(|r| r.send_cache_control(on))
+    }
+
+    /// Per-path options: see [`RouteRules`].
+    pub fn routes(self, routes: RouteRules) -> Self {
+        self.with(|l| l.routes = routes)
+    }
+
+    /// A key function (SPEC §2 `get_key`) over the request head: requests of one path, host
+    /// and method share an entry only when its results are equal too (it adds to the key;
+    /// it cannot merge what the default key keeps apart).
+    pub fn key<F: Fn(&Parts) -> String + Send + Sync + 'static>(self, f: F) -> Self {
+        self.with(|l| l.key = Some(Arc::new(f)))
+    }
+
+    /// A predicate over the request head (SPEC §2 `should_bypass_cache`): `true` passes the
+    /// request through, nothing read or stored.
+    pub fn bypass<F: Fn(&Parts) -> bool + Send + Sync + 'static>(self, f: F) -> Self {
+        self.with(|l| l.bypass = Some(Arc::new(f)))
+    }
+
+    /// Tags computed from the request head, added to the static ones.
+    pub fn tags_with<F: Fn(&Parts) -> Vec<String> + Send + Sync + 'static>(self, f: F) -> Self {
+        self.with(|l| l.tags = Some(Arc::new(f)))
+    }
+
+    /// The store of this layer, for invalidation and the Cloudflare-style `match`/`put`/`delete`.
+    pub fn store(&self) -> ResponseCache {
+        ResponseCache::new(self.shared())
+    }
+
+    fn shared(&self) -> Arc<Shared> {
+        Arc::clone(self.shared.get_or_init(|| {
+            let runtime = self.runtime.clone().unwrap_or_else(Runtime::current);
+            Arc::new(Shared {
+                cache: runtime.cache(&self.base).namespace(&self.group).namespace(&self.name),
+                rules: self.routes.resolve(&self.defaults),
+                key: self.key.clone(),
+                bypass: self.bypass.clone(),
+                tags: self.tags.clone(),
+            })
+        }))
+    }
+}
+
+impl<S> Layer<S> for CacheLayer {
+    type Service = CacheService<S>;
+
+    fn layer(&self, inner: S) -> CacheService<S> {
+        CacheService::new(inner, self.shared())
+    }
+}
+
+/// What every service of one layer shares: its store handle and its resolved options.
+pub(crate) struct Shared {
+    pub cache: Cache,
+    pub rules: Resolved,
+    pub key: Option<KeyFn>,
+    pub bypass: Option<BypassFn>,
+    pub tags: Option<TagsFn>,
+}
+
+impl Shared {
+    /// The settings and key of a request that the layer caches, or why it passes through.
+    pub fn plan(&self, parts: &Parts) -> Result<(&Arc<Settings>, String), &'static str> {
+        let settings = self.rules.for_path(parts.uri.path());
+        if let Some(reason) = policy::request_bypass(parts, settings) {
+            return Err(reason);
+        }
+        if self.bypass.as_ref().is_some_and(|f| f(parts)) {
+            return Err("the bypass predicate said so");
+        }
+        let custom = self.key.as_ref().map(|f| f(parts));
+        let key = key::request_key(parts, &settings.allow_query, &settings.varies, custom.as_deref());
+        Ok((settings, key))
+    }
+}
+
+impl Cache {
+    /// The value under the storage-form key `key` (`a:b:c`, parts already plain) if the
+    /// memory tier holds it fresh: the hit of `get_or_set_with`'s lookup (same integrity,
+    /// tag and freshness checks; the hit is counted), without setting up a call. Anything
+    /// else (stale, grace, L2, a miss) is for `get_or_set_with` to decide.
+    pub(crate) fn fresh_in_memory<V: Clone + 'static>(&self, key: &str) -> Option<V> {
+        debug_assert_eq!(crate::key::escape_key(&key.replace(':', "/")), key);
+        let key = Key::from_parts(&self.prefix, key);
+        let now = self.rt.clock().now_ms();
+        self.mount
+            .memory
+            .peek(key.id(), now, |slot| {
+                // `Options` without `integrity` give their entries integrity 0.
+                if slot.integrity != 0 || slot.key.as_bytes() != key.as_bytes() || slot.is_expired() {
+                    return None;
+                }
+                let value = slot.value.downcast_ref::<V>()?;
+                if self.mount.tags.check(&slot.tag_ids, slot.seq) != TagVerdict::Valid {
+                    return None;
+                }
+                let policy = Policy::max_age(Duration::from_millis(slot.expires.saturating_sub(slot.mtime)));
+                if policy.freshness(slot.mtime, false, now) != Freshness::Fresh {
+                    return None;
+                }
+                if let Some(stats) = &slot.stats {
+                    stats.hits.incr();
+                }
+                Some(value.clone())
+            })
+            .flatten()
+    }
+
+    /// Keys of this handle that start with `{namespace}{prefix}`, in every tier, sorted.
+    pub(crate) async fn keys_under(&self, prefix: &str) -> Vec<String> {
+        let full = format!("{}{prefix}", self.prefix);
+        let mut keys = self.mount.memory.keys(&full);
+        if let Some(l2) = &self.mount.l2 {
+            match l2.store.keys(&full).await {
+                Ok(more) => keys.extend(more),
+                Err(e) => {
+                    tracing::warn!(target: "larder", prefix = full, error = %e, "listing L2 keys failed; going on with L1's")
+                }
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// Deletes every key of this handle that starts with `{namespace}{prefix}`, in every
+    /// tier (runs in flight for them don't store their results).
+    pub(crate) async fn delete_prefix(&self, prefix: &str) -> usize {
+        self.mount.clear_prefix(&format!("{}{prefix}", self.prefix)).await
+    }
+
+    /// The namespace prefix of this handle's keys.
+    pub(crate) fn namespace_prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The clock of this handle's runtime, ms.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.rt.clock().now_ms()
+    }
+
+    /// Runs `fut` with this handle's runtime in force.
+    pub(crate) async fn in_scope<F: std::future::Future>(&self, fut: F) -> F::Output {
+        self.rt.scope(fut).await
+    }
+}

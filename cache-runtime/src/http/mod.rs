@@ -1,0 +1,56 @@
+//! HTTP response caching for tower and axum, safe by default (SPEC §8; feature `http`).
+//!
+//! [`CacheLayer`] caches the responses of the service it wraps through the same algorithm
+//! as `#[cached]` (single-flight misses, `swr`, `grace`, timeouts, tags), in a runtime's
+//! store; [`RouteRules`] give paths their own options; [`ResponseCache`] is the same store
+//! as an API (invalidation, and Cloudflare-style `match`/`put`/`delete`).
+//!
+//! ```no_run
+//! # use cache_runtime as larder;
+//! use std::time::Duration;
+//! use larder::http::{CacheLayer, RouteRule, RouteRules};
+//!
+//! let cache = CacheLayer::new()
+//!     .max_age(Duration::from_secs(10))
+//!     .swr()
+//!     .routes(
+//!         RouteRules::new()
+//!             .rule("/blog/**", RouteRule::new().max_age(Duration::from_secs(3600)).tag("blog"))
+//!             .rule("/blog/drafts/**", RouteRule::off()),
+//!     );
+//! let store = cache.store(); // store.invalidate_path("/blog/**"), store.invalidate_tag("blog"), …
+//! // let app = axum::Router::new().route("/blog/{slug}", get(post)).layer(cache);
+//! ```
+//!
+//! Safe by default means that a response reaches the store only when nothing about it can
+//! belong to one client: requests with `Authorization`/`Cookie` pass through (unless
+//! [`varies`](CacheLayer::varies) lists them, keying entries by their value), responses with
+//! `Set-Cookie`, `Cache-Control: no-store/private/no-cache`, a `Vary` outside `varies`, or a
+//! status outside [`statuses`](CacheLayer::statuses) pass through, as do streams and bodies
+//! larger than [`max_body`](CacheLayer::max_body), untouched. A response that was not stored
+//! is not shared with concurrent requests either: each runs the handler.
+//!
+//! Choices where SPEC is silent: requests' own `Cache-Control` is ignored (a client cannot
+//! force a refresh); a response's `Expires` and `stale-while-revalidate` are not read
+//! (`s-maxage`, `max-age` and the layer's options decide); `max-age=0` means "not stored";
+//! a body of unknown length is a stream; `HEAD` responses get no body-hash `ETag` (they have
+//! no body), only the handler's; 5xx responses count as the handler's errors.
+
+mod body;
+mod conditional;
+mod key;
+mod layer;
+mod policy;
+mod response;
+mod rule;
+mod rules;
+mod service;
+mod store;
+
+pub use body::CacheBody;
+pub use layer::{CacheLayer, DEFAULT_GROUP, DEFAULT_NAME};
+pub use response::{CacheStatus, CachedResponse, X_CACHE};
+pub use rule::{DEFAULT_MAX_BODY, DEFAULT_STATUSES, RouteRule};
+pub use rules::{InvalidGlob, RouteRules};
+pub use service::CacheService;
+pub use store::{PutError, ResponseCache};

@@ -1,0 +1,338 @@
+//! A stored response, how it is made from a handler's response, how it is replayed, and
+//! its JSON form for stores.
+
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use http::header::{self, HeaderName};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::conditional::{Conditional, is_entity_tag};
+use super::rule::Settings;
+
+/// The `x-cache` header of every response through the layer.
+pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never stored.
+static HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// What a `304 Not Modified` carries of the stored response (RFC 9110 §15.4.5).
+static NOT_MODIFIED_HEADERS: [HeaderName; 7] = [
+    header::CACHE_CONTROL,
+    header::CONTENT_LOCATION,
+    header::DATE,
+    header::ETAG,
+    header::EXPIRES,
+    header::LAST_MODIFIED,
+    header::VARY,
+];
+
+/// How a response through the layer was answered: the value of its `x-cache` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// From a fresh stored response.
+    Hit,
+    /// The handler ran and its response was stored (or shared with concurrent requests).
+    Miss,
+    /// From a stored response past its freshness: under `swr` (refreshed in the
+    /// background) or `grace` (the handler failed).
+    Stale,
+    /// Not cached: the request or the response may not be (or caching is off for it).
+    Bypass,
+}
+
+impl CacheStatus {
+    /// `HIT`, `MISS`, `STALE` or `BYPASS`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "HIT",
+            CacheStatus::Miss => "MISS",
+            CacheStatus::Stale => "STALE",
+            CacheStatus::Bypass => "BYPASS",
+        }
+    }
+
+    pub(crate) fn header(self) -> HeaderValue {
+        HeaderValue::from_static(self.as_str())
+    }
+}
+
+/// A stored response: its status, its end-to-end headers and its complete body. Cheap to
+/// clone (shared). Stores keep it as JSON, the body in base64.
+#[derive(Clone)]
+pub struct CachedResponse(Arc<Stored>);
+
+struct Stored {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+    /// When it was produced, ms since the epoch (runtime clock).
+    stored_at_ms: u64,
+    /// The `Age` the handler's response already had, s.
+    initial_age: u64,
+    /// Freshness from the response's own `s-maxage`/`max-age`, ms.
+    max_age_ms: Option<u64>,
+    /// Last modification, s since the epoch: `Last-Modified`, else `Date`, else `stored_at`.
+    last_modified: u64,
+}
+
+impl std::fmt::Debug for CachedResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedResponse")
+            .field("status", &self.0.status)
+            .field("headers", &self.0.headers)
+            .field("body_len", &self.0.body.len())
+            .field("stored_at_ms", &self.0.stored_at_ms)
+            .finish()
+    }
+}
+
+impl CachedResponse {
+    /// Makes the stored form of a handler's response: hop-by-hop headers (and those its
+    /// `Connection` names) dropped, `Age` taken as the initial age, an `ETag` (the
+    /// handler's, else a weak one from the body's hash, unless `hash_body` is false), the
+    /// route's `Vary`, and, without a `Cache-Control` of its own, the route's.
+    pub(crate) fn new(
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: Bytes,
+        now_ms: u64,
+        max_age_ms: Option<u64>,
+        settings: &Settings,
+        hash_body: bool,
+    ) -> CachedResponse {
+        let mut kept = end_to_end(headers);
+        let initial_age = kept
+            .remove(header::AGE)
+            .and_then(|v| v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()))
+            .unwrap_or(0);
+        kept.remove(X_CACHE);
+        let has_etag = kept.get(header::ETAG).is_some_and(is_entity_tag);
+        if !has_etag {
+            kept.remove(header::ETAG);
+            if hash_body {
+                let hash = xxhash_rust::xxh3::xxh3_128(&body);
+                let etag = HeaderValue::from_str(&format!("W/\"{hash:032x}\"")).expect("hex");
+                kept.insert(header::ETAG, etag);
+            }
+        }
+        kept.remove(header::VARY);
+        if let Some(vary) = &settings.vary {
+            kept.insert(header::VARY, vary.clone());
+        }
+        if !kept.contains_key(header::CACHE_CONTROL)
+            && let Some(cc) = &settings.cache_control
+        {
+            kept.insert(header::CACHE_CONTROL, cc.clone());
+        }
+        CachedResponse::assemble(status, kept, body, now_ms, initial_age, max_age_ms)
+    }
+
+    fn assemble(
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+        stored_at_ms: u64,
+        initial_age: u64,
+        max_age_ms: Option<u64>,
+    ) -> CachedResponse {
+        let date = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .and_then(|s| httpdate::parse_http_date(s).ok())
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| d.as_secs())
+        };
+        let last_modified = date(header::LAST_MODIFIED).or_else(|| date(header::DATE)).unwrap_or(stored_at_ms / 1000);
+        CachedResponse(Arc::new(Stored { status, headers, body, stored_at_ms, initial_age, max_age_ms, last_modified }))
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.0.status
+    }
+
+    /// The stored headers (without `x-cache` and `Age`, which are added when replayed).
+    pub fn headers(&self) -> &HeaderMap {
+        &self.0.headers
+    }
+
+    /// The complete body.
+    pub fn body(&self) -> &Bytes {
+        &self.0.body
+    }
+
+    /// When the response was produced, in ms since the Unix epoch (runtime clock).
+    pub fn stored_at_ms(&self) -> u64 {
+        self.0.stored_at_ms
+    }
+
+    /// How long it is fresh by its own `Cache-Control` (`s-maxage`, else `max-age`), if it says.
+    pub fn max_age_ms(&self) -> Option<u64> {
+        self.0.max_age_ms
+    }
+
+    /// Its `Age` at `now_ms`, in seconds.
+    pub fn age_secs(&self, now_ms: u64) -> u64 {
+        self.0.initial_age + now_ms.saturating_sub(self.0.stored_at_ms) / 1000
+    }
+
+    /// The response to replay at `now_ms` for a request with preconditions `cond`: a `304`
+    /// (with an empty body) when they say the client's copy is current, else the stored
+    /// response; with `x-cache: {status}` and `Age`.
+    pub(crate) fn replay(&self, status: CacheStatus, cond: &Conditional, now_ms: u64) -> Response<Bytes> {
+        let s = &*self.0;
+        let mut res = if cond.not_modified(s.status, s.headers.get(header::ETAG), s.last_modified) {
+            let mut res = Response::new(Bytes::new());
+            *res.status_mut() = StatusCode::NOT_MODIFIED;
+            let headers = res.headers_mut();
+            for name in &NOT_MODIFIED_HEADERS {
+                for v in s.headers.get_all(name) {
+                    headers.append(name.clone(), v.clone());
+                }
+            }
+            res
+        } else {
+            let mut res = Response::new(s.body.clone());
+            *res.status_mut() = s.status;
+            *res.headers_mut() = s.headers.clone();
+            res
+        };
+        let headers = res.headers_mut();
+        headers.insert(X_CACHE, status.header());
+        headers.insert(header::AGE, HeaderValue::from(self.age_secs(now_ms)));
+        res
+    }
+}
+
+/// The end-to-end headers of `headers`: without the hop-by-hop ones and those that
+/// `Connection` names.
+fn end_to_end(headers: &HeaderMap) -> HeaderMap {
+    let named: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let mut kept = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if HOP_BY_HOP.contains(name) || named.iter().any(|n| n == name.as_str()) {
+            continue;
+        }
+        kept.append(name.clone(), value.clone());
+    }
+    kept
+}
+
+/// The JSON form: `{"status", "headers": [[name, value]], "body": base64, "stored_at",
+/// "initial_age", "max_age"}`; a header value that is not UTF-8 is `{"b64": …}`.
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    status: u16,
+    headers: Vec<(String, WireValue)>,
+    body: String,
+    stored_at: u64,
+    #[serde(default)]
+    initial_age: u64,
+    #[serde(default)]
+    max_age: Option<u64>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum WireValue {
+    Text(String),
+    Bytes { b64: String },
+}
+
+impl Serialize for CachedResponse {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let s = &*self.0;
+        Wire {
+            status: s.status.as_u16(),
+            headers: s
+                .headers
+                .iter()
+                .map(|(n, v)| {
+                    let value = match std::str::from_utf8(v.as_bytes()) {
+                        Ok(text) => WireValue::Text(text.to_owned()),
+                        Err(_) => WireValue::Bytes { b64: BASE64.encode(v.as_bytes()) },
+                    };
+                    (n.as_str().to_owned(), value)
+                })
+                .collect(),
+            body: BASE64.encode(&s.body),
+            stored_at: s.stored_at_ms,
+            initial_age: s.initial_age,
+            max_age: s.max_age_ms,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for CachedResponse {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let w = Wire::deserialize(deserializer)?;
+        let status = StatusCode::from_u16(w.status).map_err(D::Error::custom)?;
+        let mut headers = HeaderMap::with_capacity(w.headers.len());
+        for (name, value) in w.headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(D::Error::custom)?;
+            let value = match value {
+                WireValue::Text(t) => HeaderValue::from_str(&t).map_err(D::Error::custom)?,
+                WireValue::Bytes { b64 } => {
+                    let raw = BASE64.decode(b64).map_err(D::Error::custom)?;
+                    HeaderValue::from_bytes(&raw).map_err(D::Error::custom)?
+                }
+            };
+            headers.append(name, value);
+        }
+        let body = Bytes::from(BASE64.decode(w.body).map_err(D::Error::custom)?);
+        Ok(CachedResponse::assemble(status, headers, body, w.stored_at, w.initial_age, w.max_age))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::rule::{RouteRule, Settings};
+
+    #[test]
+    fn json_round_trip_keeps_binary_bodies_and_header_bytes() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
+        h.insert("x-raw", HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        h.insert(header::CONNECTION, HeaderValue::from_static("x-hop"));
+        h.insert("x-hop", HeaderValue::from_static("1"));
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        let body: Bytes = (0..=255u8).collect::<Vec<u8>>().into();
+        let settings = Settings::resolve(&RouteRule::new());
+        let r = CachedResponse::new(StatusCode::OK, &h, body.clone(), 1_000, Some(5_000), &settings, true);
+        assert!(r.headers().get("x-hop").is_none() && r.headers().get(header::TRANSFER_ENCODING).is_none());
+        let json = serde_json::to_string(&r).unwrap();
+        let back: CachedResponse = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.body(), &body);
+        assert_eq!(back.headers(), r.headers());
+        assert_eq!(back.status(), StatusCode::OK);
+        assert_eq!(back.max_age_ms(), Some(5_000));
+        assert_eq!(back.stored_at_ms(), 1_000);
+        assert!(json.len() < 2 * body.len() + 400, "compact: {json}");
+    }
+}

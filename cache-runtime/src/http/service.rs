@@ -1,0 +1,318 @@
+//! The tower [`Service`]: what one request through the layer does.
+//!
+//! A cacheable request becomes one `Cache::get_or_set_with` call, whose factory runs the
+//! wrapped service and turns its response into what the cache holds ([`Flight`]). So misses
+//! are single-flight, and `swr`, `grace` and timeouts are those of SPEC §4:
+//!
+//! - a storable response is a [`Flight::Stored`] value, kept as long as its own
+//!   `s-maxage`/`max-age` says (else the route's `max_age`);
+//! - a response that may not be stored is [`Flight::Passed`]: never kept, and not shared
+//!   either. The request that ran the handler gets the response itself (its body untouched,
+//!   through a side slot); the concurrent requests that waited on that run each run the
+//!   handler for themselves, since the response may be meant for one client (`Set-Cookie`);
+//! - a 5xx (or the service failing) is the factory's error: under `grace` an older response
+//!   answers; otherwise the request that ran the handler gets the 5xx as it was, and the
+//!   waiters run the handler themselves.
+
+use std::future::Future;
+use std::ops::ControlFlow;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body::Body;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tower::Service;
+
+use super::body::CacheBody;
+use super::conditional::Conditional;
+use super::key;
+use super::layer::Shared;
+use super::policy;
+use super::response::{CacheStatus, CachedResponse, X_CACHE};
+use super::rule::Settings;
+use crate::call::{Answer, Storage};
+use crate::error::Error;
+
+/// The service of [`CacheLayer`](super::CacheLayer): caches the responses of `S`.
+#[derive(Clone)]
+pub struct CacheService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> std::fmt::Debug for CacheService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheService").field("cache", &self.shared.cache).finish_non_exhaustive()
+    }
+}
+
+impl<S> CacheService<S> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+        CacheService { inner, shared }
+    }
+
+    /// The store of this service, for invalidation and the Cloudflare-style API.
+    pub fn store(&self) -> super::ResponseCache {
+        super::ResponseCache::new(Arc::clone(&self.shared))
+    }
+}
+
+/// What the cache holds for a key: a stored response, or the mark of a run whose response
+/// could not be stored (never kept: its storage decision is [`Storage::Skip`]).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Flight {
+    Stored(CachedResponse),
+    Passed,
+}
+
+/// How long the cache keeps what a run produced.
+fn storage_of(flight: &Flight) -> Storage {
+    match flight {
+        Flight::Stored(r) => r.max_age_ms().map_or(Storage::Default, Storage::MaxAge),
+        Flight::Passed => Storage::Skip,
+    }
+}
+
+/// Why a run produced no value.
+#[derive(Debug)]
+pub(crate) enum RunError {
+    /// larder's own (a hard timeout, or the failure of a run this request waited for).
+    Larder(Error),
+    /// The handler answered 5xx, or the service failed.
+    Handler,
+}
+
+impl From<Error> for RunError {
+    fn from(e: Error) -> Self {
+        RunError::Larder(e)
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for CacheService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Send + 'static,
+{
+    type Response = Response<CacheBody<ResBody>>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let way = match route(&self.shared, req) {
+            // A fresh entry in memory: answered here, the service is not used.
+            ControlFlow::Break(hit) => {
+                return Box::pin(std::future::ready(Ok(hit.map(CacheBody::full))));
+            }
+            ControlFlow::Continue(way) => way,
+        };
+        // The clone that was driven to readiness serves this request.
+        let clone = self.inner.clone();
+        let mut svc = std::mem::replace(&mut self.inner, clone);
+        let shared = Arc::clone(&self.shared);
+        Box::pin(async move {
+            match way {
+                Way::Bypass(req) => Ok(pass(svc.call(req).await?.map(CacheBody::handler))),
+                Way::Write(req) => {
+                    let path = req.uri().path().to_owned();
+                    let res = svc.call(req).await?;
+                    if res.status().is_success() {
+                        let n = shared.cache.delete_prefix(&key::path_prefix(&path)).await;
+                        tracing::debug!(target: "larder", path, entries = n, "http: a successful write invalidated its path");
+                    }
+                    Ok(pass(res.map(CacheBody::handler)))
+                }
+                Way::Cache(call) => through_cache(shared, svc, *call).await,
+            }
+        })
+    }
+}
+
+/// What a request not answered from memory does.
+enum Way<ReqBody> {
+    /// Passes through untouched.
+    Bypass(Request<ReqBody>),
+    /// A `POST`, `PUT`, `PATCH` or `DELETE`: passes through, and invalidates its path if it succeeds.
+    Write(Request<ReqBody>),
+    /// Through the cache's algorithm (a miss, a stale or grace answer, an entry in L2).
+    Cache(Box<CacheCall<ReqBody>>),
+}
+
+/// A request on its way through the cache.
+struct CacheCall<ReqBody> {
+    /// As the handler will see it: without preconditions, with only the allowed query.
+    req: Request<ReqBody>,
+    settings: Arc<Settings>,
+    /// Storage form.
+    key: String,
+    cond: Conditional,
+    extra_tags: Option<Vec<String>>,
+}
+
+/// Decides what a request does, or answers it at once from a fresh entry in memory (the
+/// common hit takes no lock a miss holds, allocates little and clones no service).
+fn route<ReqBody>(shared: &Shared, req: Request<ReqBody>) -> ControlFlow<Response<Bytes>, Way<ReqBody>> {
+    let method = req.method();
+    if method != Method::GET && method != Method::HEAD {
+        return ControlFlow::Continue(match *method {
+            Method::POST | Method::PUT | Method::PATCH | Method::DELETE => Way::Write(req),
+            _ => Way::Bypass(req),
+        });
+    }
+    let (mut parts, body) = req.into_parts();
+    let (settings, key) = match shared.plan(&parts) {
+        Ok(plan) => plan,
+        Err(reason) => {
+            tracing::trace!(target: "larder", path = parts.uri.path(), reason, "http: bypass");
+            return ControlFlow::Continue(Way::Bypass(Request::from_parts(parts, body)));
+        }
+    };
+    if let Some(Flight::Stored(r)) = shared.cache.fresh_in_memory::<Flight>(&key) {
+        let cond = Conditional::read(&parts.headers);
+        return ControlFlow::Break(r.replay(CacheStatus::Hit, &cond, shared.cache.now_ms()));
+    }
+    let extra_tags = shared.tags.as_ref().map(|f| f(&parts)).filter(|t| !t.is_empty());
+    let cond = Conditional::take(&mut parts.headers);
+    strip_query(&mut parts.uri, &settings.allow_query);
+    ControlFlow::Continue(Way::Cache(Box::new(CacheCall {
+        req: Request::from_parts(parts, body),
+        settings: Arc::clone(settings),
+        key,
+        cond,
+        extra_tags,
+    })))
+}
+
+/// The request and the (ready) service that will answer it, taken by whoever runs it.
+type Pending<ReqBody, S> = Arc<Mutex<Option<(Request<ReqBody>, S)>>>;
+/// The response of a run that the cache did not take, for the request that ran it.
+type Passed<ResBody, E> = Arc<Mutex<Option<Result<Response<CacheBody<ResBody>>, E>>>>;
+
+async fn through_cache<S, ReqBody, ResBody>(
+    shared: Arc<Shared>,
+    svc: S,
+    call: CacheCall<ReqBody>,
+) -> Result<Response<CacheBody<ResBody>>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Send + 'static,
+{
+    let CacheCall { req, settings, key, cond, extra_tags } = call;
+    let hash_body = req.method() == Method::GET;
+    let pending: Pending<ReqBody, S> = Arc::new(Mutex::new(Some((req, svc))));
+    let passed: Passed<ResBody, S::Error> = Arc::new(Mutex::new(None));
+    let factory = {
+        let (pending, passed, settings, shared) =
+            (Arc::clone(&pending), Arc::clone(&passed), Arc::clone(&settings), Arc::clone(&shared));
+        move || produce(pending, passed, settings, shared, hash_body)
+    };
+    let extended;
+    let options = match extra_tags {
+        Some(tags) => {
+            extended = settings.options.clone().tags(tags);
+            &extended
+        }
+        None => &settings.options,
+    };
+    let (result, answer) = shared.cache.get_or_set_with(&key::raw(&key), options, Some(storage_of), factory).await;
+
+    let status = match answer {
+        Answer::Hit => CacheStatus::Hit,
+        Answer::Miss => CacheStatus::Miss,
+        Answer::Stale | Answer::Grace => CacheStatus::Stale,
+        Answer::Bypass => CacheStatus::Bypass,
+    };
+    if let Ok(Flight::Stored(r)) = &result {
+        return Ok(r.replay(status, &cond, shared.cache.now_ms()).map(CacheBody::full));
+    }
+    // Nothing to replay. The run this request drove left its response aside…
+    let own = passed.lock().take();
+    if let Some(res) = own {
+        return res.map(pass);
+    }
+    // …or this request waited on another's run, which it may not share: run it here.
+    let unsent = pending.lock().take();
+    if let Some((req, mut svc)) = unsent {
+        return Ok(pass(svc.call(req).await?.map(CacheBody::handler)));
+    }
+    // The run was abandoned (hard timeout) or is still going in the background.
+    let timed_out = matches!(result, Err(RunError::Larder(Error::Timeout)));
+    let mut res = Response::new(CacheBody::empty());
+    *res.status_mut() = if timed_out { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::BAD_GATEWAY };
+    Ok(pass(res))
+}
+
+/// One run of the handler for the cache: its response, as the cache will hold it.
+async fn produce<S, ReqBody, ResBody>(
+    pending: Pending<ReqBody, S>,
+    passed: Passed<ResBody, S::Error>,
+    settings: Arc<Settings>,
+    shared: Arc<Shared>,
+    hash_body: bool,
+) -> Result<Flight, RunError>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Body<Data = Bytes>,
+{
+    let taken = pending.lock().take();
+    let Some((req, mut svc)) = taken else {
+        return Err(RunError::Larder(Error::SharedRunFailed));
+    };
+    let res = match svc.call(req).await {
+        Ok(res) => res,
+        Err(e) => {
+            *passed.lock() = Some(Err(e));
+            return Err(RunError::Handler);
+        }
+    };
+    if res.status().is_server_error() {
+        *passed.lock() = Some(Ok(res.map(CacheBody::handler)));
+        return Err(RunError::Handler);
+    }
+    match policy::storable(res, &settings, shared.cache.now_ms(), hash_body).await {
+        Ok(stored) => Ok(Flight::Stored(stored)),
+        Err(not) => {
+            tracing::debug!(target: "larder", status = not.response.status().as_u16(), reason = not.reason, "http: response not stored");
+            *passed.lock() = Some(Ok(not.response));
+            Ok(Flight::Passed)
+        }
+    }
+}
+
+/// Marks a response that was not stored and did not come from the cache.
+fn pass<B>(mut res: Response<B>) -> Response<B> {
+    res.headers_mut().insert(X_CACHE, CacheStatus::Bypass.header());
+    res
+}
+
+/// Keeps only the `allow_query` parameters in the URI the handler sees.
+fn strip_query(uri: &mut Uri, allow_query: &[String]) {
+    let Some(query) = uri.query() else { return };
+    if query.split('&').all(|p| key::allowed(p, allow_query)) {
+        return;
+    }
+    let kept: Vec<&str> = query.split('&').filter(|p| !p.is_empty() && key::allowed(p, allow_query)).collect();
+    let path_and_query =
+        if kept.is_empty() { uri.path().to_owned() } else { format!("{}?{}", uri.path(), kept.join("&")) };
+    let mut parts = std::mem::take(uri).into_parts();
+    parts.path_and_query = Some(path_and_query.parse().expect("a subset of a valid path and query"));
+    *uri = Uri::from_parts(parts).expect("only the query changed");
+}

@@ -210,24 +210,8 @@ impl Cache {
     /// A fresh value from L1, else from L2 (which then fills L1).
     async fn read<V: Clone + Send + Sync + 'static + Serialize + DeserializeOwned>(&self, key: &Key) -> Option<V> {
         let now = self.rt.clock().now_ms();
-        let in_memory = self.mount.memory.peek(key.id(), now, |slot| {
-            if slot.key.as_bytes() != key.as_bytes() {
-                return None;
-            }
-            let mut expired = slot.is_expired();
-            match self.mount.tags.check(&slot.tag_ids, slot.seq) {
-                TagVerdict::Invalid => return None,
-                TagVerdict::Expired => expired = true,
-                TagVerdict::Valid => {}
-            }
-            let policy = Policy::max_age(Duration::from_millis(slot.expires.saturating_sub(slot.mtime)));
-            if policy.freshness(slot.mtime, expired, now) != Freshness::Fresh {
-                return None;
-            }
-            slot.value.downcast_ref::<V>().cloned()
-        });
-        if let Some(found) = in_memory {
-            return found;
+        if let Some(v) = call::fresh_in_memory::<V>(&self.mount, key, None, now, false) {
+            return Some(v);
         }
         let l2 = self.mount.read_l2::<V>(key, None).await?;
         let e = &l2.entry;

@@ -426,16 +426,7 @@ fn lookup<V: Clone + 'static>(mount: &LiveMount, spec: &FnSpec, key: &Key, now: 
     mount
         .memory
         .peek(key.id(), now, |slot| {
-            if slot.integrity != spec.integrity || slot.key.as_bytes() != key.as_bytes() {
-                return Lookup::Miss;
-            }
-            let Some(v) = slot.value.downcast_ref::<V>() else { return Lookup::Miss };
-            let mut expired = slot.is_expired();
-            match mount.tags.check(&slot.tag_ids, slot.seq) {
-                TagVerdict::Valid => {}
-                TagVerdict::Expired => expired = true,
-                TagVerdict::Invalid => return Lookup::Miss,
-            }
+            let Some((v, expired)) = readable::<V>(mount, slot, key, Some(spec.integrity)) else { return Lookup::Miss };
             // Each entry keeps the max_age it was stored with (an HTTP response may carry its own).
             let policy = Policy { max_age_ms: slot.expires.saturating_sub(slot.mtime), ..spec.policy };
             match policy.freshness(slot.mtime, expired, now) {
@@ -454,6 +445,47 @@ fn lookup<V: Clone + 'static>(mount: &LiveMount, spec: &FnSpec, key: &Key, now: 
             }
         })
         .unwrap_or(Lookup::Miss)
+}
+
+/// SPEC §4 step 3 for one memory slot: the value, if the slot is this key's entry of type
+/// `V` (with this integrity, when one is given) and none of its tags was invalidated after
+/// it was stored; with whether it was expired by hand or by a tag.
+#[inline]
+fn readable<'s, V: 'static>(mount: &LiveMount, slot: &'s Slot, key: &Key, integrity: Option<u128>) -> Option<(&'s V, bool)> {
+    if integrity.is_some_and(|i| i != slot.integrity) || slot.key.as_bytes() != key.as_bytes() {
+        return None;
+    }
+    let v = slot.value.downcast_ref::<V>()?;
+    match mount.tags.check(&slot.tag_ids, slot.seq) {
+        TagVerdict::Valid => Some((v, slot.is_expired())),
+        TagVerdict::Expired => Some((v, true)),
+        TagVerdict::Invalid => None,
+    }
+}
+
+/// A fresh value of the memory tier, judged by the `max_age` it was stored with (the
+/// programmatic API and the HTTP layer's fast path). A hit is counted when `count_hit`.
+pub(crate) fn fresh_in_memory<V: Clone + 'static>(
+    mount: &LiveMount,
+    key: &Key,
+    integrity: Option<u128>,
+    now: u64,
+    count_hit: bool,
+) -> Option<V> {
+    mount
+        .memory
+        .peek(key.id(), now, |slot| {
+            let (v, expired) = readable::<V>(mount, slot, key, integrity)?;
+            let policy = Policy::max_age(Duration::from_millis(slot.expires.saturating_sub(slot.mtime)));
+            if policy.freshness(slot.mtime, expired, now) != Freshness::Fresh {
+                return None;
+            }
+            if count_hit && let Some(stats) = &slot.stats {
+                stats.hits.incr();
+            }
+            Some(v.clone())
+        })
+        .flatten()
 }
 
 /// Puts an entry read from L2 into the memory tier (for the rest of its life) and says

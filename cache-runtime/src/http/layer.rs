@@ -12,10 +12,8 @@ use super::service::CacheService;
 use super::store::ResponseCache;
 use super::{key, policy};
 use crate::api::Cache;
-use crate::entry::{Freshness, Policy};
 use crate::key::Key;
 use crate::runtime::{DEFAULT_BASE, Runtime};
-use crate::tags::TagVerdict;
 
 /// The default `group` of HTTP entries.
 pub const DEFAULT_GROUP: &str = "http";
@@ -303,27 +301,8 @@ impl Cache {
         debug_assert_eq!(crate::key::escape_key(&key.replace(':', "/")), key);
         let key = Key::from_parts(&self.prefix, key);
         let now = self.rt.clock().now_ms();
-        self.mount
-            .memory
-            .peek(key.id(), now, |slot| {
-                // `Options` without `integrity` give their entries integrity 0.
-                if slot.integrity != 0 || slot.key.as_bytes() != key.as_bytes() || slot.is_expired() {
-                    return None;
-                }
-                let value = slot.value.downcast_ref::<V>()?;
-                if self.mount.tags.check(&slot.tag_ids, slot.seq) != TagVerdict::Valid {
-                    return None;
-                }
-                let policy = Policy::max_age(Duration::from_millis(slot.expires.saturating_sub(slot.mtime)));
-                if policy.freshness(slot.mtime, false, now) != Freshness::Fresh {
-                    return None;
-                }
-                if let Some(stats) = &slot.stats {
-                    stats.hits.incr();
-                }
-                Some(value.clone())
-            })
-            .flatten()
+        // `Options` without `integrity` give their entries integrity 0.
+        crate::call::fresh_in_memory(&self.mount, &key, Some(0), now, true)
     }
 
     /// Keys of this handle that start with `{namespace}{prefix}`, in every tier, sorted.

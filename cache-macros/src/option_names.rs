@@ -213,6 +213,11 @@ mod tests {
             integrity = "v1",
             should_bypass_cache = |x: &u64| *x == 0,
             should_invalidate_cache = |x: &u64| *x == 0,
+            tags = ["t"],
+            grace = "1h",
+            grace_backoff = "1m",
+            timeout = "1s",
+            hard_timeout = "5s",
             crate = ::larder
         );
         let given = metas(values);

@@ -134,6 +134,8 @@ impl Index {
 
 /// The memory tier of one mount.
 pub(crate) struct Memory {
+    /// 0: no memory tier at all (every read goes to L2 or the function).
+    capacity: u64,
     index: Arc<Index>,
     policy: moka::sync::Cache<u128, Arc<Slot>>,
 }
@@ -161,7 +163,7 @@ impl Memory {
                 listener_index.remove_if_same(*id, &slot);
             })
             .build();
-        Memory { index, policy }
+        Memory { capacity, index, policy }
     }
 
     /// Runs `f` on the slot of `id`, under the shard's read lock. Nothing is allocated.
@@ -188,6 +190,9 @@ impl Memory {
     /// Stores a slot; returns it so the caller can check it is still current.
     pub fn insert(&self, id: u128, slot: Slot) -> Arc<Slot> {
         let slot = Arc::new(slot);
+        if self.capacity == 0 {
+            return slot;
+        }
         // Index first, then moka: moka's notice for this slot can only come after it is
         // in the index, so the listener never misses it.
         self.index.shard(id).write().insert(id, Arc::clone(&slot));
@@ -291,6 +296,14 @@ mod tests {
         }
         let len = m.len();
         assert!(len <= 100, "memory tier holds {len} entries over a capacity of 100");
+    }
+
+    #[test]
+    fn capacity_zero_keeps_nothing() {
+        let m = Memory::new(0);
+        m.insert(1, slot("a", 1));
+        assert_eq!(m.len(), 0);
+        assert!(m.get(1).is_none());
     }
 
     #[test]

@@ -47,6 +47,7 @@ impl std::fmt::Debug for Mount {
 
 impl Mount {
     /// A memory mount holding at most `capacity` entries (least valuable evicted first).
+    /// `0` means no memory tier: every read goes to the L2 store (or the function).
     pub fn memory(capacity: u64) -> Mount {
         Mount { capacity, l2: None, cooldown: Duration::from_secs(10) }
     }

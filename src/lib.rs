@@ -2,9 +2,9 @@
 
 pub use cache_macros::{cached, memo};
 pub use cache_runtime::{
-    Answer, Cache, CacheStats, Clock, Entry, Error, Freshness, ManualClock, Mount, Options, Policy, Runtime, RuntimeBuilder, Storage,
-    Window, cache, canonical, clear, clear_group, entry, escape_key, expire_tag, in_request_scope, invalidate_tag, key,
-    request_scope, runtime, store,
+    Answer, Cache, CacheStats, Clock, Entry, Error, Freshness, ManualClock, Mount, Options, Policy, Runtime,
+    RuntimeBuilder, Storage, Window, cache, canonical, clear, clear_group, entry, escape_key, expire_tag,
+    in_request_scope, invalidate_tag, key, request_scope, runtime, store,
 };
 
 /// HTTP response caching for tower and axum (feature `http`).

@@ -57,7 +57,8 @@ async fn get_or_set_runs_the_factory_once_and_never_caches_errors() {
         let r = runs.clone();
         assert_eq!(cache.get_or_set("k", &opts, move || async move { produce(&r).await }).await.unwrap(), 1);
     }
-    let failing: Result<usize, Error> = cache.get_or_set("bad", &opts, || async { Err(Error::Store("down".into())) }).await;
+    let failing: Result<usize, Error> =
+        cache.get_or_set("bad", &opts, || async { Err(Error::Store("down".into())) }).await;
     assert!(failing.is_err());
     assert!(!cache.has("bad").await);
 }
@@ -89,9 +90,11 @@ async fn grace_answers_with_the_old_value_while_the_factory_fails_then_backs_off
     assert_eq!(ok.unwrap(), 1);
     clock.advance(Duration::from_secs(11)); // past max_age, inside grace
     let calls = counter();
-    let failing = |calls: Arc<AtomicUsize>| move || async move {
-        calls.fetch_add(1, Ordering::SeqCst);
-        Err::<u32, Error>(Error::Store("upstream down".into()))
+    let failing = |calls: Arc<AtomicUsize>| {
+        move || async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err::<u32, Error>(Error::Store("upstream down".into()))
+        }
     };
     assert_eq!(cache.get_or_set("g", &opts, failing(calls.clone())).await.unwrap(), 1, "grace answer");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
@@ -169,8 +172,9 @@ async fn invalidate_tag_makes_misses_and_expire_tag_makes_stale() {
         larder::invalidate_tag("users").await;
         assert_eq!(cache.get::<u32>("u2").await, None);
         assert_eq!(cache.get::<u32>("other").await, Some(3), "untagged entries are untouched");
-        let recomputed: Result<u32, Error> =
-            cache.get_or_set("u2", &Options::new().max_age(Duration::from_secs(60)).tag("users"), || async { Ok(20) }).await;
+        let recomputed: Result<u32, Error> = cache
+            .get_or_set("u2", &Options::new().max_age(Duration::from_secs(60)).tag("users"), || async { Ok(20) })
+            .await;
         assert_eq!(recomputed.unwrap(), 20, "invalidated: a miss");
         assert_eq!(cache.get::<u32>("u2").await, Some(20), "and the new entry is valid");
     })

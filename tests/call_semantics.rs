@@ -166,6 +166,7 @@ async fn should_bypass_cache_reads_and_writes_nothing() {
     static RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
     #[cached(max_age = "1h", should_bypass_cache = |live: &bool| *live)]
     async fn price(live: bool) -> usize {
+        let _ = live;
         RUNS.hit()
     }
     let (rt, _clock) = runtime();

@@ -21,7 +21,9 @@ async fn plain(a: u64, b: String) -> Vec<u64> {
 }
 
 #[derive(Clone)]
-struct Client { base: u64 }
+struct Client {
+    base: u64,
+}
 
 impl Client {
     #[cached(max_age = "1m", swr)]

@@ -147,7 +147,10 @@ async fn an_unreadable_or_foreign_entry_in_l2_is_a_miss() {
     assert_eq!(rewritten["value"]["name"], "tiers/corrupt", "and it was replaced");
 
     let foreign = repo_key("tiers/foreign");
-    store.put_raw(&foreign, br#"{"value":{"name":"x","stars":1},"mtime":1,"expires":99999999999999,"integrity":"0000","tags":[]}"#);
+    store.put_raw(
+        &foreign,
+        br#"{"value":{"name":"x","stars":1},"mtime":1,"expires":99999999999999,"integrity":"0000","tags":[]}"#,
+    );
     let runs = RUNS.get();
     assert_eq!(a.scope(repo("tiers/foreign")).await.unwrap().name, "tiers/foreign");
     assert_eq!(RUNS.get(), runs + 1, "another integrity is never served");

@@ -43,19 +43,11 @@ pub fn message(bad: Bad, option: &str, text: &str, quoted: bool, allow_forever: 
     match bad {
         Bad::Negative => {
             let positive = t.trim_start_matches('-').trim_start();
-            let fix = if quoted {
-                format!("\"{positive}\"")
-            } else {
-                positive.to_owned()
-            };
+            let fix = if quoted { format!("\"{positive}\"") } else { positive.to_owned() };
             format!("`{option}` can't be negative: write `{option} = {fix}`")
         }
         Bad::Malformed => {
-            let forever = if allow_forever {
-                ", or `\"forever\"` for no limit"
-            } else {
-                ""
-            };
+            let forever = if allow_forever { ", or `\"forever\"` for no limit" } else { "" };
             format!(
                 "`{t}` is not a duration: write e.g. `{option} = \"90s\"`, `\"2.5h\"`, `\"1h 30m\"` or `90` (seconds){forever}; the units are `ms`, `s`, `m`, `h` and `d`"
             )
@@ -67,8 +59,7 @@ pub fn message(bad: Bad, option: &str, text: &str, quoted: bool, allow_forever: 
 fn decimal(t: &str) -> Option<u64> {
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
     let (num, unit) = t.split_at(split);
-    if num.is_empty() || num.starts_with('.') || num.ends_with('.') || num.matches('.').count() > 1
-    {
+    if num.is_empty() || num.starts_with('.') || num.ends_with('.') || num.matches('.').count() > 1 {
         return None;
     }
     let unit_ms: f64 = match unit.trim() {
@@ -126,14 +117,10 @@ mod tests {
     #[test]
     fn a_malformed_duration_is_answered_with_the_forms_that_work() {
         let m = message(Bad::Malformed, "max_age", "soon", true, false);
-        assert!(
-            m.starts_with("`soon` is not a duration: write e.g. `max_age = \"90s\"`"),
-            "{m}"
-        );
+        assert!(m.starts_with("`soon` is not a duration: write e.g. `max_age = \"90s\"`"), "{m}");
         assert!(!m.contains("forever"));
         assert!(
-            message(Bad::Malformed, "stale_max_age", "always", true, true)
-                .contains("or `\"forever\"` for no limit")
+            message(Bad::Malformed, "stale_max_age", "always", true, true).contains("or `\"forever\"` for no limit")
         );
     }
 }

@@ -16,10 +16,8 @@ pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
     let func: syn::ItemFn = match syn::parse2(item.clone()) {
         Ok(f) => f,
         Err(e) => {
-            let msg = syn::Error::new(
-                e.span(),
-                "`#[cached]` goes on an `async fn` (free, or a method of an `impl` block)",
-            );
+            let msg =
+                syn::Error::new(e.span(), "`#[cached]` goes on an `async fn` (free, or a method of an `impl` block)");
             let err = msg.to_compile_error();
             return quote!(#item #err);
         }
@@ -42,11 +40,9 @@ fn check(attr: TokenStream, func: &syn::ItemFn) -> darling::Result<(Options, Sig
     let has_get_key = opts.as_ref().is_some_and(|o| o.get_key.is_some());
     let sig = errors.handle(signature::analyse(&func.sig, has_get_key));
     if let (Some(o), Some(s)) = (&opts, &sig) {
-        for (option, expr) in [
-            ("get_key", &o.get_key),
-            ("should_bypass_cache", &o.bypass),
-            ("should_invalidate_cache", &o.invalidate),
-        ] {
+        for (option, expr) in
+            [("get_key", &o.get_key), ("should_bypass_cache", &o.bypass), ("should_invalidate_cache", &o.invalidate)]
+        {
             if let Some(expr) = expr {
                 errors.handle(signature::check_closure(option, expr, &func.sig.ident, s));
             }
@@ -75,11 +71,7 @@ fn integrity(opts: &Options, func: &syn::ItemFn) -> u128 {
         None => {
             let sig = &func.sig;
             let block = &func.block;
-            let get_key = opts
-                .get_key
-                .as_ref()
-                .map(|e| quote!(#e).to_string())
-                .unwrap_or_default();
+            let get_key = opts.get_key.as_ref().map(|e| quote!(#e).to_string()).unwrap_or_default();
             let tags = match &opts.tags {
                 Some(TagsOpt::Static(t)) => t.join(","),
                 Some(TagsOpt::Dynamic(e)) => quote!(#e).to_string(),
@@ -230,11 +222,7 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
         .iter()
         .map(|a| {
             let i = &a.ident;
-            if a.referent.is_some() {
-                quote!(#i)
-            } else {
-                quote!(&#i)
-            }
+            if a.referent.is_some() { quote!(#i) } else { quote!(&#i) }
         })
         .collect();
     let arg_tys: Vec<&syn::Type> = sig.args.iter().map(|a| &a.ty).collect();
@@ -259,17 +247,10 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
                 .args
                 .iter()
                 .map(|a| {
-                    let span = a
-                        .referent
-                        .as_ref()
-                        .map_or_else(|| a.ty.span(), |t| t.span());
+                    let span = a.referent.as_ref().map_or_else(|| a.ty.span(), |t| t.span());
                     let mut ident = a.ident.clone();
                     ident.set_span(span);
-                    if a.referent.is_some() {
-                        quote!(#ident)
-                    } else {
-                        quote_spanned!(span=> &#ident)
-                    }
+                    if a.referent.is_some() { quote!(#ident) } else { quote_spanned!(span=> &#ident) }
                 })
                 .collect();
             let checks = refs.iter().map(|r| {
@@ -365,9 +346,7 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
     let refresh = if matches!(opts.stale, Stale::Off) && opts.timeout_ms.is_none() {
         quote!(#p::NoRefresh)
     } else {
-        let owned: Vec<syn::Ident> = (0..sig.args.len())
-            .map(|i| format_ident!("__larder_owned{}", i))
-            .collect();
+        let owned: Vec<syn::Ident> = (0..sig.args.len()).map(|i| format_ident!("__larder_owned{}", i)).collect();
         let to_owned = sig.args.iter().zip(&owned).map(|(a, o)| {
             let i = &a.ident;
             match &a.referent {
@@ -472,11 +451,7 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
     // --- helpers
     let keep_attrs: Vec<&syn::Attribute> = attrs
         .iter()
-        .filter(|a| {
-            ["cfg", "allow", "expect", "warn", "deny"]
-                .iter()
-                .any(|n| a.path().is_ident(n))
-        })
+        .filter(|a| ["cfg", "allow", "expect", "warn", "deny"].iter().any(|n| a.path().is_ident(n)))
         .collect();
     let receiver = sig.has_self.then(|| quote!(&self,));
     let params: Vec<TokenStream> = sig
@@ -489,31 +464,25 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
         })
         .collect();
     let touch_self = sig.has_self.then(|| quote!(let _ = self;));
-    let helper = |suffix: &str,
-                  doc: String,
-                  asyncness: bool,
-                  extra: TokenStream,
-                  ret: TokenStream,
-                  body: TokenStream| {
-        let name = format_ident!("{}_{}", ident, suffix);
-        let asyncness = asyncness.then(|| quote!(async));
-        quote! {
-            #(#keep_attrs)*
-            #[doc = #doc]
-            #[allow(unused_variables, dead_code, clippy::unused_async)]
-            #vis #asyncness fn #name #generics (#receiver #(#params,)* #extra) #ret #where_clause {
-                #spec
-                #touch_self
-                #body
+    let helper =
+        |suffix: &str, doc: String, asyncness: bool, extra: TokenStream, ret: TokenStream, body: TokenStream| {
+            let name = format_ident!("{}_{}", ident, suffix);
+            let asyncness = asyncness.then(|| quote!(async));
+            quote! {
+                #(#keep_attrs)*
+                #[doc = #doc]
+                #[allow(unused_variables, dead_code, clippy::unused_async)]
+                #vis #asyncness fn #name #generics (#receiver #(#params,)* #extra) #ret #where_clause {
+                    #spec
+                    #touch_self
+                    #body
+                }
             }
-        }
-    };
+        };
     let fn_name = ident.to_string();
     let key_fn = helper(
         "key",
-        format!(
-            "The full storage key of a call of [`{fn_name}`] with these arguments (`{prefix}…`)."
-        ),
+        format!("The full storage key of a call of [`{fn_name}`] with these arguments (`{prefix}…`)."),
         false,
         quote!(),
         quote!(-> ::std::string::String),
@@ -541,9 +510,7 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
     );
     let prime_fn = helper(
         "prime",
-        format!(
-            "Stores `value` as the result of [`{fn_name}`] for these arguments, as if just produced."
-        ),
+        format!("Stores `value` as the result of [`{fn_name}`] for these arguments, as if just produced."),
         true,
         quote!(value: #value_ty),
         quote!(),
@@ -553,10 +520,8 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
                 Some(e) => quote!((#e)(#(#arg_refs),*)),
                 None => quote!(::std::vec::Vec::new()),
             };
-            let prime = value_call(
-                quote!(#p::prime),
-                quote!(#p::SpecRef::Static(&__LARDER_SPEC), #key_expr, #value, #tags),
-            );
+            let prime =
+                value_call(quote!(#p::prime), quote!(#p::SpecRef::Static(&__LARDER_SPEC), #key_expr, #value, #tags));
             quote!(#assert_value #prime #value_await)
         },
     );
@@ -613,13 +578,8 @@ mod tests {
     #[test]
     fn a_predicate_closure_gets_its_bool_return_type_written_out() {
         let e: syn::Expr = syn::parse_quote!(|id: &u64| *id == 0);
-        let syn::Expr::Closure(c) = returning_bool(&e) else {
-            panic!("not a closure")
-        };
-        assert_eq!(
-            quote!(#c).to_string(),
-            quote!(|id: &u64| -> bool { *id == 0 }).to_string()
-        );
+        let syn::Expr::Closure(c) = returning_bool(&e) else { panic!("not a closure") };
+        assert_eq!(quote!(#c).to_string(), quote!(|id: &u64| -> bool { *id == 0 }).to_string());
         let typed: syn::Expr = syn::parse_quote!(|id: &u64| -> bool { true });
         assert_eq!(returning_bool(&typed), typed);
         let path: syn::Expr = syn::parse_quote!(is_admin);

@@ -58,7 +58,10 @@ fn expand(attr: TokenStream, func: &syn::ItemFn) -> syn::Result<TokenStream> {
                     names.push(i.clone());
                 }
                 other => {
-                    return Err(syn::Error::new(other.span(), "a memoized function's arguments must be plain names: write `name: Type`"));
+                    return Err(syn::Error::new(
+                        other.span(),
+                        "a memoized function's arguments must be plain names: write `name: Type`",
+                    ));
                 }
             },
         }

@@ -55,10 +55,7 @@ pub fn screen(metas: Vec<NestedMeta>, errors: &mut darling::error::Accumulator) 
         if !OPTIONS.contains(&name.as_str()) {
             errors.push(Error::custom(unknown_message(&name)).with_span(&meta.path()));
         } else if seen.contains(&name) {
-            errors.push(
-                Error::custom(format!("`{name}` is given twice: remove one of them"))
-                    .with_span(&meta.path()),
-            );
+            errors.push(Error::custom(format!("`{name}` is given twice: remove one of them")).with_span(&meta.path()));
         } else {
             seen.push(name);
             kept.push(nested);
@@ -79,11 +76,7 @@ pub fn unknown_message(name: &str) -> String {
         Some(s) => format!("unknown option `{name}`: did you mean `{s}`?"),
         None => format!(
             "unknown option `{name}`: the options are {}",
-            OPTIONS
-                .iter()
-                .map(|o| format!("`{o}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            OPTIONS.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ")
         ),
     }
 }
@@ -118,9 +111,7 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
+            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(d[i - 2][j - 2] + 1);
             }
@@ -163,29 +154,15 @@ mod tests {
     #[test]
     fn an_unknown_option_without_a_near_name_lists_the_options() {
         let msg = unknown_message("frobnicate");
-        assert!(
-            msg.starts_with("unknown option `frobnicate`: the options are `max_age`, `swr`"),
-            "{msg}"
-        );
-        assert_eq!(
-            unknown_message("max_agee"),
-            "unknown option `max_agee`: did you mean `max_age`?"
-        );
+        assert!(msg.starts_with("unknown option `frobnicate`: the options are `max_age`, `swr`"), "{msg}");
+        assert_eq!(unknown_message("max_agee"), "unknown option `max_agee`: did you mean `max_age`?");
     }
 
     #[test]
     fn screening_drops_unknown_and_repeated_options_with_one_error_each() {
         let mut errors = Error::accumulator();
-        let kept = screen(
-            metas(quote::quote!(
-                max_age = "1m",
-                swr,
-                max_agee = 3,
-                max_age = "1h",
-                crate = ::x
-            )),
-            &mut errors,
-        );
+        let kept =
+            screen(metas(quote::quote!(max_age = "1m", swr, max_agee = 3, max_age = "1h", crate = ::x)), &mut errors);
         let names: Vec<String> = kept
             .iter()
             .map(|m| match m {

@@ -19,10 +19,8 @@ fn value_of<'m>(meta: &'m syn::Meta, example: &str) -> darling::Result<&'m syn::
         syn::Meta::NameValue(nv) => Ok(&nv.value),
         _ => {
             let option = option_name(meta);
-            Err(Error::custom(format!(
-                "`{option}` needs a value: write `{option} = {example}`"
-            ))
-            .with_span(&meta.path()))
+            Err(Error::custom(format!("`{option}` needs a value: write `{option} = {example}`"))
+                .with_span(&meta.path()))
         }
     }
 }
@@ -68,12 +66,7 @@ impl FromMeta for DurationLit {
         let option = option_name(meta);
         let expr = value_of(meta, "\"1h\"")?;
         let (text, quoted, span) = Self::read(&option, expr)?;
-        Ok(DurationLit {
-            text,
-            quoted,
-            span,
-            name_span: meta.path().span(),
-        })
+        Ok(DurationLit { text, quoted, span, name_span: meta.path().span() })
     }
 }
 
@@ -85,18 +78,13 @@ impl FromMeta for Flag {
     fn from_meta(meta: &syn::Meta) -> darling::Result<Self> {
         let option = option_name(meta);
         let wrong = |at: &dyn ToTokens| {
-            Error::custom(format!(
-                "`{option}` is a flag: write `{option}` to turn it on, or `{option} = false`"
-            ))
-            .with_span(&at.to_token_stream())
+            Error::custom(format!("`{option}` is a flag: write `{option}` to turn it on, or `{option} = false`"))
+                .with_span(&at.to_token_stream())
         };
         match meta {
             syn::Meta::Path(_) => Ok(Flag(true)),
             syn::Meta::NameValue(nv) => match &nv.value {
-                syn::Expr::Lit(syn::ExprLit {
-                    lit: syn::Lit::Bool(b),
-                    ..
-                }) => Ok(Flag(b.value)),
+                syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Bool(b), .. }) => Ok(Flag(b.value)),
                 other => Err(wrong(other)),
             },
             syn::Meta::List(l) => Err(wrong(&l.path)),
@@ -115,24 +103,14 @@ impl FromMeta for Text {
     fn from_meta(meta: &syn::Meta) -> darling::Result<Self> {
         let option = option_name(meta);
         match value_of(meta, "\"…\"")? {
-            syn::Expr::Lit(syn::ExprLit {
-                lit: syn::Lit::Str(s),
-                ..
-            }) => Ok(Text {
-                value: s.value(),
-                span: s.span(),
-            }),
+            syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => Ok(Text { value: s.value(), span: s.span() }),
             other => {
                 let quoted = match other {
-                    syn::Expr::Path(_) | syn::Expr::Lit(_) => {
-                        other.to_token_stream().to_string().replace(' ', "")
-                    }
+                    syn::Expr::Path(_) | syn::Expr::Lit(_) => other.to_token_stream().to_string().replace(' ', ""),
                     _ => "…".to_owned(),
                 };
-                Err(Error::custom(format!(
-                    "`{option}` takes a string literal: write `{option} = \"{quoted}\"`"
-                ))
-                .with_span(other))
+                Err(Error::custom(format!("`{option}` takes a string literal: write `{option} = \"{quoted}\"`"))
+                    .with_span(other))
             }
         }
     }
@@ -146,10 +124,8 @@ impl FromMeta for CratePath {
     fn from_meta(meta: &syn::Meta) -> darling::Result<Self> {
         match value_of(meta, "::larder")? {
             syn::Expr::Path(p) if p.qself.is_none() => Ok(CratePath(p.path.clone())),
-            other => Err(Error::custom(
-                "`crate` takes the path larder is known by: write e.g. `crate = ::larder`",
-            )
-            .with_span(other)),
+            other => Err(Error::custom("`crate` takes the path larder is known by: write e.g. `crate = ::larder`")
+                .with_span(other)),
         }
     }
 }
@@ -162,10 +138,7 @@ impl FromMeta for Closure {
     fn from_meta(meta: &syn::Meta) -> darling::Result<Self> {
         let option = option_name(meta);
         match value_of(meta, "|…| …")? {
-            syn::Expr::Lit(syn::ExprLit {
-                lit: syn::Lit::Str(s),
-                ..
-            }) => Err(Error::custom(format!(
+            syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => Err(Error::custom(format!(
                 "`{option}` takes the closure itself, not a string: write `{option} = {}`",
                 s.value()
             ))
@@ -195,7 +168,9 @@ impl FromMeta for TagsOpt {
                 let mut tags = Vec::new();
                 for e in &a.elems {
                     match e {
-                        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) if !s.value().is_empty() => tags.push(s.value()),
+                        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) if !s.value().is_empty() => {
+                            tags.push(s.value())
+                        }
                         other => return Err(wrong(other)),
                     }
                 }
@@ -261,67 +236,31 @@ pub struct Options {
 
 fn parse_duration(lit: &DurationLit, option: &str, allow_forever: bool) -> darling::Result<Dur> {
     duration::parse(&lit.text, allow_forever).map_err(|bad| {
-        Error::custom(duration::message(
-            bad,
-            option,
-            &lit.text,
-            lit.quoted,
-            allow_forever,
-        ))
-        .with_span(&lit.span)
+        Error::custom(duration::message(bad, option, &lit.text, lit.quoted, allow_forever)).with_span(&lit.span)
     })
 }
 
 /// Whether `s` is a valid `name` (or, with `/`, `group`): `[A-Za-z0-9_-]+` (SPEC §3).
 fn is_segment(s: &str, allow_slash: bool) -> bool {
-    let part_ok = |p: &str| {
-        !p.is_empty()
-            && p.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    };
-    if allow_slash {
-        s.split('/').all(part_ok)
-    } else {
-        part_ok(s)
-    }
+    let part_ok = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if allow_slash { s.split('/').all(part_ok) } else { part_ok(s) }
 }
 
 /// A valid segment close to `s`: other characters become `_`, empty parts are dropped,
 /// and `fallback` stands in when nothing is left.
 fn segment_fix(s: &str, allow_slash: bool, fallback: &str) -> String {
     let clean = |p: &str| -> String {
-        p.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
+        p.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
     };
     let fixed = if allow_slash {
-        s.split('/')
-            .filter(|p| !p.is_empty())
-            .map(clean)
-            .collect::<Vec<_>>()
-            .join("/")
+        s.split('/').filter(|p| !p.is_empty()).map(clean).collect::<Vec<_>>().join("/")
     } else {
         clean(s)
     };
-    if fixed.is_empty() {
-        fallback.to_owned()
-    } else {
-        fixed
-    }
+    if fixed.is_empty() { fallback.to_owned() } else { fixed }
 }
 
-fn check_segment(
-    value: &Text,
-    option: &str,
-    allow_slash: bool,
-    fallback: &str,
-) -> darling::Result<String> {
+fn check_segment(value: &Text, option: &str, allow_slash: bool, fallback: &str) -> darling::Result<String> {
     let s = value.value.as_str();
     if is_segment(s, allow_slash) {
         return Ok(s.to_owned());
@@ -332,10 +271,8 @@ fn check_segment(
         "letters, digits, `_` and `-`"
     };
     let fixed = segment_fix(s, allow_slash, fallback);
-    Err(Error::custom(format!(
-        "`{option}` may only contain {allowed}: write `{option} = \"{fixed}\"`"
-    ))
-    .with_span(&value.span))
+    Err(Error::custom(format!("`{option}` may only contain {allowed}: write `{option} = \"{fixed}\"`"))
+        .with_span(&value.span))
 }
 
 impl RawOptions {
@@ -368,24 +305,18 @@ impl RawOptions {
         };
         let fn_name = fn_name.trim_start_matches("r#");
         let name = match &self.name {
-            Some(n) => errors
-                .handle(check_segment(n, "name", false, fn_name))
-                .unwrap_or_default(),
+            Some(n) => errors.handle(check_segment(n, "name", false, fn_name)).unwrap_or_default(),
             None => fn_name.to_owned(),
         };
         let group = match &self.group {
-            Some(g) => errors
-                .handle(check_segment(g, "group", true, "functions"))
-                .unwrap_or_default(),
+            Some(g) => errors.handle(check_segment(g, "group", true, "functions")).unwrap_or_default(),
             None => "functions".to_owned(),
         };
         let base = match &self.base {
             Some(b) if b.value.trim().is_empty() => {
                 errors.push(
-                    Error::custom(
-                        "`base` names a mount and can't be empty: write `base = \"cache\"`",
-                    )
-                    .with_span(&b.span),
+                    Error::custom("`base` names a mount and can't be empty: write `base = \"cache\"`")
+                        .with_span(&b.span),
                 );
                 String::new()
             }
@@ -396,13 +327,13 @@ impl RawOptions {
             && i.value.is_empty()
         {
             errors.push(
-                Error::custom("`integrity` can't be empty: write a version string such as `integrity = \"v2\"`, or remove it")
-                    .with_span(&i.span),
+                Error::custom(
+                    "`integrity` can't be empty: write a version string such as `integrity = \"v2\"`, or remove it",
+                )
+                .with_span(&i.span),
             );
         }
-        let krate = self
-            .krate
-            .map_or_else(|| syn::parse_quote!(::larder), |CratePath(p)| p);
+        let krate = self.krate.map_or_else(|| syn::parse_quote!(::larder), |CratePath(p)| p);
         let mut millis = |lit: &Option<DurationLit>, option: &str| -> Option<u64> {
             lit.as_ref().and_then(|l| match errors.handle(parse_duration(l, option, false)) {
                 Some(Dur::Millis(ms)) => Some(ms),
@@ -412,14 +343,16 @@ impl RawOptions {
         let grace_ms = millis(&self.grace, "grace");
         let grace_backoff_ms = millis(&self.grace_backoff, "grace_backoff").unwrap_or(10_000);
         let timeout_ms = millis(&self.timeout, "timeout");
-        let hard_timeout = millis(&self.hard_timeout, "hard_timeout")
-            .zip(self.hard_timeout.as_ref().map(|l| l.name_span));
+        let hard_timeout =
+            millis(&self.hard_timeout, "hard_timeout").zip(self.hard_timeout.as_ref().map(|l| l.name_span));
         if let Some(lit) = &self.grace_backoff
             && self.grace.is_none()
         {
             errors.push(
-                Error::custom("`grace_backoff` only applies with fail-safe: add `grace = \"…\"`, or remove `grace_backoff`")
-                    .with_span(&lit.name_span),
+                Error::custom(
+                    "`grace_backoff` only applies with fail-safe: add `grace = \"…\"`, or remove `grace_backoff`",
+                )
+                .with_span(&lit.name_span),
             );
         }
         if let Some(lit) = &self.timeout
@@ -477,23 +410,14 @@ mod tests {
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(o.max_age_ms, 3_600_000);
         assert_eq!(o.stale, Stale::For(86_400_000));
-        assert_eq!(
-            (o.name.as_str(), o.group.as_str(), o.base.as_str()),
-            ("gh_stars", "github", "cache")
-        );
+        assert_eq!((o.name.as_str(), o.group.as_str(), o.base.as_str()), ("gh_stars", "github", "cache"));
         assert!(o.get_key.is_some());
     }
 
     #[test]
     fn swr_is_a_flag_that_can_be_turned_off() {
-        assert_eq!(
-            build(quote::quote!(swr)).map(|o| o.stale),
-            Ok(Stale::Forever)
-        );
-        assert_eq!(
-            build(quote::quote!(swr = false)).map(|o| o.stale),
-            Ok(Stale::Off)
-        );
+        assert_eq!(build(quote::quote!(swr)).map(|o| o.stale), Ok(Stale::Forever));
+        assert_eq!(build(quote::quote!(swr = false)).map(|o| o.stale), Ok(Stale::Off));
         assert_eq!(
             build(quote::quote!(swr = "yes")).err().as_deref(),
             Some("`swr` is a flag: write `swr` to turn it on, or `swr = false`")
@@ -503,23 +427,14 @@ mod tests {
     #[test]
     fn option_values_in_the_wrong_form_are_told_the_right_one() {
         let err = |t| build(t).err().unwrap_or_default();
-        assert_eq!(
-            err(quote::quote!(max_age)),
-            "`max_age` needs a value: write `max_age = \"1h\"`"
-        );
+        assert_eq!(err(quote::quote!(max_age)), "`max_age` needs a value: write `max_age = \"1h\"`");
         assert_eq!(
             err(quote::quote!(max_age = 2.5)),
             "`max_age` takes whole seconds or a duration string: write `max_age = \"2.5s\"`"
         );
-        assert_eq!(
-            err(quote::quote!(max_age = -5)),
-            "`max_age` can't be negative: write `max_age = 5`"
-        );
+        assert_eq!(err(quote::quote!(max_age = -5)), "`max_age` can't be negative: write `max_age = 5`");
         assert!(err(quote::quote!(max_age = TTL)).starts_with("`max_age` is read at compile time"));
-        assert_eq!(
-            err(quote::quote!(name = profile)),
-            "`name` takes a string literal: write `name = \"profile\"`"
-        );
+        assert_eq!(err(quote::quote!(name = profile)), "`name` takes a string literal: write `name = \"profile\"`");
         assert_eq!(
             err(quote::quote!(get_key = "|id: &u64| *id")),
             "`get_key` takes the closure itself, not a string: write `get_key = |id: &u64| *id`"
@@ -543,10 +458,7 @@ mod tests {
         assert!(!is_segment("", true));
         assert_eq!(segment_fix("user profile", false, "f"), "user_profile");
         assert_eq!(segment_fix("a/b", false, "f"), "a_b");
-        assert_eq!(
-            segment_fix("/github.com//users/", true, "functions"),
-            "github_com/users"
-        );
+        assert_eq!(segment_fix("/github.com//users/", true, "functions"), "github_com/users");
         assert_eq!(segment_fix("", false, "gh_stars"), "gh_stars");
         assert_eq!(segment_fix("///", true, "functions"), "functions");
     }

@@ -92,13 +92,7 @@ fn to_owned_type(referent: Type) -> Type {
             let elem = &s.elem;
             Some(syn::parse_quote!(Vec<#elem>))
         }
-        Type::Path(p) if p.qself.is_none() => match p
-            .path
-            .segments
-            .last()
-            .map(|s| s.ident.to_string())
-            .as_deref()
-        {
+        Type::Path(p) if p.qself.is_none() => match p.path.segments.last().map(|s| s.ident.to_string()).as_deref() {
             Some("str") => Some(syn::parse_quote!(String)),
             Some("Path") => Some(syn::parse_quote!(PathBuf)),
             Some("OsStr") => Some(syn::parse_quote!(OsString)),
@@ -153,10 +147,7 @@ pub fn borrowing(ty: &Type) -> Option<Borrowing> {
     let mut v = Owning::default();
     v.visit_type_mut(&mut owned);
     let span = v.span?;
-    Some(Borrowing {
-        span,
-        owned: (!v.unsure).then_some(owned),
-    })
+    Some(Borrowing { span, owned: (!v.unsure).then_some(owned) })
 }
 
 /// A type as a user would write it: `Vec<&str>`, not `Vec < & str >`.
@@ -202,12 +193,16 @@ pub fn analyse(sig: &syn::Signature, has_get_key: bool) -> darling::Result<Sig> 
             FnArg::Receiver(r) => match &r.kind {
                 syn::ReceiverKind::Reference(_, _, None) => has_self = true,
                 syn::ReceiverKind::Reference(_, _, Some(m)) => errors.push(
-                    Error::custom("`&mut self` can't be shared between concurrent callers of a cached method: take `&self`")
-                        .with_span(m),
+                    Error::custom(
+                        "`&mut self` can't be shared between concurrent callers of a cached method: take `&self`",
+                    )
+                    .with_span(m),
                 ),
                 _ => errors.push(
-                    Error::custom("a cached method must take `&self`: write `&self` (the receiver is not part of the key)")
-                        .with_span(&r.self_token),
+                    Error::custom(
+                        "a cached method must take `&self`: write `&self` (the receiver is not part of the key)",
+                    )
+                    .with_span(&r.self_token),
                 ),
             },
             FnArg::Typed(pt) => {
@@ -252,15 +247,8 @@ pub fn analyse(sig: &syn::Signature, has_get_key: bool) -> darling::Result<Sig> 
         ReturnType::Type(_, ty) => {
             if let Some(b) = borrowing(ty) {
                 let instead = match &b.owned {
-                    Some(owned) => format!(
-                        "return `{}` instead of `{}`",
-                        type_text(owned),
-                        type_text(ty)
-                    ),
-                    None => format!(
-                        "return a concrete, owned type instead of `{}`",
-                        type_text(ty)
-                    ),
+                    Some(owned) => format!("return `{}` instead of `{}`", type_text(owned), type_text(ty)),
+                    None => format!("return a concrete, owned type instead of `{}`", type_text(ty)),
                 };
                 errors.push(
                     Error::custom(format!(
@@ -269,18 +257,10 @@ pub fn analyse(sig: &syn::Signature, has_get_key: bool) -> darling::Result<Sig> 
                     .with_span(&b.span),
                 );
             }
-            if is_result(ty) {
-                Ret::Result((**ty).clone())
-            } else {
-                Ret::Plain((**ty).clone())
-            }
+            if is_result(ty) { Ret::Result((**ty).clone()) } else { Ret::Plain((**ty).clone()) }
         }
     };
-    let generic = sig
-        .generics
-        .params
-        .iter()
-        .any(|p| !matches!(p, syn::GenericParam::Lifetime(_)))
+    let generic = sig.generics.params.iter().any(|p| !matches!(p, syn::GenericParam::Lifetime(_)))
         || args.iter().any(|a| a.is_impl);
     if generic && !has_get_key {
         let example = closure_example("get_key", &args);
@@ -291,19 +271,13 @@ pub fn analyse(sig: &syn::Signature, has_get_key: bool) -> darling::Result<Sig> 
             .with_span(&sig.ident),
         );
     }
-    errors.finish_with(Sig {
-        has_self,
-        args,
-        ret,
-    })
+    errors.finish_with(Sig { has_self, args, ret })
 }
 
 /// `Result<…>` by its last path segment (`std::result::Result`, `io::Result`, `anyhow::Result`).
 fn is_result(ty: &Type) -> bool {
     match ty {
-        Type::Path(p) => {
-            p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "Result")
-        }
+        Type::Path(p) => p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "Result"),
         Type::Group(g) => is_result(&g.elem),
         Type::Paren(p) => is_result(&p.elem),
         _ => false,
@@ -313,11 +287,7 @@ fn is_result(ty: &Type) -> bool {
 /// The parameter type a closure option gets for an argument: the argument by reference
 /// (`_` in place of an `impl Trait`, which a closure can't name).
 fn param_type(arg: &Arg) -> Type {
-    let ty = if arg.is_impl {
-        replace_impl(&arg.ty)
-    } else {
-        arg.ty.clone()
-    };
+    let ty = if arg.is_impl { replace_impl(&arg.ty) } else { arg.ty.clone() };
     match &arg.referent {
         Some(_) => ty,
         None => syn::parse_quote!(&#ty),
@@ -342,10 +312,7 @@ fn replace_impl(ty: &Type) -> Type {
 
 /// `` `get_key = |id: &u64, name: &str| …` ``: how to write a closure option for these arguments.
 pub fn closure_example(option: &str, args: &[Arg]) -> String {
-    let params: Vec<String> = args
-        .iter()
-        .map(|a| format!("{}: {}", a.ident, type_text(&param_type(a))))
-        .collect();
+    let params: Vec<String> = args.iter().map(|a| format!("{}: {}", a.ident, type_text(&param_type(a)))).collect();
     format!("`{option} = |{}| …`", params.join(", "))
 }
 
@@ -366,8 +333,7 @@ pub fn same_type(given: &Type, expected: &Type) -> bool {
         (Type::Slice(g), Type::Slice(e)) => same_type(&g.elem, &e.elem),
         (Type::Array(g), Type::Array(e)) => same_type(&g.elem, &e.elem),
         (Type::Tuple(g), Type::Tuple(e)) => {
-            g.elems.len() == e.elems.len()
-                && g.elems.iter().zip(&e.elems).all(|(g, e)| same_type(g, e))
+            g.elems.len() == e.elems.len() && g.elems.iter().zip(&e.elems).all(|(g, e)| same_type(g, e))
         }
         (Type::Path(g), Type::Path(e)) if g.qself.is_none() && e.qself.is_none() => {
             match (g.path.segments.last(), e.path.segments.last()) {
@@ -410,21 +376,12 @@ fn without_lifetimes(t: &Type) -> String {
 }
 
 fn plural(n: usize, one: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {one}s")
-    }
+    if n == 1 { format!("1 {one}") } else { format!("{n} {one}s") }
 }
 
 /// Checks a closure option (`get_key`, predicates) against the arguments: one parameter
 /// per argument (not `self`), each the argument by reference.
-pub fn check_closure(
-    option: &str,
-    expr: &syn::Expr,
-    fn_name: &syn::Ident,
-    sig: &Sig,
-) -> darling::Result<()> {
+pub fn check_closure(option: &str, expr: &syn::Expr, fn_name: &syn::Ident, sig: &Sig) -> darling::Result<()> {
     let syn::Expr::Closure(c) = expr else {
         return Ok(()); // a path to a function: the type checker speaks for it
     };
@@ -486,38 +443,14 @@ mod tests {
         assert_eq!(owned(parse_quote!(&str)).as_deref(), Some("String"));
         assert_eq!(owned(parse_quote!(&'a [u8])).as_deref(), Some("Vec<u8>"));
         assert_eq!(owned(parse_quote!(&Profile)).as_deref(), Some("Profile"));
-        assert_eq!(
-            owned(parse_quote!(&std::path::Path)).as_deref(),
-            Some("PathBuf")
-        );
-        assert_eq!(
-            owned(parse_quote!(Vec<&str>)).as_deref(),
-            Some("Vec<String>")
-        );
-        assert_eq!(
-            owned(parse_quote!(Result<&str, E>)).as_deref(),
-            Some("Result<String, E>")
-        );
-        assert_eq!(
-            owned(parse_quote!(Cow<'a, str>)).as_deref(),
-            Some("Cow<'static, str>")
-        );
-        assert_eq!(
-            owned(parse_quote!(impl Iterator<Item = u64>)).as_deref(),
-            Some("Vec<u64>")
-        );
-        assert_eq!(
-            owned(parse_quote!(impl std::fmt::Display)).as_deref(),
-            Some("String")
-        );
-        assert_eq!(
-            owned(parse_quote!(impl Into<Bytes>)).as_deref(),
-            Some("Bytes")
-        );
-        assert_eq!(
-            owned(parse_quote!(impl Future<Output = u64>)).as_deref(),
-            Some("?")
-        );
+        assert_eq!(owned(parse_quote!(&std::path::Path)).as_deref(), Some("PathBuf"));
+        assert_eq!(owned(parse_quote!(Vec<&str>)).as_deref(), Some("Vec<String>"));
+        assert_eq!(owned(parse_quote!(Result<&str, E>)).as_deref(), Some("Result<String, E>"));
+        assert_eq!(owned(parse_quote!(Cow<'a, str>)).as_deref(), Some("Cow<'static, str>"));
+        assert_eq!(owned(parse_quote!(impl Iterator<Item = u64>)).as_deref(), Some("Vec<u64>"));
+        assert_eq!(owned(parse_quote!(impl std::fmt::Display)).as_deref(), Some("String"));
+        assert_eq!(owned(parse_quote!(impl Into<Bytes>)).as_deref(), Some("Bytes"));
+        assert_eq!(owned(parse_quote!(impl Future<Output = u64>)).as_deref(), Some("?"));
     }
 
     #[test]
@@ -531,10 +464,7 @@ mod tests {
             type_text(&parse_quote!(::core::option::Option<(u8, u16)>) as &Type),
             "::core::option::Option<(u8, u16)>"
         );
-        assert_eq!(
-            type_text(&parse_quote!(&mut [u8; 4]) as &Type),
-            "&mut [u8; 4]"
-        );
+        assert_eq!(type_text(&parse_quote!(&mut [u8; 4]) as &Type), "&mut [u8; 4]");
     }
 
     #[test]
@@ -544,15 +474,9 @@ mod tests {
         assert!(same(parse_quote!(&_), parse_quote!(&u64)));
         assert!(same(parse_quote!(_), parse_quote!(&u64)));
         assert!(same(parse_quote!(&str), parse_quote!(&'a str)));
-        assert!(same(
-            parse_quote!(&std::string::String),
-            parse_quote!(&String)
-        ));
+        assert!(same(parse_quote!(&std::string::String), parse_quote!(&String)));
         assert!(same(parse_quote!(&Vec<_>), parse_quote!(&Vec<u64>)));
-        assert!(same(
-            parse_quote!(&(u8, String)),
-            parse_quote!(&(u8, String))
-        ));
+        assert!(same(parse_quote!(&(u8, String)), parse_quote!(&(u8, String))));
         assert!(!same(parse_quote!(u64), parse_quote!(&u64)));
         assert!(!same(parse_quote!(&&u64), parse_quote!(&u64)));
         assert!(!same(parse_quote!(&String), parse_quote!(&str)));
@@ -569,34 +493,25 @@ mod tests {
 
     #[test]
     fn the_example_closure_takes_every_argument_by_reference() {
-        let sig = analysed(
-            parse_quote!(async fn f(&self, id: u64, name: &str, tags: Vec<String>, v: impl Display) -> u64),
-        );
+        let sig =
+            analysed(parse_quote!(async fn f(&self, id: u64, name: &str, tags: Vec<String>, v: impl Display) -> u64));
         assert_eq!(
             closure_example("get_key", &sig.args),
             "`get_key = |id: &u64, name: &str, tags: &Vec<String>, v: &_| …`"
         );
         let none = analysed(parse_quote!(async fn f() -> u64));
-        assert_eq!(
-            closure_example("should_bypass_cache", &none.args),
-            "`should_bypass_cache = || …`"
-        );
+        assert_eq!(closure_example("should_bypass_cache", &none.args), "`should_bypass_cache = || …`");
     }
 
     fn closure_error(closure: syn::Expr, sig: syn::Signature) -> Option<String> {
         let s = analysed(sig.clone());
-        check_closure("get_key", &closure, &sig.ident, &s)
-            .err()
-            .map(|e| e.to_string())
+        check_closure("get_key", &closure, &sig.ident, &s).err().map(|e| e.to_string())
     }
 
     #[test]
     fn a_closure_with_the_wrong_parameters_is_told_what_to_write() {
         let sig: syn::Signature = parse_quote!(async fn title(id: u64, lang: &str) -> String);
-        assert_eq!(
-            closure_error(parse_quote!(|id: &u64, lang: &str| 1), sig.clone()),
-            None
-        );
+        assert_eq!(closure_error(parse_quote!(|id: &u64, lang: &str| 1), sig.clone()), None);
         assert_eq!(closure_error(parse_quote!(|id, lang| 1), sig.clone()), None);
         assert_eq!(closure_error(parse_quote!(key_of), sig.clone()), None);
         assert_eq!(
@@ -613,9 +528,7 @@ mod tests {
         );
         let none: syn::Signature = parse_quote!(async fn now() -> u64);
         assert!(
-            closure_error(parse_quote!(|x: &u64| 1), none)
-                .unwrap()
-                .contains("`now` has no arguments (besides `self`)")
+            closure_error(parse_quote!(|x: &u64| 1), none).unwrap().contains("`now` has no arguments (besides `self`)")
         );
     }
 
@@ -628,17 +541,12 @@ mod tests {
 
     #[test]
     fn signature_misuse_is_answered_with_a_fix() {
-        assert!(
-            signature_error(parse_quote!(fn f() -> u64), false).ends_with("write `async fn f`")
-        );
+        assert!(signature_error(parse_quote!(fn f() -> u64), false).ends_with("write `async fn f`"));
         assert!(
             signature_error(parse_quote!(async fn f(v: &mut Vec<u8>) -> u64), false)
                 .ends_with("take `v: &Vec<u8>` or `v: Vec<u8>`")
         );
-        assert!(
-            signature_error(parse_quote!(async fn f(&mut self) -> u64), false)
-                .ends_with("take `&self`")
-        );
+        assert!(signature_error(parse_quote!(async fn f(&mut self) -> u64), false).ends_with("take `&self`"));
         assert!(
             signature_error(parse_quote!(async fn f((a, b): (u8, u8)) -> u64), false)
                 .ends_with("(`let (a, b) = arg;`)")

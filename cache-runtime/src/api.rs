@@ -174,7 +174,11 @@ impl Cache {
     /// A handle whose keys live under `name` (nested namespaces add up); [`clear`](Self::clear)
     /// on it deletes only its keys.
     pub fn namespace(&self, name: &str) -> Cache {
-        Cache { rt: self.rt.clone(), mount: Arc::clone(&self.mount), prefix: format!("{}{}:", self.prefix, escape_key(name)) }
+        Cache {
+            rt: self.rt.clone(),
+            mount: Arc::clone(&self.mount),
+            prefix: format!("{}{}:", self.prefix, escape_key(name)),
+        }
     }
 
     /// The storage key of `key` in this handle: `{namespaces}{escaped key}.json`.
@@ -235,7 +239,12 @@ impl Cache {
     }
 
     /// Stores `value` under `key`, as produced now.
-    pub async fn set<V: Clone + Send + Sync + 'static + Serialize + DeserializeOwned>(&self, key: &str, value: V, opts: &Options) {
+    pub async fn set<V: Clone + Send + Sync + 'static + Serialize + DeserializeOwned>(
+        &self,
+        key: &str,
+        value: V,
+        opts: &Options,
+    ) {
         let spec = SpecRef::Shared(Arc::new(self.spec(opts)));
         call::prime_in(self.rt.clone(), Arc::clone(&self.mount), spec, self.key(key), value, Vec::new()).await;
     }

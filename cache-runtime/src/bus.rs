@@ -82,15 +82,8 @@ pub struct BusMessage {
 impl BusMessage {
     /// A message about `mount`, timed now; its origin is filled in by [`Bus::publish`].
     pub fn new(mount: impl Into<String>, op: BusOp) -> BusMessage {
-        let at = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        BusMessage {
-            origin: String::new(),
-            mount: mount.into(),
-            at: u64::try_from(at).unwrap_or(u64::MAX),
-            op,
-        }
+        let at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        BusMessage { origin: String::new(), mount: mount.into(), at: u64::try_from(at).unwrap_or(u64::MAX), op }
     }
 
     /// The same message timed at `at` (ms since the Unix epoch), e.g. from the runtime's clock.
@@ -226,11 +219,7 @@ impl Bus {
     ///
     /// Errors: the URL is invalid, no Tokio runtime is running, or the server does not
     /// answer (connect plus subscribe) within the default timeouts.
-    pub async fn connect(
-        url: &str,
-        channel: &str,
-        origin: &str,
-    ) -> Result<(Bus, mpsc::Receiver<BusEvent>), Error> {
+    pub async fn connect(url: &str, channel: &str, origin: &str) -> Result<(Bus, mpsc::Receiver<BusEvent>), Error> {
         Bus::connect_with(url, channel, origin, BusOptions::default()).await
     }
 
@@ -245,17 +234,12 @@ impl Bus {
     ) -> Result<(Bus, mpsc::Receiver<BusEvent>), Error> {
         let target = redact(url);
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::Store(format!(
-                "bus ({target}): must be connected inside a Tokio runtime"
-            )));
+            return Err(Error::Store(format!("bus ({target}): must be connected inside a Tokio runtime")));
         }
-        let client = Client::open(url)
-            .map_err(|e| Error::Store(format!("bus ({target}): invalid URL: {e}")))?;
-        let (sink, stream) = subscribe(&client, channel, &options).await.map_err(|e| {
-            Error::Store(format!(
-                "bus ({target}): cannot subscribe to {channel:?}: {e}"
-            ))
-        })?;
+        let client = Client::open(url).map_err(|e| Error::Store(format!("bus ({target}): invalid URL: {e}")))?;
+        let (sink, stream) = subscribe(&client, channel, &options)
+            .await
+            .map_err(|e| Error::Store(format!("bus ({target}): cannot subscribe to {channel:?}: {e}")))?;
         let publisher = ConnectionManager::new_lazy_with_config(
             client.clone(),
             manager_config(options.connect_timeout, options.response_timeout),
@@ -283,12 +267,7 @@ impl Bus {
             target,
             _stop: stop_tx,
         };
-        Ok((
-            Bus {
-                inner: Arc::new(inner),
-            },
-            receiver,
-        ))
+        Ok((Bus { inner: Arc::new(inner) }, receiver))
     }
 
     /// Publishes `message` with this bus's origin (whatever `message.origin` was), and
@@ -304,10 +283,7 @@ impl Bus {
         let publish = cmd("PUBLISH").arg(&inner.channel).arg(json).to_owned();
         match tokio::time::timeout(inner.op_timeout, publish.query_async::<u64>(&mut conn)).await {
             Ok(Ok(receivers)) => Ok(receivers),
-            Ok(Err(e)) => Err(Error::Store(format!(
-                "bus ({}): PUBLISH failed: {e}",
-                inner.target
-            ))),
+            Ok(Err(e)) => Err(Error::Store(format!("bus ({}): PUBLISH failed: {e}", inner.target))),
             Err(_) => Err(Error::Store(format!(
                 "bus ({}): PUBLISH timed out after {} ms; is the server up?",
                 inner.target,
@@ -328,11 +304,7 @@ impl Bus {
 }
 
 /// Opens a pub/sub connection and subscribes to `channel`, within the options' timeouts.
-async fn subscribe(
-    client: &Client,
-    channel: &str,
-    options: &BusOptions,
-) -> Result<(PubSubSink, PubSubStream), String> {
+async fn subscribe(client: &Client, channel: &str, options: &BusOptions) -> Result<(PubSubSink, PubSubStream), String> {
     let attempt = async {
         let (mut sink, stream) = client.get_async_pubsub().await?.split();
         sink.subscribe(channel).await?;
@@ -341,10 +313,7 @@ async fn subscribe(
     match tokio::time::timeout(options.op_timeout(), attempt).await {
         Ok(Ok(pair)) => Ok(pair),
         Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!(
-            "no answer within {} ms",
-            options.op_timeout().as_millis()
-        )),
+        Err(_) => Err(format!("no answer within {} ms", options.op_timeout().as_millis())),
     }
 }
 
@@ -454,13 +423,8 @@ mod tests {
 
     #[test]
     fn a_message_is_json_with_an_op_and_no_value() {
-        let mut message = BusMessage::new(
-            "cache",
-            BusOp::Delete {
-                keys: vec!["functions:f:default.json".into()],
-            },
-        )
-        .at(7);
+        let mut message =
+            BusMessage::new("cache", BusOp::Delete { keys: vec!["functions:f:default.json".into()] }).at(7);
         message.origin = "web-1".into();
         let json: serde_json::Value = serde_json::from_str(&message.to_json().unwrap()).unwrap();
         assert_eq!(
@@ -468,24 +432,9 @@ mod tests {
             serde_json::json!({"origin": "web-1", "mount": "cache", "at": 7, "op": "delete", "keys": ["functions:f:default.json"]})
         );
         let ops = [
-            (
-                BusOp::Set {
-                    keys: vec!["k".into()],
-                },
-                "set",
-            ),
-            (
-                BusOp::Expire {
-                    keys: vec!["k".into()],
-                },
-                "expire",
-            ),
-            (
-                BusOp::Clear {
-                    prefix: "functions:".into(),
-                },
-                "clear",
-            ),
+            (BusOp::Set { keys: vec!["k".into()] }, "set"),
+            (BusOp::Expire { keys: vec!["k".into()] }, "expire"),
+            (BusOp::Clear { prefix: "functions:".into() }, "clear"),
             (BusOp::InvalidateTag { tag: "t".into() }, "invalidate_tag"),
             (BusOp::ExpireTag { tag: "t".into() }, "expire_tag"),
         ];
@@ -499,13 +448,7 @@ mod tests {
 
     #[test]
     fn foreign_json_is_a_codec_error() {
-        assert!(matches!(
-            BusMessage::from_json(b"{\"op\":\"explode\",\"origin\":\"x\"}"),
-            Err(Error::Codec(_))
-        ));
-        assert!(matches!(
-            BusMessage::from_json(b"not json"),
-            Err(Error::Codec(_))
-        ));
+        assert!(matches!(BusMessage::from_json(b"{\"op\":\"explode\",\"origin\":\"x\"}"), Err(Error::Codec(_))));
+        assert!(matches!(BusMessage::from_json(b"not json"), Err(Error::Codec(_))));
     }
 }

@@ -416,7 +416,10 @@ enum Lookup<V> {
     Fresh(V),
     Stale(V),
     /// Past every window but `grace`: usable only if the body fails (or is backed off).
-    Grace { value: V, backing_off: bool },
+    Grace {
+        value: V,
+        backing_off: bool,
+    },
     Miss,
 }
 
@@ -437,10 +440,9 @@ fn lookup<V: Clone + 'static>(mount: &LiveMount, spec: &FnSpec, key: &Key, now: 
                     Lookup::Fresh(v.clone())
                 }
                 Freshness::Stale => Lookup::Stale(v.clone()),
-                Freshness::Expired if policy.within_grace(slot.mtime, now) => Lookup::Grace {
-                    value: v.clone(),
-                    backing_off: slot.backoff_until.load(Ordering::Relaxed) > now,
-                },
+                Freshness::Expired if policy.within_grace(slot.mtime, now) => {
+                    Lookup::Grace { value: v.clone(), backing_off: slot.backoff_until.load(Ordering::Relaxed) > now }
+                }
                 Freshness::Expired => Lookup::Miss,
             }
         })
@@ -451,7 +453,12 @@ fn lookup<V: Clone + 'static>(mount: &LiveMount, spec: &FnSpec, key: &Key, now: 
 /// `V` (with this integrity, when one is given) and none of its tags was invalidated after
 /// it was stored; with whether it was expired by hand or by a tag.
 #[inline]
-fn readable<'s, V: 'static>(mount: &LiveMount, slot: &'s Slot, key: &Key, integrity: Option<u128>) -> Option<(&'s V, bool)> {
+fn readable<'s, V: 'static>(
+    mount: &LiveMount,
+    slot: &'s Slot,
+    key: &Key,
+    integrity: Option<u128>,
+) -> Option<(&'s V, bool)> {
     if integrity.is_some_and(|i| i != slot.integrity) || slot.key.as_bytes() != key.as_bytes() {
         return None;
     }
@@ -503,7 +510,9 @@ fn fill_from_l2<V: Clone + Send + Sync + 'static>(
     let lookup = match policy.freshness(e.mtime, l2.expired, now) {
         Freshness::Fresh => Lookup::Fresh(e.value.clone()),
         Freshness::Stale => Lookup::Stale(e.value.clone()),
-        Freshness::Expired if policy.within_grace(e.mtime, now) => Lookup::Grace { value: e.value.clone(), backing_off: false },
+        Freshness::Expired if policy.within_grace(e.mtime, now) => {
+            Lookup::Grace { value: e.value.clone(), backing_off: false }
+        }
         Freshness::Expired => return None,
     };
     let age = now.saturating_sub(e.mtime);
@@ -641,7 +650,10 @@ where
         }
         Lookup::Grace { value, backing_off: true } => {
             let ctx = Ctx { rt, mount, spec, key, tags: all_tags.into(), stats, storage };
-            return (Ok(ctx.answer_from_grace(value, "grace: the body failed recently and is backed off")), Answer::Grace);
+            return (
+                Ok(ctx.answer_from_grace(value, "grace: the body failed recently and is backed off")),
+                Answer::Grace,
+            );
         }
         Lookup::Grace { value, backing_off: false } => Some(value),
         Lookup::Fresh(v) => return (Ok(v), Answer::Hit),
@@ -739,8 +751,14 @@ where
 }
 
 /// Stores `value` in `mount` as if just produced; a run in flight for the key won't overwrite it.
-pub(crate) async fn prime_in<V>(rt: Runtime, mount: Arc<LiveMount>, spec: SpecRef, key: Key, value: V, tags: Vec<String>)
-where
+pub(crate) async fn prime_in<V>(
+    rt: Runtime,
+    mount: Arc<LiveMount>,
+    spec: SpecRef,
+    key: Key,
+    value: V,
+    tags: Vec<String>,
+) where
     V: Send + Sync + 'static + Serialize,
 {
     if !spec.policy.stores() {

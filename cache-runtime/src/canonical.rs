@@ -201,7 +201,13 @@ impl<'a, 'b, O: Out> ser::Serializer for &'a mut Encoder<'b, O> {
     fn serialize_f64(self, v: f64) -> Res {
         self.tag(tag::FLOAT);
         // One NaN, one zero: equal-looking values give equal keys.
-        let v = if v.is_nan() { f64::NAN } else if v == 0.0 { 0.0 } else { v };
+        let v = if v.is_nan() {
+            f64::NAN
+        } else if v == 0.0 {
+            0.0
+        } else {
+            v
+        };
         self.out.put(&v.to_bits().to_le_bytes());
         Ok(())
     }

@@ -73,11 +73,7 @@ fn system_now_ms() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_REALTIME_COARSE is served by the vDSO.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
-    if rc == 0 {
-        ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
-    } else {
-        std_now_ms()
-    }
+    if rc == 0 { ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000 } else { std_now_ms() }
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -87,8 +83,5 @@ fn system_now_ms() -> u64 {
 }
 
 fn std_now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }

@@ -88,11 +88,7 @@ impl Policy {
         if age <= self.max_age_ms && !expired {
             return Freshness::Fresh;
         }
-        if self.stale.covers(age.saturating_sub(self.max_age_ms)) {
-            Freshness::Stale
-        } else {
-            Freshness::Expired
-        }
+        if self.stale.covers(age.saturating_sub(self.max_age_ms)) { Freshness::Stale } else { Freshness::Expired }
     }
 
     /// SPEC §4.6: whether an entry produced at `mtime` may answer for a failing body.
@@ -106,7 +102,13 @@ impl Policy {
     pub const fn store_ttl_ms(&self) -> Option<u64> {
         let extra = match (self.stale, self.grace) {
             (Window::Forever, _) | (_, Window::Forever) => return None,
-            (Window::For(a), Window::For(b)) => if a > b { a } else { b },
+            (Window::For(a), Window::For(b)) => {
+                if a > b {
+                    a
+                } else {
+                    b
+                }
+            }
             (Window::For(a), Window::None) | (Window::None, Window::For(a)) => a,
             (Window::None, Window::None) => 0,
         };

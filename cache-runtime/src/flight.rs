@@ -73,8 +73,7 @@ impl Flights {
             return Join::Follow(flight.tx.subscribe());
         }
         let (tx, _rx) = watch::channel(None);
-        let flight =
-            Arc::new(Flight { key: key.into(), tags: tags.into(), tx, cancelled: AtomicBool::new(false) });
+        let flight = Arc::new(Flight { key: key.into(), tags: tags.into(), tx, cancelled: AtomicBool::new(false) });
         map.insert(id, Arc::clone(&flight));
         Join::Lead(Leader { flights: Arc::clone(self), id, flight, done: false })
     }

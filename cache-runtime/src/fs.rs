@@ -110,13 +110,9 @@ impl FsStore {
     pub fn new(dir: impl AsRef<Path>) -> Result<FsStore, Error> {
         let dir = dir.as_ref();
         fs::create_dir_all(dir).map_err(|e| io_error("cannot create the directory", dir, &e))?;
-        let dir =
-            fs::canonicalize(dir).map_err(|e| io_error("cannot resolve the directory", dir, &e))?;
+        let dir = fs::canonicalize(dir).map_err(|e| io_error("cannot resolve the directory", dir, &e))?;
         if !dir.is_dir() {
-            return Err(Error::Store(format!(
-                "fs store: {} is not a directory",
-                dir.display()
-            )));
+            return Err(Error::Store(format!("fs store: {} is not a directory", dir.display())));
         }
         let store = FsStore { dir: dir.into() };
         let mut key = String::new();
@@ -191,12 +187,7 @@ impl Store for FsStore {
         })
     }
 
-    fn set<'a>(
-        &'a self,
-        key: &'a str,
-        value: Vec<u8>,
-        ttl: Option<Duration>,
-    ) -> StoreFuture<'a, ()> {
+    fn set<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Option<Duration>) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let path = self.path_of(key)?;
             let expires = ttl.and_then(|ttl| SystemTime::now().checked_add(ttl));
@@ -249,13 +240,7 @@ impl Store for FsStore {
                     },
                     Found::Temp { path } => remove_old_temp(&path),
                 })
-                .or_else(|e| {
-                    if is_absent(&e) {
-                        Ok(())
-                    } else {
-                        Err(io_error("cannot list", &dir, &e))
-                    }
-                })?;
+                .or_else(|e| if is_absent(&e) { Ok(()) } else { Err(io_error("cannot list", &dir, &e)) })?;
                 prune_empty_dirs(&dir, dir != *root);
                 match first_error {
                     Some(e) => Err(e),
@@ -284,13 +269,7 @@ impl Store for FsStore {
                         }
                     }
                 })
-                .or_else(|e| {
-                    if is_absent(&e) {
-                        Ok(())
-                    } else {
-                        Err(io_error("cannot list", &dir, &e))
-                    }
-                })?;
+                .or_else(|e| if is_absent(&e) { Ok(()) } else { Err(io_error("cannot list", &dir, &e)) })?;
                 Ok(keys)
             })
             .await
@@ -299,14 +278,10 @@ impl Store for FsStore {
 }
 
 /// Runs file system work on Tokio's blocking pool.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, Error> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        Err(Error::Store(format!(
-            "fs store: a blocking task failed: {e}"
-        )))
-    })
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(Error::Store(format!("fs store: a blocking task failed: {e}"))))
 }
 
 /// Checks one `:`-separated segment of a key (`partial`: the unfinished last segment of a
@@ -356,17 +331,13 @@ fn io_error(what: &str, path: &Path, e: &io::Error) -> Error {
 
 /// "Not there": the file, or one of its parents, does not exist or is not a directory.
 fn is_absent(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-    )
+    matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory)
 }
 
 /// Whether a file's expiry (its mtime) has passed. An mtime that can't be read counts as
 /// expired: the file can't be trusted to be fresh.
 fn expired(meta: &Metadata) -> bool {
-    meta.modified()
-        .map_or(true, |mtime| mtime <= SystemTime::now())
+    meta.modified().map_or(true, |mtime| mtime <= SystemTime::now())
 }
 
 /// Opens `path` for reading without following a symlink at the path itself, and without
@@ -404,9 +375,7 @@ fn read_live(path: &Path) -> Result<Option<Vec<u8>>, Error> {
             return Ok(None);
         }
     };
-    let meta = file
-        .metadata()
-        .map_err(|e| io_error("cannot inspect", path, &e))?;
+    let meta = file.metadata().map_err(|e| io_error("cannot inspect", path, &e))?;
     if meta.is_dir() {
         return Ok(None);
     }
@@ -433,40 +402,30 @@ fn read_live(path: &Path) -> Result<Option<Vec<u8>>, Error> {
 /// Writes `value` to `path` atomically (temp file in the same directory, then rename), with
 /// `mtime` as its expiry.
 fn write_atomic(path: &Path, value: &[u8], mtime: FileTime) -> Result<(), Error> {
-    let parent = path
-        .parent()
-        .expect("a key's path has its directory as parent");
+    let parent = path.parent().expect("a key's path has its directory as parent");
     // A concurrent `delete_prefix` may remove an empty directory between its creation and
     // the temp file's: try again a few times.
     let mut attempts = 0;
     let mut temp = loop {
         attempts += 1;
-        fs::create_dir_all(parent)
-            .map_err(|e| io_error("cannot create the directory", parent, &e))?;
-        match tempfile::Builder::new()
-            .prefix(&temp_prefix())
-            .tempfile_in(parent)
-        {
+        fs::create_dir_all(parent).map_err(|e| io_error("cannot create the directory", parent, &e))?;
+        match tempfile::Builder::new().prefix(&temp_prefix()).tempfile_in(parent) {
             Ok(temp) => break temp,
             Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 4 => continue,
             Err(e) => return Err(io_error("cannot create a temp file in", parent, &e)),
         }
     };
-    temp.write_all(value)
-        .map_err(|e| io_error("cannot write", temp.path(), &e))?;
+    temp.write_all(value).map_err(|e| io_error("cannot write", temp.path(), &e))?;
     filetime::set_file_handle_times(temp.as_file(), None, Some(mtime))
         .map_err(|e| io_error("cannot set the expiry (mtime) of", temp.path(), &e))?;
     // On failure the temp file is removed when the error's handle drops.
-    temp.persist(path)
-        .map_err(|e| io_error("cannot rename a temp file to", path, &e.error))?;
+    temp.persist(path).map_err(|e| io_error("cannot rename a temp file to", path, &e.error))?;
     Ok(())
 }
 
 /// `.larder-tmp.{ms since epoch}.`: the time tells later cleanups how old a temp file is.
 fn temp_prefix() -> String {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
+    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
     format!("{TEMP_PREFIX}{ms}.")
 }
 
@@ -514,24 +473,14 @@ fn remove_if_same(path: &Path, meta: &Metadata) {
 /// What [`walk`] finds.
 enum Found {
     /// A key's file (or something else that is not a directory at a key's place).
-    File {
-        key: String,
-        path: PathBuf,
-        meta: Metadata,
-    },
+    File { key: String, path: PathBuf, meta: Metadata },
     /// A temp file.
     Temp { path: PathBuf },
 }
 
 /// Visits every file under `dir` (whose key prefix is `key`), keeping at the top level only
 /// the names that start with `partial`. Names that are not UTF-8 can't be keys: skipped.
-fn walk(
-    dir: &Path,
-    key: &mut String,
-    partial: &str,
-    depth: usize,
-    visit: &mut dyn FnMut(Found),
-) -> io::Result<()> {
+fn walk(dir: &Path, key: &mut String, partial: &str, depth: usize, visit: &mut dyn FnMut(Found)) -> io::Result<()> {
     if depth > MAX_DEPTH {
         return Ok(());
     }
@@ -565,11 +514,7 @@ fn walk(
                 _ => {}
             }
         } else {
-            visit(Found::File {
-                key: key.clone(),
-                path: entry.path(),
-                meta,
-            });
+            visit(Found::File { key: key.clone(), path: entry.path(), meta });
         }
         key.truncate(len);
     }
@@ -619,14 +564,7 @@ mod tests {
     #[tokio::test]
     async fn a_key_is_a_path_with_colons_as_slashes() {
         let (dir, store) = store();
-        store
-            .set(
-                "functions:get_token:default.json",
-                b"{\"value\":1}".to_vec(),
-                None,
-            )
-            .await
-            .unwrap();
+        store.set("functions:get_token:default.json", b"{\"value\":1}".to_vec(), None).await.unwrap();
         let file = dir.path().join("functions/get_token/default.json");
         assert_eq!(fs::read(&file).unwrap(), b"{\"value\":1}");
         assert_eq!(
@@ -666,25 +604,16 @@ mod tests {
                 store.delete(key).await.map(drop),
             ] {
                 let err = result.expect_err(&format!("key {key:?} must be refused"));
-                let Error::Store(msg) = err else {
-                    panic!("not a store error")
-                };
+                let Error::Store(msg) = err else { panic!("not a store error") };
                 assert!(msg.contains("refused key"), "{msg}");
                 assert!(msg.len() < 400, "the message stays short: {msg}");
             }
         }
         for prefix in ["../", "/etc:", "a::", "..:", "a\0"] {
             assert!(store.keys(prefix).await.is_err(), "prefix {prefix:?}");
-            assert!(
-                store.delete_prefix(prefix).await.is_err(),
-                "prefix {prefix:?}"
-            );
+            assert!(store.delete_prefix(prefix).await.is_err(), "prefix {prefix:?}");
         }
-        assert_eq!(
-            fs::read_dir(dir.path()).unwrap().count(),
-            0,
-            "nothing was written"
-        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "nothing was written");
     }
 
     #[tokio::test]
@@ -699,14 +628,8 @@ mod tests {
     #[tokio::test]
     async fn the_expiry_is_the_mtime() {
         let (dir, store) = store();
-        store
-            .set("a:ttl.json", b"1".to_vec(), Some(Duration::from_secs(3600)))
-            .await
-            .unwrap();
-        store
-            .set("a:forever.json", b"1".to_vec(), None)
-            .await
-            .unwrap();
+        store.set("a:ttl.json", b"1".to_vec(), Some(Duration::from_secs(3600))).await.unwrap();
+        store.set("a:forever.json", b"1".to_vec(), None).await.unwrap();
         let mtime = |name: &str| {
             fs::metadata(dir.path().join("a").join(name))
                 .unwrap()
@@ -717,20 +640,14 @@ mod tests {
         };
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
         let ttl = mtime("ttl.json");
-        assert!(
-            ttl > now + Duration::from_secs(3590) && ttl <= now + Duration::from_secs(3601),
-            "{ttl:?}"
-        );
+        assert!(ttl > now + Duration::from_secs(3590) && ttl <= now + Duration::from_secs(3601), "{ttl:?}");
         assert_eq!(mtime("forever.json").as_secs(), NO_TTL_MTIME as u64);
     }
 
     #[tokio::test]
     async fn an_expired_file_is_removed_when_read() {
         let (dir, store) = store();
-        store
-            .set("a:x.json", b"1".to_vec(), Some(Duration::from_millis(20)))
-            .await
-            .unwrap();
+        store.set("a:x.json", b"1".to_vec(), Some(Duration::from_millis(20))).await.unwrap();
         tokio::time::sleep(Duration::from_millis(60)).await;
         assert_eq!(store.get("a:x.json").await.unwrap(), None);
         assert!(!dir.path().join("a/x.json").exists());
@@ -746,23 +663,11 @@ mod tests {
             v.sort();
             v
         };
-        assert_eq!(
-            sorted(store.keys("g:n:a").await.unwrap()),
-            ["g:n:a.json", "g:n:ab.json"]
-        );
-        assert_eq!(
-            sorted(store.keys("g:n").await.unwrap()),
-            ["g:n:a.json", "g:n:ab.json", "g:nn:a.json"]
-        );
-        assert_eq!(
-            store.keys("nothing:here:").await.unwrap(),
-            Vec::<String>::new()
-        );
+        assert_eq!(sorted(store.keys("g:n:a").await.unwrap()), ["g:n:a.json", "g:n:ab.json"]);
+        assert_eq!(sorted(store.keys("g:n").await.unwrap()), ["g:n:a.json", "g:n:ab.json", "g:nn:a.json"]);
+        assert_eq!(store.keys("nothing:here:").await.unwrap(), Vec::<String>::new());
         assert_eq!(store.delete_prefix("g:").await.unwrap(), 3);
         assert_eq!(store.keys("").await.unwrap(), ["h:n:a.json"]);
-        assert!(
-            !store.dir().join("g").exists(),
-            "empty directories are pruned"
-        );
+        assert!(!store.dir().join("g").exists(), "empty directories are pruned");
     }
 }

@@ -20,7 +20,11 @@ pub(crate) struct BusLink {
 
 impl BusLink {
     pub fn new(url: String, channel: String) -> Arc<BusLink> {
-        let origin = format!("{}-{:x}", std::process::id(), xxhash_rust::xxh3::xxh3_64(format!("{:?}", std::time::SystemTime::now()).as_bytes()));
+        let origin = format!(
+            "{}-{:x}",
+            std::process::id(),
+            xxhash_rust::xxh3::xxh3_64(format!("{:?}", std::time::SystemTime::now()).as_bytes())
+        );
         Arc::new(BusLink { url, channel, origin, bus: OnceLock::new() })
     }
 

@@ -143,11 +143,7 @@ pub fn escape_key(raw: &str) -> String {
         if plain {
             out.push_str(part);
         } else {
-            out.extend(
-                part.chars()
-                    .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-                    .take(PART_MAX),
-            );
+            out.extend(part.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').take(PART_MAX));
             out.push('.');
             let mut hex = [0u8; 32];
             hex128(xxh3_128(part.as_bytes()), &mut hex);
@@ -165,9 +161,7 @@ pub fn group_segment(group: &str) -> String {
 /// Whether `s` is a valid `name` (and, with `/` allowed, `group`): `[A-Za-z0-9_-]+`.
 pub fn is_valid_segment(s: &str, allow_slash: bool) -> bool {
     !s.is_empty()
-        && s.split('/').all(|p| {
-            !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        })
+        && s.split('/').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
         && (allow_slash || !s.contains('/'))
 }
 

@@ -16,12 +16,12 @@ mod clock;
 pub mod entry;
 mod error;
 mod flight;
-#[cfg(feature = "redis")]
-mod instances;
-#[cfg(feature = "http")]
-pub mod http;
 #[cfg(feature = "fs")]
 pub mod fs;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "redis")]
+mod instances;
 pub mod key;
 mod memo;
 mod memory;
@@ -39,9 +39,9 @@ pub use call::{Answer, Storage, clear, clear_group, expire_tag, invalidate_tag};
 pub use clock::{Clock, ManualClock};
 pub use entry::{Entry, Freshness, Policy, Window};
 pub use error::Error;
+pub use key::escape_key;
 pub use memo::{in_request_scope, request_scope};
 pub use memstore::MemoryStore;
-pub use key::escape_key;
 pub use runtime::{Mount, Runtime, RuntimeBuilder};
 pub use stats::CacheStats;
 pub use tier::TierHealth;
@@ -53,14 +53,14 @@ pub mod __private {
         DynTags, ErrShare, Errors, FnSpec, Job, NoRefresh, NoTags, Pick, PickClone, PickFrom, PickNone, Refresher,
         SpawnRefresh, SpecRef, TagSource, call, clear_fn, dyn_tags, expire, invalidate, prime, spawn_refresh, stats,
     };
-    pub use crate::memo::{memo, memo_hash};
-    pub use crate::stats::CacheStats;
-    pub use std::borrow::Cow;
-    use std::future::Future;
     pub use crate::entry::{Policy, Window};
     pub use crate::key::Key;
+    pub use crate::memo::{memo, memo_hash};
+    pub use crate::stats::CacheStats;
     pub use serde;
     use serde::Serialize;
+    pub use std::borrow::Cow;
+    use std::future::Future;
 
     /// The default key of a function with arguments.
     #[inline]

@@ -68,4 +68,3 @@ where
         None => unreachable!("one function name, one return type"),
     }
 }
-

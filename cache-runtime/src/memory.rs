@@ -113,10 +113,7 @@ struct Index {
 impl Index {
     fn new() -> Index {
         let n = (std::thread::available_parallelism().map(|n| n.get()).unwrap_or(4) * 8).next_power_of_two();
-        Index {
-            shards: (0..n).map(|_| Shard(RwLock::new(Map::default()))).collect(),
-            mask: n - 1,
-        }
+        Index { shards: (0..n).map(|_| Shard(RwLock::new(Map::default()))).collect(), mask: n - 1 }
     }
 
     #[inline]

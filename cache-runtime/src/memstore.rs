@@ -33,14 +33,8 @@ impl Slot {
 struct SlotExpiry;
 
 impl Expiry<String, Slot> for SlotExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &String,
-        slot: &Slot,
-        created_at: Instant,
-    ) -> Option<Duration> {
-        slot.expires
-            .map(|at| at.saturating_duration_since(created_at))
+    fn expire_after_create(&self, _key: &String, slot: &Slot, created_at: Instant) -> Option<Duration> {
+        slot.expires.map(|at| at.saturating_duration_since(created_at))
     }
 
     fn expire_after_update(
@@ -50,8 +44,7 @@ impl Expiry<String, Slot> for SlotExpiry {
         updated_at: Instant,
         _duration_until_expiry: Option<Duration>,
     ) -> Option<Duration> {
-        slot.expires
-            .map(|at| at.saturating_duration_since(updated_at))
+        slot.expires.map(|at| at.saturating_duration_since(updated_at))
     }
 }
 
@@ -83,9 +76,7 @@ pub struct MemoryStore {
 
 impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryStore")
-            .field("entries", &self.cache.entry_count())
-            .finish()
+        f.debug_struct("MemoryStore").field("entries", &self.cache.entry_count()).finish()
     }
 }
 
@@ -139,22 +130,11 @@ impl Store for MemoryStore {
         Box::pin(async move { Ok(self.live(key).map(|slot| slot.bytes.to_vec())) })
     }
 
-    fn set<'a>(
-        &'a self,
-        key: &'a str,
-        value: Vec<u8>,
-        ttl: Option<Duration>,
-    ) -> StoreFuture<'a, ()> {
+    fn set<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Option<Duration>) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             // A TTL too large for `Instant` is as good as none.
             let expires = ttl.and_then(|ttl| Instant::now().checked_add(ttl));
-            self.cache.insert(
-                key.to_owned(),
-                Slot {
-                    bytes: value.into(),
-                    expires,
-                },
-            );
+            self.cache.insert(key.to_owned(), Slot { bytes: value.into(), expires });
             Ok(())
         })
     }
@@ -170,17 +150,8 @@ impl Store for MemoryStore {
         Box::pin(async move {
             let now = Instant::now();
             let mut n = 0;
-            for key in self
-                .cache
-                .iter()
-                .filter(|(key, _)| key.starts_with(prefix))
-                .map(|(key, _)| key)
-            {
-                if self
-                    .cache
-                    .remove(key.as_str())
-                    .is_some_and(|slot| slot.live(now))
-                {
+            for key in self.cache.iter().filter(|(key, _)| key.starts_with(prefix)).map(|(key, _)| key) {
+                if self.cache.remove(key.as_str()).is_some_and(|slot| slot.live(now)) {
                     n += 1;
                 }
             }
@@ -205,48 +176,29 @@ mod tests {
     #[tokio::test]
     async fn an_entry_past_its_ttl_is_gone_from_get_keys_and_delete() {
         let store = MemoryStore::new();
-        store
-            .set("a:x.json", b"1".to_vec(), Some(Duration::from_millis(50)))
-            .await
-            .unwrap();
+        store.set("a:x.json", b"1".to_vec(), Some(Duration::from_millis(50))).await.unwrap();
         tokio::time::sleep(Duration::from_millis(120)).await;
         assert_eq!(store.get("a:x.json").await.unwrap(), None);
         assert!(store.keys("a:").await.unwrap().is_empty());
-        assert!(
-            !store.delete("a:x.json").await.unwrap(),
-            "an expired entry was not there"
-        );
+        assert!(!store.delete("a:x.json").await.unwrap(), "an expired entry was not there");
     }
 
     #[tokio::test]
     async fn a_set_without_ttl_replaces_a_ttl() {
         let store = MemoryStore::new();
-        store
-            .set("k.json", b"1".to_vec(), Some(Duration::from_millis(50)))
-            .await
-            .unwrap();
+        store.set("k.json", b"1".to_vec(), Some(Duration::from_millis(50))).await.unwrap();
         store.set("k.json", b"2".to_vec(), None).await.unwrap();
         tokio::time::sleep(Duration::from_millis(120)).await;
-        assert_eq!(
-            store.get("k.json").await.unwrap().as_deref(),
-            Some(&b"2"[..])
-        );
+        assert_eq!(store.get("k.json").await.unwrap().as_deref(), Some(&b"2"[..]));
     }
 
     #[tokio::test]
     async fn it_stays_within_its_byte_bound() {
         let store = MemoryStore::with_max_bytes(10_000);
         for i in 0..100 {
-            store
-                .set(&format!("k{i}.json"), vec![0; 1_000], None)
-                .await
-                .unwrap();
+            store.set(&format!("k{i}.json"), vec![0; 1_000], None).await.unwrap();
         }
         store.cache.run_pending_tasks();
-        assert!(
-            store.cache.weighted_size() <= 10_000,
-            "weighted size {}",
-            store.cache.weighted_size()
-        );
+        assert!(store.cache.weighted_size() <= 10_000, "weighted size {}", store.cache.weighted_size());
     }
 }

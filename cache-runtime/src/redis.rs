@@ -117,11 +117,7 @@ impl RedisStore {
     }
 
     /// Runs one round trip, bounded by the operation timeout.
-    async fn run<T>(
-        &self,
-        what: &str,
-        call: impl Future<Output = RedisResult<T>>,
-    ) -> Result<T, Error> {
+    async fn run<T>(&self, what: &str, call: impl Future<Output = RedisResult<T>>) -> Result<T, Error> {
         match tokio::time::timeout(self.op_timeout, call).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(self.failed(what, &e)),
@@ -149,13 +145,7 @@ impl RedisStore {
     /// One `SCAN` step: the next cursor (0: done) and a page of keys.
     async fn scan(&self, pattern: &str, cursor: u64) -> Result<(u64, Vec<Vec<u8>>), Error> {
         let mut conn = self.conn.clone();
-        let step = cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(SCAN_COUNT)
-            .to_owned();
+        let step = cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(SCAN_COUNT).to_owned();
         self.run("SCAN", step.query_async(&mut conn)).await
     }
 }
@@ -188,17 +178,10 @@ impl RedisStoreBuilder {
     pub async fn connect(self) -> Result<RedisStore, Error> {
         let (client, config, target) = self.client()?;
         let op_timeout = self.op_timeout();
-        let conn = match tokio::time::timeout(
-            op_timeout,
-            ConnectionManager::new_with_config(client, config),
-        )
-        .await
-        {
+        let conn = match tokio::time::timeout(op_timeout, ConnectionManager::new_with_config(client, config)).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) => {
-                return Err(Error::Store(format!(
-                    "redis store ({target}): cannot connect: {e}"
-                )));
+                return Err(Error::Store(format!("redis store ({target}): cannot connect: {e}")));
             }
             Err(_) => {
                 return Err(Error::Store(format!(
@@ -207,12 +190,7 @@ impl RedisStoreBuilder {
                 )));
             }
         };
-        Ok(RedisStore {
-            conn,
-            prefix: self.prefix.into(),
-            op_timeout,
-            target: target.into(),
-        })
+        Ok(RedisStore { conn, prefix: self.prefix.into(), op_timeout, target: target.into() })
     }
 
     /// A store that connects on its first call, so that an application can start while
@@ -223,12 +201,7 @@ impl RedisStoreBuilder {
         let (client, config, target) = self.client()?;
         let conn = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| Error::Store(format!("redis store ({target}): {e}")))?;
-        Ok(RedisStore {
-            conn,
-            op_timeout: self.op_timeout(),
-            prefix: self.prefix.into(),
-            target: target.into(),
-        })
+        Ok(RedisStore { conn, op_timeout: self.op_timeout(), prefix: self.prefix.into(), target: target.into() })
     }
 
     fn op_timeout(&self) -> Duration {
@@ -244,11 +217,7 @@ impl RedisStoreBuilder {
         }
         let client = Client::open(self.url.as_str())
             .map_err(|e| Error::Store(format!("redis store ({target}): invalid URL: {e}")))?;
-        Ok((
-            client,
-            manager_config(self.connect_timeout, self.response_timeout),
-            target,
-        ))
+        Ok((client, manager_config(self.connect_timeout, self.response_timeout), target))
     }
 }
 
@@ -272,12 +241,7 @@ impl Store for RedisStore {
         Box::pin(async move {
             let mut conn = self.conn.clone();
             let full = self.full(key);
-            match tokio::time::timeout(
-                self.op_timeout,
-                cmd("GET").arg(&full).query_async(&mut conn),
-            )
-            .await
-            {
+            match tokio::time::timeout(self.op_timeout, cmd("GET").arg(&full).query_async(&mut conn)).await {
                 Ok(Ok(value)) => Ok(value),
                 Ok(Err(e)) if e.code() == Some("WRONGTYPE") => {
                     tracing::warn!(target: "larder", key = %full, "redis store: a value of another type is under the key; a miss");
@@ -296,26 +260,18 @@ impl Store for RedisStore {
             }
             let mut conn = self.conn.clone();
             let full: Vec<String> = keys.iter().map(|k| self.full(k)).collect();
-            self.run("MGET", cmd("MGET").arg(&full).query_async(&mut conn))
-                .await
+            self.run("MGET", cmd("MGET").arg(&full).query_async(&mut conn)).await
         })
     }
 
-    fn set<'a>(
-        &'a self,
-        key: &'a str,
-        value: Vec<u8>,
-        ttl: Option<Duration>,
-    ) -> StoreFuture<'a, ()> {
+    fn set<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Option<Duration>) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
             let mut set = cmd("SET");
             set.arg(self.full(key)).arg(value);
             if let Some(ttl) = ttl {
                 // `PX 0` is an error in Redis: the shortest TTL is 1 ms.
-                let ms = u64::try_from(ttl.as_millis())
-                    .unwrap_or(u64::MAX)
-                    .clamp(1, i64::MAX as u64);
+                let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).clamp(1, i64::MAX as u64);
                 set.arg("PX").arg(ms);
             }
             self.run("SET", set.query_async::<()>(&mut conn)).await
@@ -325,12 +281,7 @@ impl Store for RedisStore {
     fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
-            let n: u64 = self
-                .run(
-                    "UNLINK",
-                    cmd("UNLINK").arg(self.full(key)).query_async(&mut conn),
-                )
-                .await?;
+            let n: u64 = self.run("UNLINK", cmd("UNLINK").arg(self.full(key)).query_async(&mut conn)).await?;
             Ok(n > 0)
         })
     }
@@ -343,9 +294,7 @@ impl Store for RedisStore {
                 let (next, keys) = self.scan(&pattern, cursor).await?;
                 if !keys.is_empty() {
                     let mut conn = self.conn.clone();
-                    let n: u64 = self
-                        .run("UNLINK", cmd("UNLINK").arg(&keys).query_async(&mut conn))
-                        .await?;
+                    let n: u64 = self.run("UNLINK", cmd("UNLINK").arg(&keys).query_async(&mut conn)).await?;
                     deleted += n;
                 }
                 if next == 0 {
@@ -410,36 +359,26 @@ mod tests {
 
     #[test]
     fn glob_metacharacters_are_escaped() {
-        assert_eq!(
-            escape_glob("larder:a*b?c[d]e\\f:"),
-            "larder:a\\*b\\?c\\[d\\]e\\\\f:"
-        );
+        assert_eq!(escape_glob("larder:a*b?c[d]e\\f:"), "larder:a\\*b\\?c\\[d\\]e\\\\f:");
         assert_eq!(escape_glob("plain:key"), "plain:key");
     }
 
     #[test]
     fn passwords_never_reach_messages() {
-        assert_eq!(
-            redact("redis://:hunter2@10.0.0.1:6379/0"),
-            "redis://***@10.0.0.1:6379/0"
-        );
+        assert_eq!(redact("redis://:hunter2@10.0.0.1:6379/0"), "redis://***@10.0.0.1:6379/0");
         assert_eq!(redact("redis://user:pw@host/"), "redis://***@host/");
         assert_eq!(redact("redis://127.0.0.1:6379/"), "redis://127.0.0.1:6379/");
     }
 
     #[test]
     fn a_store_outside_tokio_is_an_error_not_a_panic() {
-        let err = RedisStore::builder("redis://127.0.0.1:1/")
-            .connect_lazy()
-            .unwrap_err();
+        let err = RedisStore::builder("redis://127.0.0.1:1/").connect_lazy().unwrap_err();
         assert!(err.to_string().contains("Tokio runtime"), "{err}");
     }
 
     #[tokio::test]
     async fn an_invalid_url_is_an_error() {
-        let err = RedisStore::builder("http://nope")
-            .connect_lazy()
-            .unwrap_err();
+        let err = RedisStore::builder("http://nope").connect_lazy().unwrap_err();
         assert!(err.to_string().contains("invalid URL"), "{err}");
     }
 }

@@ -231,7 +231,9 @@ impl LiveMount {
                     self.announce(Change::Set(key.as_str()));
                 }
             }
-            Err(e) => tracing::warn!(target: "larder", key = key.as_str(), error = %e, "entry could not be encoded for L2"),
+            Err(e) => {
+                tracing::warn!(target: "larder", key = key.as_str(), error = %e, "entry could not be encoded for L2")
+            }
         }
     }
 

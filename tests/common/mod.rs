@@ -60,7 +60,5 @@ impl Runs {
 
 /// Awaits `fut`, failing the test (instead of hanging it) if it takes more than 20 s.
 pub async fn within<F: std::future::Future>(fut: F) -> F::Output {
-    tokio::time::timeout(std::time::Duration::from_secs(20), fut)
-        .await
-        .expect("the awaited outcome never came (20 s)")
+    tokio::time::timeout(std::time::Duration::from_secs(20), fut).await.expect("the awaited outcome never came (20 s)")
 }

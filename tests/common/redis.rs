@@ -26,10 +26,7 @@ impl RedisServer {
     ///
     /// Panics if `redis-server` is not on `PATH` or does not come up in time.
     pub fn start() -> RedisServer {
-        let dir = tempfile::Builder::new()
-            .prefix("larder-redis-")
-            .tempdir()
-            .expect("a temp dir for redis-server");
+        let dir = tempfile::Builder::new().prefix("larder-redis-").tempdir().expect("a temp dir for redis-server");
         // Another process may take the port between our probe and redis-server's bind:
         // try a few ports.
         let mut last_error = String::new();
@@ -37,11 +34,7 @@ impl RedisServer {
             let port = free_port();
             match spawn(port, dir.path()) {
                 Ok(child) => {
-                    return RedisServer {
-                        port,
-                        dir,
-                        child: Some(child),
-                    };
+                    return RedisServer { port, dir, child: Some(child) };
                 }
                 Err(e) => last_error = e,
             }
@@ -97,10 +90,7 @@ impl RedisServer {
 
     fn signal(&self, signal: &str) {
         let child = self.child.as_ref().expect("the server is running");
-        let status = Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status()
-            .expect("run kill");
+        let status = Command::new("kill").args([signal, &child.id().to_string()]).status().expect("run kill");
         assert!(status.success(), "kill {signal} failed");
     }
 
@@ -115,12 +105,8 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         if self.child.is_some() {
             // A frozen process ignores nothing but SIGKILL; thaw it anyway for a clean exit.
-            let _ = Command::new("kill")
-                .args([
-                    "-CONT",
-                    &self.child.as_ref().map_or(0, Child::id).to_string(),
-                ])
-                .status();
+            let _ =
+                Command::new("kill").args(["-CONT", &self.child.as_ref().map_or(0, Child::id).to_string()]).status();
         }
         self.stop();
     }
@@ -159,18 +145,13 @@ fn spawn(port: u16, dir: &Path) -> Result<Child, String> {
         }
         // Ours, not another server that took the port meanwhile: compare the process id.
         let pid = format!("process_id:{}", child.id());
-        if command(port, "INFO server")
-            .is_ok_and(|info| info.lines().any(|line| line.trim() == pid))
-        {
+        if command(port, "INFO server").is_ok_and(|info| info.lines().any(|line| line.trim() == pid)) {
             return Ok(child);
         }
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!(
-                "no PONG within {START_TIMEOUT:?}: {}",
-                read_log(&log)
-            ));
+            return Err(format!("no PONG within {START_TIMEOUT:?}: {}", read_log(&log)));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -186,14 +167,9 @@ fn free_port() -> u16 {
 /// bulk string reply.
 fn command(port: u16, line: &str) -> Result<String, String> {
     let addr = (Ipv4Addr::LOCALHOST, port).into();
-    let mut stream =
-        TcpStream::connect_timeout(&addr, Duration::from_millis(500)).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .map_err(|e| e.to_string())?;
-    stream
-        .write_all(format!("{line}\r\n").as_bytes())
-        .map_err(|e| e.to_string())?;
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).map_err(|e| e.to_string())?;
+    stream.write_all(format!("{line}\r\n").as_bytes()).map_err(|e| e.to_string())?;
     let mut reply = Vec::new();
     let mut byte = [0u8; 1];
     while !reply.ends_with(b"\r\n") {
@@ -205,10 +181,7 @@ fn command(port: u16, line: &str) -> Result<String, String> {
     }
     reply.truncate(reply.len() - 2);
     let first = String::from_utf8_lossy(&reply).into_owned();
-    if let Some(len) = first
-        .strip_prefix('$')
-        .and_then(|n| n.parse::<usize>().ok())
-    {
+    if let Some(len) = first.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) {
         let mut bulk = vec![0u8; len + 2];
         stream.read_exact(&mut bulk).map_err(|e| e.to_string())?;
         bulk.truncate(len);

@@ -540,9 +540,11 @@ enum First<V> {
 }
 
 /// A call (SPEC §4): [`call_full`] without a storage decision, returning only the result.
+/// Not an `async fn` of its own: the future is `call_full`'s, mapped, so a hit pays for
+/// one state machine, not two.
 #[allow(clippy::too_many_arguments)]
 #[inline]
-pub async fn call<A, V, E, B, BF, R, T>(
+pub fn call<A, V, E, B, BF, R, T>(
     spec: SpecRef,
     key: Option<Key>,
     invalidate: bool,
@@ -551,7 +553,7 @@ pub async fn call<A, V, E, B, BF, R, T>(
     body: B,
     refresh: R,
     tags: T,
-) -> Result<V, E>
+) -> impl Future<Output = Result<V, E>>
 where
     V: Clone + Send + Sync + 'static,
     B: FnOnce(A) -> BF,
@@ -560,7 +562,10 @@ where
     T: TagSource<A>,
     V: Serialize + DeserializeOwned,
 {
-    call_full(spec, key, invalidate, errors, None, args, body, refresh, tags).await.0
+    fn result<V, E>((result, _): (Result<V, E>, Answer)) -> Result<V, E> {
+        result
+    }
+    call_full(spec, key, invalidate, errors, None, args, body, refresh, tags).map(result)
 }
 
 /// A call (SPEC §4), and how it was answered.

@@ -13,7 +13,7 @@ use serde::ser::{self, Serialize};
 use std::fmt;
 use xxhash_rust::xxh3::xxh3_128;
 
-const STACK: usize = 256;
+const STACK: usize = 128;
 
 mod tag {
     pub const BOOL: u8 = 1;
@@ -68,7 +68,7 @@ impl Sink {
         Sink { len: 0, stack: [0; STACK], heap: Vec::new() }
     }
 
-    #[inline]
+    #[inline(always)]
     fn put(&mut self, bytes: &[u8]) {
         if self.heap.is_empty() && self.len + bytes.len() <= STACK {
             self.stack[self.len..self.len + bytes.len()].copy_from_slice(bytes);
@@ -91,12 +91,26 @@ impl Sink {
 pub trait Out {
     /// Appends bytes.
     fn put(&mut self, bytes: &[u8]);
+    /// Appends one byte.
+    #[inline(always)]
+    fn put_byte(&mut self, byte: u8) {
+        self.put(&[byte]);
+    }
 }
 
 impl Out for Sink {
-    #[inline]
+    #[inline(always)]
     fn put(&mut self, bytes: &[u8]) {
         Sink::put(self, bytes)
+    }
+    #[inline(always)]
+    fn put_byte(&mut self, byte: u8) {
+        if self.heap.is_empty() && self.len < STACK {
+            self.stack[self.len] = byte;
+            self.len += 1;
+        } else {
+            Sink::put(self, &[byte]);
+        }
     }
 }
 
@@ -129,9 +143,9 @@ struct Encoder<'a, O: Out> {
 }
 
 impl<O: Out> Encoder<'_, O> {
-    #[inline]
+    #[inline(always)]
     fn tag(&mut self, t: u8) {
-        self.out.put(&[t]);
+        self.out.put_byte(t);
     }
     #[inline]
     fn str(&mut self, s: &str) {

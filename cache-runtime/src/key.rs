@@ -11,7 +11,8 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use crate::canonical;
 
-const INLINE: usize = 160;
+/// Keys up to this many bytes live on the stack (a default key with a 60-byte prefix fits).
+const INLINE: usize = 104;
 const PART_MAX: usize = 64;
 
 /// A full storage key (`group:name:key.json`) and its 128-bit id.
@@ -61,8 +62,8 @@ impl Key {
         let hash = canonical::hash(args);
         let mut hex = [0u8; 32];
         hex128(hash, &mut hex);
-        // SAFETY-free: hex digits are ASCII.
-        let seg = std::str::from_utf8(&hex).expect("hex is ASCII");
+        // SAFETY: `hex128` writes only ASCII hex digits.
+        let seg = unsafe { std::str::from_utf8_unchecked(&hex) };
         Key::from_parts(prefix, seg)
     }
 
@@ -110,11 +111,12 @@ impl fmt::Debug for Key {
 }
 
 /// Lowercase hex of a 128-bit value, big-endian digit order (like `{:032x}`).
+#[inline]
 pub(crate) fn hex128(v: u128, out: &mut [u8; 32]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for (i, slot) in out.iter_mut().enumerate() {
-        let shift = 124 - 4 * i as u32;
-        *slot = DIGITS[((v >> shift) & 0xf) as usize];
+    for (i, b) in v.to_be_bytes().into_iter().enumerate() {
+        out[2 * i] = DIGITS[(b >> 4) as usize];
+        out[2 * i + 1] = DIGITS[(b & 0xf) as usize];
     }
 }
 

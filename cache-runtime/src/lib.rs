@@ -51,7 +51,8 @@ pub use tier::TierHealth;
 pub mod __private {
     pub use crate::call::{
         DynTags, ErrShare, Errors, FnSpec, Job, NoRefresh, NoTags, Pick, PickClone, PickFrom, PickNone, Refresher,
-        SpawnRefresh, SpecRef, TagSource, call, clear_fn, dyn_tags, expire, invalidate, prime, spawn_refresh, stats,
+        SpawnRefresh, SpecRef, TagSource, call, call_full, clear_fn, dyn_tags, expire, invalidate, prime,
+        spawn_refresh, stats,
     };
     pub use crate::entry::{Policy, Window};
     pub use crate::key::Key;

@@ -7,10 +7,14 @@
 //!
 //! Anchors:
 //! - `cached_ttl`: `#[cached::cached(ttl_secs = …)]` on an `async fn`: a `TtlCache` behind
-//!   an `async_lock::RwLock`; a `&str` argument is keyed by an owned `String` (the macro
-//!   calls `to_owned()` on every call, hit or not).
-//! - `cached_concurrent_ttl`: `#[cached::concurrent_cached(ttl_secs = …)]`: a sharded
-//!   `ShardedTtlCache`, same keying.
+//!   an `async_lock::RwLock` whose write lock every hit takes (a `TtlCache` read is not
+//!   `CachedRead`); a `&str` argument is keyed by an owned `String` (the macro calls
+//!   `to_owned()` on every call, hit or not).
+//! - `cached_concurrent_ttl`: `#[cached::concurrent_cached(ttl_secs = …)]`: a
+//!   `ShardedTtlCache` (one `parking_lot` read lock per hit, `Instant::now()` for the TTL),
+//!   same keying.
+//! - Both `cached` anchors hash with std's SipHash: the dev-dependency leaves out the
+//!   crate's default `ahash` feature (only `time_stores`, which `ttl_secs` needs, is added).
 //! - `moka_future`, `moka_sync`: `Cache::get` on a cache bounded to 10,000 entries with a
 //!   one-hour TTL (what larder's memory tier is configured like).
 //! - `rwlock_hashmap`: `std::sync::RwLock<HashMap>` read: no expiry, no bound.

@@ -12,7 +12,8 @@
 //! what spawning and sleeping cost by themselves.
 //!
 //! Criterion reports the mean wall time per iteration; at the end, each case also prints
-//! the median, min and max of its iterations and the body runs it counted.
+//! the median, min and max of its iterations (criterion's warm-up iterations included) and
+//! the body runs it counted.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

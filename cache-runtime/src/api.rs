@@ -115,7 +115,6 @@ impl Options {
     }
 
     fn policy(&self) -> Policy {
-        let ms = |d: Duration| d.as_millis().min(u64::MAX as u128) as u64;
         Policy {
             max_age_ms: ms(self.max_age),
             stale: match (self.swr, self.stale_max_age) {
@@ -126,6 +125,11 @@ impl Options {
             grace: self.grace.map_or(Window::None, |d| Window::For(ms(d))),
         }
     }
+}
+
+/// A duration in whole milliseconds, saturating.
+fn ms(d: Duration) -> u64 {
+    d.as_millis().min(u64::MAX as u128) as u64
 }
 
 /// A handle on one mount (and namespace) of a runtime.
@@ -191,7 +195,6 @@ impl Cache {
     }
 
     fn spec(&self, opts: &Options) -> FnSpec {
-        let ms = |d: Duration| d.as_millis().min(u64::MAX as u128) as u64;
         FnSpec {
             group: Cow::Borrowed("api"),
             name: Cow::Owned(self.prefix.trim_end_matches(':').to_owned()),

@@ -18,6 +18,8 @@
 //! - `moka_future`, `moka_sync`: `Cache::get` on a cache bounded to 10,000 entries with a
 //!   one-hour TTL (what larder's memory tier is configured like).
 //! - `rwlock_hashmap`: `std::sync::RwLock<HashMap>` read: no expiry, no bound.
+//! - `larder_get_key` (string key only): the same function keyed by `get_key` (the argument
+//!   itself, which has a `/` and a `@`, so it is escaped per part), not by the argument digest.
 //! - `harness_empty`: the harness alone (an `async` block returning its input).
 
 use std::collections::HashMap;
@@ -37,6 +39,7 @@ const STR_KEY: &str = "rust-lang/rust@1.95.0-ab";
 /// Body runs of each cached function: each must run once (the warm-up), never while measured.
 static LARDER_U64_RUNS: AtomicUsize = AtomicUsize::new(0);
 static LARDER_STR_RUNS: AtomicUsize = AtomicUsize::new(0);
+static LARDER_GET_KEY_RUNS: AtomicUsize = AtomicUsize::new(0);
 static CACHED_TTL_U64_RUNS: AtomicUsize = AtomicUsize::new(0);
 static CACHED_TTL_STR_RUNS: AtomicUsize = AtomicUsize::new(0);
 static CACHED_CONCURRENT_TTL_U64_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -51,6 +54,18 @@ async fn larder_u64(x: u64) -> u64 {
 #[larder::cached(max_age = "1h")]
 async fn larder_str(s: &str) -> u64 {
     LARDER_STR_RUNS.fetch_add(1, Ordering::Relaxed);
+    s.len() as u64
+}
+
+/// The `get_key` of `larder_get_key`: the argument itself (escaped into `rust-lang:rust@….json`
+/// parts by larder).
+fn same_str(s: &str) -> &str {
+    s
+}
+
+#[larder::cached(max_age = "1h", get_key = same_str)]
+async fn larder_get_key(s: &str) -> u64 {
+    LARDER_GET_KEY_RUNS.fetch_add(1, Ordering::Relaxed);
     s.len() as u64
 }
 
@@ -163,6 +178,7 @@ fn hit_str24(c: &mut Criterion) {
 
     rt.block_on(async {
         assert_eq!(larder_str(&arg).await, want);
+        assert_eq!(larder_get_key(&arg).await, want);
         assert_eq!(cached_ttl_str(&arg).await, want);
         assert_eq!(cached_concurrent_ttl_str(&arg).await, want);
         mf.insert(arg.clone(), want).await;
@@ -170,10 +186,11 @@ fn hit_str24(c: &mut Criterion) {
         map.write().unwrap().insert(arg.clone(), want);
 
         assert_eq!(larder_str(&arg).await, want);
+        assert_eq!(larder_get_key(&arg).await, want);
         assert_eq!(mf.get(arg.as_str()).await, Some(want));
         assert_eq!(ms.get(arg.as_str()), Some(want));
     });
-    assert_ran_once(&[&LARDER_STR_RUNS, &CACHED_TTL_STR_RUNS, &CACHED_CONCURRENT_TTL_STR_RUNS]);
+    assert_ran_once(&[&LARDER_STR_RUNS, &LARDER_GET_KEY_RUNS, &CACHED_TTL_STR_RUNS, &CACHED_CONCURRENT_TTL_STR_RUNS]);
 
     let mut g = c.benchmark_group("hit_str24");
     g.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
@@ -181,6 +198,9 @@ fn hit_str24(c: &mut Criterion) {
     let s: &str = &arg;
     g.bench_function("harness_empty", |b| b.to_async(&rt).iter(|| async { black_box(black_box(s).len()) }));
     g.bench_function("larder", |b| b.to_async(&rt).iter(|| async { black_box(larder_str(black_box(s)).await) }));
+    g.bench_function("larder_get_key", |b| {
+        b.to_async(&rt).iter(|| async { black_box(larder_get_key(black_box(s)).await) })
+    });
     g.bench_function("cached_ttl", |b| {
         b.to_async(&rt).iter(|| async { black_box(cached_ttl_str(black_box(s)).await) })
     });
@@ -193,7 +213,7 @@ fn hit_str24(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async { black_box(map.read().unwrap().get(black_box(s)).copied()) })
     });
     g.finish();
-    assert_ran_once(&[&LARDER_STR_RUNS, &CACHED_TTL_STR_RUNS, &CACHED_CONCURRENT_TTL_STR_RUNS]);
+    assert_ran_once(&[&LARDER_STR_RUNS, &LARDER_GET_KEY_RUNS, &CACHED_TTL_STR_RUNS, &CACHED_CONCURRENT_TTL_STR_RUNS]);
 }
 
 criterion_group!(benches, hit_u64, hit_str24);

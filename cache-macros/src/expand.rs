@@ -168,6 +168,8 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
     let group = &opts.group;
     let name = &opts.name;
     let prefix = format!("{}:{}:", group.replace('/', ":"), name);
+    // The runtime's `key::prefix_id`, computed here once.
+    let prefix_id = Literal::u128_suffixed(xxhash_rust::xxh3::xxh3_128(prefix.as_bytes()));
     let base = &opts.base;
     let integrity = Literal::u128_suffixed(integrity(opts, func));
     let max_age = opts.max_age_ms;
@@ -196,6 +198,7 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
             group: #p::Cow::Borrowed(#group),
             name: #p::Cow::Borrowed(#name),
             prefix: #p::Cow::Borrowed(#prefix),
+            prefix_id: #prefix_id,
             base: #p::Cow::Borrowed(#base),
             integrity: #integrity,
             policy: #p::Policy { max_age_ms: #max_age, stale: #stale, grace: #grace },
@@ -261,18 +264,19 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
                 #(#checks)*
                 struct __LarderArgs<'a, A: ?Sized>(&'a A);
                 trait __LarderKeyArgs {
-                    fn __larder_key(&self, spec: &#p::FnSpec) -> #p::Key;
+                    fn __larder_key(&self, spec: &#p::FnSpec) -> #p::CallKey;
                 }
                 impl<A: ?Sized + #p::serde::Serialize> __LarderKeyArgs for __LarderArgs<'_, A> {
-                    fn __larder_key(&self, spec: &#p::FnSpec) -> #p::Key {
+                    #[inline]
+                    fn __larder_key(&self, spec: &#p::FnSpec) -> #p::CallKey {
                         #p::key_args(spec, self.0)
                     }
                 }
                 trait __LarderKeyArgsNotSerialize {
-                    fn __larder_key(&self, spec: &#p::FnSpec) -> #p::Key;
+                    fn __larder_key(&self, spec: &#p::FnSpec) -> #p::CallKey;
                 }
                 impl<A: ?Sized> __LarderKeyArgsNotSerialize for &__LarderArgs<'_, A> {
-                    fn __larder_key(&self, spec: &#p::FnSpec) -> #p::Key {
+                    fn __larder_key(&self, spec: &#p::FnSpec) -> #p::CallKey {
                         #p::key_default(spec)
                     }
                 }
@@ -423,7 +427,7 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
         quote!(#p::call),
         quote! {
             #p::SpecRef::Static(&__LARDER_SPEC),
-            __larder_key,
+            __larder_key.map(|__larder_key| #p::full_key(&__LARDER_SPEC, __larder_key)),
             __larder_invalidate,
             #p::Errors { share: __larder_share, timeout: #timeout_error },
             (#(#idents,)*),
@@ -432,6 +436,9 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
             #tag_source,
         },
     );
+
+    let hit = value_call(quote!(#p::hit::<#value_ty>), quote!(&__LARDER_SPEC, __larder_k));
+    let boxed_call = value_call(quote!(::std::boxed::Box::pin), call);
 
     let main = quote! {
         #(#attrs)*
@@ -443,7 +450,15 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
             let __larder_share = (&&&#p::Pick::<#err_ty>::new()).err_share();
             let __larder_key = if #bypass { ::core::option::Option::None } else { ::core::option::Option::Some(#key_expr) };
             let __larder_invalidate: bool = __larder_key.is_some() && #invalidate;
-            let __larder_out = #call #value_await;
+            // A fresh hit returns before the call's future is built; the rest of a call
+            // is boxed, so that this function's own future stays small.
+            if let (::core::option::Option::Some(__larder_k), false) = (&__larder_key, __larder_invalidate) {
+                if let ::core::option::Option::Some(__larder_v) = #hit {
+                    let __larder_out = ::core::result::Result::Ok(__larder_v);
+                    return #finish;
+                }
+            }
+            let __larder_out = #boxed_call #value_await;
             #finish
         }
     };
@@ -486,7 +501,7 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
         false,
         quote!(),
         quote!(-> ::std::string::String),
-        quote!(::std::string::ToString::to_string(#key_expr.as_str())),
+        quote!(::std::string::ToString::to_string(#p::full_key(&__LARDER_SPEC, #key_expr).as_str())),
     );
     let invalidate_fn = helper(
         "invalidate",
@@ -496,7 +511,7 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
         true,
         quote!(),
         quote!(),
-        quote!(#p::invalidate(#p::SpecRef::Static(&__LARDER_SPEC), #key_expr).await),
+        quote!(#p::invalidate(#p::SpecRef::Static(&__LARDER_SPEC), #p::full_key(&__LARDER_SPEC, #key_expr)).await),
     );
     let expire_fn = helper(
         "expire",
@@ -506,7 +521,7 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
         true,
         quote!(),
         quote!(),
-        quote!(#p::expire(#p::SpecRef::Static(&__LARDER_SPEC), #key_expr).await),
+        quote!(#p::expire(#p::SpecRef::Static(&__LARDER_SPEC), #p::full_key(&__LARDER_SPEC, #key_expr)).await),
     );
     let prime_fn = helper(
         "prime",
@@ -520,8 +535,10 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
                 Some(e) => quote!((#e)(#(#arg_refs),*)),
                 None => quote!(::std::vec::Vec::new()),
             };
-            let prime =
-                value_call(quote!(#p::prime), quote!(#p::SpecRef::Static(&__LARDER_SPEC), #key_expr, #value, #tags));
+            let prime = value_call(
+                quote!(#p::prime),
+                quote!(#p::SpecRef::Static(&__LARDER_SPEC), #p::full_key(&__LARDER_SPEC, #key_expr), #value, #tags),
+            );
             quote!(#assert_value #prime #value_await)
         },
     );

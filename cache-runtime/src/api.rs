@@ -199,6 +199,7 @@ impl Cache {
             group: Cow::Borrowed("api"),
             name: Cow::Owned(self.prefix.trim_end_matches(':').to_owned()),
             prefix: Cow::Owned(self.prefix.clone()),
+            prefix_id: crate::key::prefix_id(&self.prefix),
             base: Cow::Owned(self.mount.name.to_string()),
             integrity: opts.integrity.as_deref().map_or(0, |i| xxhash_rust::xxh3::xxh3_128(i.as_bytes())),
             policy: opts.policy(),

@@ -18,7 +18,7 @@ use futures_util::FutureExt as _;
 use crate::entry::{Entry, Freshness, Policy};
 use crate::error::Error;
 use crate::flight::{self, Awaited, Join, Leader, Published};
-use crate::key::Key;
+use crate::key::{CallKey, Key, KeyIs};
 use crate::memory::{NewSlot, Slot};
 use crate::runtime::{LiveMount, Runtime, with_current};
 use crate::stats::Stats;
@@ -37,6 +37,8 @@ pub struct FnSpec {
     pub name: Cow<'static, str>,
     /// Every key of the function starts with it: `{group with / as :}:{name}:`.
     pub prefix: Cow<'static, str>,
+    /// [`prefix_id`](crate::key::prefix_id) of `prefix`: default keys' ids are made from it.
+    pub prefix_id: u128,
     /// The mount.
     pub base: Cow<'static, str>,
     /// xxh3-128 of the function's tokens and semantic options (or of `integrity = "…"`).
@@ -425,10 +427,16 @@ enum Lookup<V> {
 
 /// SPEC §4 steps 3–5 (and the grace window of step 6) against the memory tier.
 #[inline]
-fn lookup<V: Clone + 'static>(mount: &LiveMount, spec: &FnSpec, key: &Key, now: u64, count_hit: bool) -> Lookup<V> {
+fn lookup<V: Clone + 'static>(
+    mount: &LiveMount,
+    spec: &FnSpec,
+    (id, key): (u128, KeyIs<'_>),
+    now: u64,
+    count_hit: bool,
+) -> Lookup<V> {
     mount
         .memory
-        .peek(key.id(), now, |slot| {
+        .peek(id, now, |slot| {
             let Some((v, expired)) = readable::<V>(mount, slot, key, Some(spec.integrity)) else { return Lookup::Miss };
             // Each entry keeps the max_age it was stored with (an HTTP response may carry its own).
             let policy = Policy { max_age_ms: slot.expires.saturating_sub(slot.mtime), ..spec.policy };
@@ -456,10 +464,10 @@ fn lookup<V: Clone + 'static>(mount: &LiveMount, spec: &FnSpec, key: &Key, now: 
 fn readable<'s, V: 'static>(
     mount: &LiveMount,
     slot: &'s Slot,
-    key: &Key,
+    key: KeyIs<'_>,
     integrity: Option<u128>,
 ) -> Option<(&'s V, bool)> {
-    if integrity.is_some_and(|i| i != slot.integrity) || slot.key.as_bytes() != key.as_bytes() {
+    if integrity.is_some_and(|i| i != slot.integrity) || !slot.is(key) {
         return None;
     }
     let v = slot.value.downcast_ref::<V>()?;
@@ -482,7 +490,7 @@ pub(crate) fn fresh_in_memory<V: Clone + 'static>(
     mount
         .memory
         .peek(key.id(), now, |slot| {
-            let (v, expired) = readable::<V>(mount, slot, key, integrity)?;
+            let (v, expired) = readable::<V>(mount, slot, key.is(), integrity)?;
             let policy = Policy::max_age(Duration::from_millis(slot.expires.saturating_sub(slot.mtime)));
             if policy.freshness(slot.mtime, expired, now) != Freshness::Fresh {
                 return None;
@@ -532,6 +540,28 @@ fn fill_from_l2<V: Clone + Send + Sync + 'static>(
     }
     mount.memory.insert(key.id(), slot);
     Some(lookup)
+}
+
+/// The hit path of `#[cached]`, before any future is built: the value of a fresh entry of
+/// the memory tier, or `None` for everything else (stale, grace, L2, a miss), which is for
+/// [`call`] to decide. A hash, a shard read lock and a freshness check: no allocation, no
+/// async lock, no system call.
+#[inline]
+pub fn hit<V: Clone + 'static>(spec: &FnSpec, key: &CallKey) -> Option<V> {
+    if !spec.policy.stores() {
+        return None;
+    }
+    with_current(|rt| {
+        rt.with_mount(&spec.base, |mount| {
+            match lookup::<V>(mount, spec, (key.id(), key.is(&spec.prefix)), rt.clock().now_ms(), true) {
+                Lookup::Fresh(v) => {
+                    tracing::trace!(target: "larder", group = &*spec.group, name = &*spec.name, "hit");
+                    Some(v)
+                }
+                _ => None,
+            }
+        })
+    })
 }
 
 enum First<V> {
@@ -608,7 +638,7 @@ where
             if invalidate {
                 return First::Go(rt.clone(), Arc::clone(mount), Lookup::Miss);
             }
-            match lookup::<V>(mount, &spec, &key, rt.clock().now_ms(), true) {
+            match lookup::<V>(mount, &spec, (key.id(), key.is()), rt.clock().now_ms(), true) {
                 Lookup::Fresh(v) => First::Hit(v),
                 other => First::Go(rt.clone(), Arc::clone(mount), other),
             }
@@ -672,7 +702,8 @@ where
         match ctx.mount.flights.join(ctx.key.id(), ctx.key.as_str(), &ctx.tags) {
             Join::Lead(leader) => {
                 // A run may have finished between the lookup and the join.
-                if let Lookup::Fresh(v) = lookup::<V>(&ctx.mount, &ctx.spec, &ctx.key, ctx.rt.clock().now_ms(), false) {
+                let (now, key) = (ctx.rt.clock().now_ms(), (ctx.key.id(), ctx.key.is()));
+                if let Lookup::Fresh(v) = lookup::<V>(&ctx.mount, &ctx.spec, key, now, false) {
                     return (Ok(v), Answer::Hit);
                 }
                 if let (Some(ms), Some(stale), true) = (ctx.spec.timeout_ms, &grace, R::ENABLED) {

@@ -11,6 +11,7 @@
 
 use serde::ser::{self, Serialize};
 use std::fmt;
+use std::mem::MaybeUninit;
 use xxhash_rust::xxh3::xxh3_128;
 
 const STACK: usize = 128;
@@ -56,34 +57,53 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     sink.as_slice().to_vec()
 }
 
-/// A byte buffer that lives on the stack until it outgrows it.
+/// A byte buffer that lives on the stack until it outgrows it. The stack part is not
+/// zeroed: only its first `len` bytes are ever read, and they were written first.
 struct Sink {
     len: usize,
-    stack: [u8; STACK],
+    stack: [MaybeUninit<u8>; STACK],
     heap: Vec<u8>,
 }
 
 impl Sink {
+    #[inline(always)]
     fn new() -> Self {
-        Sink { len: 0, stack: [0; STACK], heap: Vec::new() }
+        Sink { len: 0, stack: [MaybeUninit::uninit(); STACK], heap: Vec::new() }
     }
 
     #[inline(always)]
     fn put(&mut self, bytes: &[u8]) {
-        if self.heap.is_empty() && self.len + bytes.len() <= STACK {
-            self.stack[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        if self.heap.capacity() == 0 && self.len + bytes.len() <= STACK {
+            // SAFETY: `len + bytes.len() <= STACK`, and `u8` and `MaybeUninit<u8>` share a layout.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    bytes.as_ptr(),
+                    self.stack.as_mut_ptr().add(self.len).cast::<u8>(),
+                    bytes.len(),
+                );
+            }
             self.len += bytes.len();
         } else {
-            if self.heap.is_empty() {
+            if self.heap.capacity() == 0 {
                 self.heap.reserve(self.len + bytes.len() + 64);
-                self.heap.extend_from_slice(&self.stack[..self.len]);
+                // SAFETY: as in `stack_bytes` (spelled out to borrow `stack` apart from `heap`).
+                let written = unsafe { std::slice::from_raw_parts(self.stack.as_ptr().cast::<u8>(), self.len) };
+                self.heap.extend_from_slice(written);
             }
             self.heap.extend_from_slice(bytes);
         }
     }
 
+    /// The bytes written to the stack part.
+    #[inline(always)]
+    fn stack_bytes(&self) -> &[u8] {
+        // SAFETY: the first `len` bytes of `stack` have been written by `put`.
+        unsafe { std::slice::from_raw_parts(self.stack.as_ptr().cast::<u8>(), self.len) }
+    }
+
+    #[inline(always)]
     fn as_slice(&self) -> &[u8] {
-        if self.heap.is_empty() { &self.stack[..self.len] } else { &self.heap }
+        if self.heap.capacity() == 0 { self.stack_bytes() } else { &self.heap }
     }
 }
 
@@ -105,8 +125,8 @@ impl Out for Sink {
     }
     #[inline(always)]
     fn put_byte(&mut self, byte: u8) {
-        if self.heap.is_empty() && self.len < STACK {
-            self.stack[self.len] = byte;
+        if self.heap.capacity() == 0 && self.len < STACK {
+            self.stack[self.len] = MaybeUninit::new(byte);
             self.len += 1;
         } else {
             Sink::put(self, &[byte]);

@@ -1,13 +1,18 @@
 //! Storage keys: `{group}:{name}:{key}.json` (SPEC §3).
 //!
-//! A [`Key`] is built on the stack for the common case, so that computing the key of a
-//! warm call allocates nothing. Its [`id`](Key::id) is the xxh3-128 of the full key string;
-//! the memory tier and the single-flight table are indexed by it.
+//! A [`Key`] is built on the stack for the common case. Its [`id`](Key::id) is a 128-bit
+//! function of the full key string ([`id_of`]); the memory tier and the single-flight
+//! table are indexed by it. A default key's id can be had without building its string at
+//! all ([`CallKey`]), which is what keeps a warm call to a hash, a shard read and a
+//! freshness check.
 
 use std::fmt::{self, Write as _};
 
 use serde::Serialize;
-use xxhash_rust::xxh3::xxh3_128;
+use std::hash::BuildHasher as _;
+use std::sync::OnceLock;
+
+use xxhash_rust::xxh3::{xxh3_128, xxh3_128_with_seed};
 
 use crate::canonical;
 
@@ -31,24 +36,29 @@ enum Repr {
 impl Key {
     /// Builds `{prefix}{segment}.json`, where `prefix` is `group:name:`.
     pub fn from_parts(prefix: &str, segment: &str) -> Key {
+        let mut key = Key::with_id(prefix, segment, 0);
+        key.id = id_of(key.as_str());
+        key
+    }
+
+    /// `{prefix}{segment}.json` whose id is already known.
+    fn with_id(prefix: &str, segment: &str, id: u128) -> Key {
         let total = prefix.len() + segment.len() + 5;
         if total <= INLINE {
             let mut buf = [0u8; INLINE];
             buf[..prefix.len()].copy_from_slice(prefix.as_bytes());
             buf[prefix.len()..prefix.len() + segment.len()].copy_from_slice(segment.as_bytes());
             buf[prefix.len() + segment.len()..total].copy_from_slice(b".json");
-            let id = xxh3_128(&buf[..total]);
             Key { repr: Repr::Inline { len: total as u8, buf }, id }
         } else {
-            let s = format!("{prefix}{segment}.json");
-            Key::from_full(s)
+            Key { repr: Repr::Heap(format!("{prefix}{segment}.json").into()), id }
         }
     }
 
     /// A key from a complete storage key string (already escaped).
     pub fn from_full(full: impl Into<Box<str>>) -> Key {
         let full = full.into();
-        let id = xxh3_128(full.as_bytes());
+        let id = id_of(&full);
         Key { repr: Repr::Heap(full), id }
     }
 
@@ -59,22 +69,40 @@ impl Key {
 
     /// The default key of arguments: `{prefix}{hex xxh3-128 of their canonical encoding}.json`.
     pub fn from_args<A: Serialize + ?Sized>(prefix: &str, args: &A) -> Key {
-        let hash = canonical::hash(args);
+        let digest = canonical::hash(args);
+        Key::from_digest(prefix, digest, digest_id(prefix_id(prefix), digest))
+    }
+
+    /// `{prefix}{hex digest}.json`, whose id is `id`.
+    fn from_digest(prefix: &str, digest: u128, id: u128) -> Key {
         let mut hex = [0u8; 32];
-        hex128(hash, &mut hex);
+        hex128(digest, &mut hex);
         // SAFETY: `hex128` writes only ASCII hex digits.
         let seg = unsafe { std::str::from_utf8_unchecked(&hex) };
-        Key::from_parts(prefix, seg)
+        let key = Key::with_id(prefix, seg, id);
+        debug_assert_eq!(key.id, id_of(key.as_str()), "the id given is not the id of {key:?}");
+        key
     }
 
-    /// The key of a `get_key` result: `{prefix}{escape_key(raw)}.json`.
+    /// The key of a `get_key` result: `{prefix}{escape_key(raw)}.json`. Built on the stack
+    /// when the raw key and the full key are short, so a warm call allocates nothing.
     pub fn from_display<D: fmt::Display + ?Sized>(prefix: &str, raw: &D) -> Key {
-        let mut s = String::new();
-        let _ = write!(s, "{raw}");
-        Key::from_parts(prefix, &escape_key(&s))
+        let mut text = StackString::<128>::new();
+        let _ = write!(text, "{raw}");
+        let mut full = StackString::<INLINE>::new();
+        let _ = full.write_str(prefix);
+        let _ = escape_into(text.as_str(), &mut full);
+        let _ = full.write_str(".json");
+        let repr = match full.heap {
+            None => Repr::Inline { len: full.len as u8, buf: full.buf },
+            Some(heap) => Repr::Heap(heap.into_boxed_str()),
+        };
+        let mut key = Key { repr, id: 0 };
+        key.id = id_of(key.as_str());
+        key
     }
 
-    /// The 128-bit id of this key (xxh3-128 of the full key string).
+    /// The 128-bit id of this key ([`id_of`] its full string).
     #[inline]
     pub fn id(&self) -> u128 {
         self.id
@@ -89,6 +117,12 @@ impl Key {
             Repr::Inline { len, buf } => unsafe { std::str::from_utf8_unchecked(&buf[..*len as usize]) },
             Repr::Heap(s) => s,
         }
+    }
+
+    /// What a slot's key must be to be this key.
+    #[inline]
+    pub(crate) fn is(&self) -> KeyIs<'_> {
+        KeyIs::Str(self.as_str())
     }
 
     /// The full storage key as bytes.
@@ -107,6 +141,153 @@ impl fmt::Display for Key {
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Key({:?})", self.as_str())
+    }
+}
+
+/// The id of a key of a function whose keys start with `prefix` (see [`id_of`]).
+#[inline]
+pub fn prefix_id(prefix: &str) -> u128 {
+    xxh3_128(prefix.as_bytes())
+}
+
+/// The 128-bit id of a full storage key string.
+///
+/// A key that ends in `:{32 lowercase hex digits}.json` (every default key of a function
+/// with arguments) has the id [`digest_id`]`(prefix_id(everything up to that ':'), digits)`,
+/// so a call can find its entry from the argument digest and its function's [`prefix_id`]
+/// without formatting the key. Any other key has the seeded xxh3-128 of the whole string.
+/// Either way the id is a function of the string alone within a process: the key
+/// `NAME_key` prints, a key read back from a store, a bus message or the CLI all find the
+/// same entry. Ids never leave the process, and are seeded at random per process (as
+/// std's `HashMap` is), so no one can choose a key whose id meets another key's; and a
+/// read still checks that the slot it found holds its very key ([`KeyIs`]).
+pub fn id_of(full: &str) -> u128 {
+    match split_digest(full) {
+        Some((prefix, digest)) => digest_id(prefix_id(prefix), digest),
+        None => xxh3_128_with_seed(full.as_bytes(), seed()),
+    }
+}
+
+/// The id of the default key with argument digest `digest` of a function whose
+/// [`prefix_id`] is `prefix_id`: `digest ^ mask(prefix_id)`, where `mask` is a keyed mix
+/// with a per-process secret. Two keys of different functions meet only if their digests
+/// differ by exactly the xor of their masks, which nobody outside the process can know.
+#[inline]
+pub fn digest_id(prefix_id: u128, digest: u128) -> u128 {
+    digest ^ mask(prefix_id)
+}
+
+/// A keyed, non-linear mix of a prefix id (two folded 64×64→128-bit multiplies).
+#[inline]
+fn mask(prefix_id: u128) -> u128 {
+    #[inline(always)]
+    fn fold(a: u64, b: u64) -> u64 {
+        let m = u128::from(a) * u128::from(b);
+        (m as u64) ^ ((m >> 64) as u64)
+    }
+    let (k0, k1) = secret();
+    let (lo, hi) = (prefix_id as u64 ^ k0, (prefix_id >> 64) as u64 ^ k1);
+    let a = fold(lo, hi ^ 0x9e37_79b9_7f4a_7c15);
+    let b = fold(hi, lo ^ 0xd6e8_feb8_6659_fd93);
+    u128::from(fold(a ^ k1, b)) << 64 | u128::from(fold(b ^ k0, a))
+}
+
+/// This process's secret for key ids.
+#[inline]
+fn secret() -> (u64, u64) {
+    static SECRET: OnceLock<(u64, u64)> = OnceLock::new();
+    *SECRET.get_or_init(|| {
+        let random = std::collections::hash_map::RandomState::new();
+        (random.hash_one(0x6c61_7264_6572_u64), random.hash_one(0x6b65_7973_u64))
+    })
+}
+
+/// The seed of the ids of keys that are not default keys.
+#[inline]
+fn seed() -> u64 {
+    secret().0
+}
+
+/// `(prefix, digest)` of a key of the form `{prefix}{32 lowercase hex digits}.json` whose
+/// prefix ends in `:`.
+pub(crate) fn split_digest(full: &str) -> Option<(&str, u128)> {
+    let b = full.as_bytes();
+    if b.len() < 38 || !b.ends_with(b".json") || b[b.len() - 38] != b':' {
+        return None;
+    }
+    let mut digest = 0u128;
+    for &c in &b[b.len() - 37..b.len() - 5] {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return None,
+        };
+        digest = digest << 4 | d as u128;
+    }
+    Some((&full[..b.len() - 37], digest))
+}
+
+/// What a slot's key must be for a read to use it.
+#[derive(Clone, Copy)]
+pub(crate) enum KeyIs<'a> {
+    /// This string.
+    Str(&'a str),
+    /// `{prefix}{hex digest}.json`.
+    Digest { prefix: &'a str, digest: u128 },
+}
+
+impl KeyIs<'_> {
+    /// Whether `key` (a slot's key, and `digest` its [`split_digest`]) is this key.
+    #[inline]
+    pub(crate) fn matches(self, key: &str, digest: Option<u128>) -> bool {
+        match self {
+            KeyIs::Str(s) => s == key,
+            KeyIs::Digest { prefix, digest: d } => {
+                digest == Some(d) && key.len() == prefix.len() + 37 && key.as_bytes().starts_with(prefix.as_bytes())
+            }
+        }
+    }
+}
+
+/// The key of one call, as the call computes it: for a default key only the argument
+/// digest (the string is formatted only when a miss needs it), else the built [`Key`].
+pub enum CallKey {
+    /// A default key: `{prefix}{hex digest}.json`.
+    Digest {
+        /// [`id_of`] the key.
+        id: u128,
+        /// The xxh3-128 of the arguments' canonical encoding.
+        digest: u128,
+    },
+    /// Any other key.
+    Built(Key),
+}
+
+impl CallKey {
+    /// The id of the key.
+    #[inline]
+    pub fn id(&self) -> u128 {
+        match self {
+            CallKey::Digest { id, .. } => *id,
+            CallKey::Built(k) => k.id(),
+        }
+    }
+
+    /// What a slot's key must be to be this key; `prefix` is the function's (`group:name:`).
+    #[inline]
+    pub(crate) fn is<'a>(&'a self, prefix: &'a str) -> KeyIs<'a> {
+        match self {
+            CallKey::Digest { digest, .. } => KeyIs::Digest { prefix, digest: *digest },
+            CallKey::Built(k) => KeyIs::Str(k.as_str()),
+        }
+    }
+
+    /// The full key; `prefix` is the function's key prefix (`group:name:`).
+    pub fn into_key(self, prefix: &str) -> Key {
+        match self {
+            CallKey::Digest { id, digest } => Key::from_digest(prefix, digest, id),
+            CallKey::Built(k) => k,
+        }
     }
 }
 
@@ -135,24 +316,78 @@ pub(crate) fn hex128(v: u128, out: &mut [u8; 32]) {
 /// ```
 pub fn escape_key(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len() + 8);
+    let _ = escape_into(raw, &mut out);
+    out
+}
+
+/// [`escape_key`], written to `out`.
+fn escape_into(raw: &str, out: &mut impl fmt::Write) -> fmt::Result {
     for (i, part) in raw.split('/').enumerate() {
         if i > 0 {
-            out.push(':');
+            out.write_char(':')?;
         }
         let plain = !part.is_empty()
             && part.len() <= PART_MAX
             && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if plain {
-            out.push_str(part);
+            out.write_str(part)?;
         } else {
-            out.extend(part.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').take(PART_MAX));
-            out.push('.');
-            let mut hex = [0u8; 32];
-            hex128(xxh3_128(part.as_bytes()), &mut hex);
-            out.push_str(std::str::from_utf8(&hex).expect("hex is ASCII"));
+            // The allowed characters (at most 64), `.`, the 32 hex digits of the part's hash.
+            let mut kept = [0u8; PART_MAX + 33];
+            let mut n = 0;
+            for b in part.bytes().filter(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-').take(PART_MAX) {
+                kept[n] = b;
+                n += 1;
+            }
+            kept[n] = b'.';
+            let hex: &mut [u8; 32] = (&mut kept[n + 1..n + 33]).try_into().expect("32 bytes");
+            hex128(xxh3_128(part.as_bytes()), hex);
+            // SAFETY: ASCII letters, digits, `_`, `-`, `.` and hex digits only.
+            out.write_str(unsafe { std::str::from_utf8_unchecked(&kept[..n + 33]) })?;
         }
     }
-    out
+    Ok(())
+}
+
+/// A string written on the stack until it outgrows `N` bytes, then on the heap.
+struct StackString<const N: usize> {
+    len: usize,
+    buf: [u8; N],
+    heap: Option<String>,
+}
+
+impl<const N: usize> StackString<N> {
+    fn new() -> Self {
+        StackString { len: 0, buf: [0; N], heap: None }
+    }
+
+    fn as_str(&self) -> &str {
+        match &self.heap {
+            // SAFETY: `buf` is only filled by copying whole `&str`s (`write_str`).
+            None => unsafe { std::str::from_utf8_unchecked(&self.buf[..self.len]) },
+            Some(heap) => heap,
+        }
+    }
+}
+
+impl<const N: usize> fmt::Write for StackString<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        match &mut self.heap {
+            None if self.len + s.len() <= N && self.len + s.len() <= u8::MAX as usize => {
+                self.buf[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
+                self.len += s.len();
+            }
+            None => {
+                let mut heap = String::with_capacity(self.len + s.len() + 32);
+                // SAFETY: as in `as_str`.
+                heap.push_str(unsafe { std::str::from_utf8_unchecked(&self.buf[..self.len]) });
+                heap.push_str(s);
+                self.heap = Some(heap);
+            }
+            Some(heap) => heap.push_str(s),
+        }
+        Ok(())
+    }
 }
 
 /// `group` with `/` stored as `:` (SPEC §3).
@@ -211,6 +446,49 @@ mod tests {
         let c = Key::from_parts("functions:f:", &long);
         assert_eq!(c.as_str(), format!("functions:f:{long}.json"));
         assert_eq!(c.id(), Key::from_full(c.as_str()).id());
+    }
+
+    #[test]
+    fn a_digest_key_has_the_id_of_its_string() {
+        let prefix = "github:stars:";
+        let digest = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210u128;
+        let id = digest_id(prefix_id(prefix), digest);
+        let key = Key::from_digest(prefix, digest, id);
+        assert_eq!(key.as_str(), format!("{prefix}{digest:032x}.json"));
+        assert_eq!(key.id(), Key::from_full(key.as_str()).id());
+        let call = CallKey::Digest { id, digest };
+        assert_eq!(call.id(), key.id());
+        assert_eq!(call.into_key(prefix).as_str(), key.as_str());
+        // A `get_key` that happens to give 32 hex digits lands on the same entry as the digest.
+        let same = Key::from_parts(prefix, &format!("{digest:032x}"));
+        assert_eq!(same.id(), key.id());
+        // Uppercase digits, a `.`-separated escape suffix or a missing `:` are other keys.
+        assert_ne!(Key::from_full(format!("{prefix}{digest:032X}.json")).id(), key.id());
+        assert_ne!(Key::from_full(format!("github:stars.{digest:032x}.json")).id(), key.id());
+        assert_ne!(Key::from_parts(prefix, "other").id(), key.id());
+    }
+
+    #[test]
+    fn a_chosen_digest_cannot_take_another_functions_id() {
+        // With ids made by xor (`prefix_id ^ digest`), a `get_key` that passes 32 hex digits
+        // through could pick the id of any other function's key; a seeded hash of both can't.
+        let (a, b) = ("a:f:", "b:g:");
+        let victim = 0x1234u128;
+        let chosen = prefix_id(a) ^ prefix_id(b) ^ victim;
+        assert_ne!(digest_id(prefix_id(a), chosen), digest_id(prefix_id(b), victim));
+        let victim_key = Key::from_full(format!("{b}{victim:032x}.json"));
+        let slot_key = Key::from_full(format!("{a}{chosen:032x}.json"));
+        assert!(!KeyIs::Digest { prefix: b, digest: victim }.matches(slot_key.as_str(), Some(chosen)));
+        assert!(KeyIs::Digest { prefix: b, digest: victim }.matches(victim_key.as_str(), Some(victim)));
+    }
+
+    #[test]
+    fn get_key_results_build_the_same_key_on_the_stack_and_on_the_heap() {
+        for raw in ["rust-lang/rust", "a b/../c", &"z".repeat(100), &"w/".repeat(90), "é/ü"] {
+            let built = Key::from_display("functions:f:", raw);
+            assert_eq!(built.as_str(), format!("functions:f:{}.json", escape_key(raw)));
+            assert_eq!(built.id(), Key::from_full(built.as_str()).id());
+        }
     }
 
     #[test]

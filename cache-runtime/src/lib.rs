@@ -51,11 +51,11 @@ pub use tier::TierHealth;
 pub mod __private {
     pub use crate::call::{
         DynTags, ErrShare, Errors, FnSpec, Job, NoRefresh, NoTags, Pick, PickClone, PickFrom, PickNone, Refresher,
-        SpawnRefresh, SpecRef, TagSource, call, call_full, clear_fn, dyn_tags, expire, invalidate, prime,
+        SpawnRefresh, SpecRef, TagSource, call, call_full, clear_fn, dyn_tags, expire, hit, invalidate, prime,
         spawn_refresh, stats,
     };
     pub use crate::entry::{Policy, Window};
-    pub use crate::key::Key;
+    pub use crate::key::{CallKey, Key};
     pub use crate::memo::{memo, memo_hash};
     pub use crate::stats::CacheStats;
     pub use serde;
@@ -63,22 +63,30 @@ pub mod __private {
     pub use std::borrow::Cow;
     use std::future::Future;
 
-    /// The default key of a function with arguments.
+    /// The default key of a function with arguments: only its digest and id until a miss
+    /// needs the string.
     #[inline]
-    pub fn key_args<A: Serialize + ?Sized>(spec: &FnSpec, args: &A) -> Key {
-        Key::from_args(&spec.prefix, args)
+    pub fn key_args<A: Serialize + ?Sized>(spec: &FnSpec, args: &A) -> CallKey {
+        let digest = crate::canonical::hash(args);
+        CallKey::Digest { id: crate::key::digest_id(spec.prefix_id, digest), digest }
     }
 
     /// The key of a function without arguments.
     #[inline]
-    pub fn key_default(spec: &FnSpec) -> Key {
-        Key::default_for(&spec.prefix)
+    pub fn key_default(spec: &FnSpec) -> CallKey {
+        CallKey::Built(Key::default_for(&spec.prefix))
     }
 
     /// The key of a `get_key` result.
     #[inline]
-    pub fn key_display<D: std::fmt::Display + ?Sized>(spec: &FnSpec, raw: &D) -> Key {
-        Key::from_display(&spec.prefix, raw)
+    pub fn key_display<D: std::fmt::Display + ?Sized>(spec: &FnSpec, raw: &D) -> CallKey {
+        CallKey::Built(Key::from_display(&spec.prefix, raw))
+    }
+
+    /// The full key of a call.
+    #[inline]
+    pub fn full_key(spec: &FnSpec, key: CallKey) -> Key {
+        key.into_key(&spec.prefix)
     }
 
     /// An error type that `hard_timeout` can fail a call with.

@@ -22,6 +22,8 @@ use crate::stats::Stats;
 /// One decoded entry in the memory tier.
 pub(crate) struct Slot {
     pub key: Box<str>,
+    /// The argument digest of a default key (`split_digest` of `key`).
+    pub digest: Option<u128>,
     pub value: Box<dyn Any + Send + Sync>,
     /// When the value was produced (ms since the epoch, runtime clock).
     pub mtime: u64,
@@ -57,6 +59,7 @@ impl Slot {
         let tag_ids = n.tags.iter().map(|t| crate::tags::tag_id(t)).collect();
         Slot {
             key: n.key.into(),
+            digest: crate::key::split_digest(n.key).map(|(_, d)| d),
             value: n.value,
             mtime: n.mtime,
             expires: n.expires,
@@ -69,6 +72,12 @@ impl Slot {
             backoff_until: AtomicU64::new(0),
             touched: AtomicU64::new(n.mtime),
         }
+    }
+
+    /// Whether this slot holds the entry of `key`.
+    #[inline]
+    pub fn is(&self, key: crate::key::KeyIs<'_>) -> bool {
+        key.matches(&self.key, self.digest)
     }
 
     #[inline]

@@ -74,6 +74,12 @@ async fn fs_store_conforms() {
 }
 
 #[tokio::test]
+async fn fs_store_with_blocking_reads_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    conformance::check(&FsStore::new(dir.path()).unwrap().blocking_reads(true)).await;
+}
+
+#[tokio::test]
 async fn redis_store_conforms() {
     let server = RedisServer::start();
     conformance::check(&RedisStore::connect(&server.url()).await.unwrap()).await;
@@ -256,6 +262,27 @@ async fn fs_what_is_not_a_readable_file_is_a_miss() {
     std::fs::write(g.join("stale.json"), b"{}").unwrap();
     assert_eq!(store.get("g:stale.json").await.unwrap(), None);
     assert!(!g.join("stale.json").exists());
+}
+
+#[tokio::test]
+async fn fs_small_files_are_read_inline_large_ones_on_the_pool_and_both_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let inline = FsStore::new(dir.path()).unwrap();
+    let pooled = inline.clone().blocking_reads(true);
+    let limit = usize::try_from(larder::fs::INLINE_READ_MAX).unwrap();
+    for (key, len) in
+        [("g:small.json", 1024), ("g:at_limit.json", limit), ("g:large.json", limit + 1), ("g:huge.json", 4 << 20)]
+    {
+        let value: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        inline.set(key, value.clone(), Some(Duration::from_secs(60))).await.unwrap();
+        assert_eq!(inline.get(key).await.unwrap().as_deref(), Some(&value[..]), "{key} read inline");
+        assert_eq!(pooled.get(key).await.unwrap().as_deref(), Some(&value[..]), "{key} read on the pool");
+    }
+    // An expired large file is a miss and is removed, as a small one is.
+    let stale = dir.path().join("g/large.json");
+    std::fs::File::options().write(true).open(&stale).unwrap().set_modified(SystemTime::UNIX_EPOCH).unwrap();
+    assert_eq!(inline.get("g:large.json").await.unwrap(), None);
+    assert!(!stale.exists());
 }
 
 /// Gives a hand-written file a far-future mtime: alive for the store.

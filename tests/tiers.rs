@@ -123,6 +123,25 @@ async fn an_l2_hit_on_another_instance_skips_the_body_and_fills_its_memory() {
 }
 
 #[tokio::test]
+async fn cache_get_on_another_instance_fills_its_memory_for_as_long_as_the_entry_is_fresh() {
+    let (a, b, store, clock) = two_instances();
+    let opts = larder::Options::new().max_age(Duration::from_secs(60));
+    a.cache("cache").set("tiers-get", 7u64, &opts).await;
+    let key = a.cache("cache").storage_key("tiers-get");
+    assert!(store.raw(&key).is_some(), "A wrote L2");
+    assert!(b.keys("cache", &key).is_empty());
+
+    assert_eq!(b.cache("cache").get::<u64>("tiers-get").await, Some(7), "B reads L2");
+    assert_eq!(b.keys("cache", &key), vec![key.clone()], "B's memory was filled");
+    // B answers from memory now, even with the L2 copy gone behind its back.
+    store.data.lock().unwrap().remove(&key);
+    assert_eq!(b.cache("cache").get::<u64>("tiers-get").await, Some(7));
+    // Not past the entry's freshness: then it is gone for `get` (it knows no stale window).
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(b.cache("cache").get::<u64>("tiers-get").await, None);
+}
+
+#[tokio::test]
 async fn the_stored_entry_has_the_spec_format() {
     let (a, _b, store, clock) = two_instances();
     a.scope(repo("tiers/format")).await.unwrap();

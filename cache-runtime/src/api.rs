@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::call::{self, Answer, Errors, FnSpec, NoTags, SpecRef, Storage};
-use crate::entry::{Freshness, Policy, Window};
+use crate::entry::{Policy, Window};
 use crate::error::Error;
 use crate::key::{Key, escape_key};
 use crate::runtime::{DEFAULT_BASE, LiveMount, Runtime};
@@ -222,9 +222,11 @@ impl Cache {
             return Some(v);
         }
         let l2 = self.mount.read_l2::<V>(key, None).await?;
-        let e = &l2.entry;
-        let policy = Policy::max_age(Duration::from_millis(e.expires.saturating_sub(e.mtime)));
-        (policy.freshness(e.mtime, l2.expired, now) == Freshness::Fresh).then(|| e.value.clone())
+        // Into L1 for as long as it is fresh (`get` knows no stale or grace window).
+        match call::fill_from_l2(&self.rt, &self.mount, &self.spec(&Options::default()), key, l2)? {
+            call::Lookup::Fresh(v) => Some(v),
+            _ => None,
+        }
     }
 
     /// Whether a fresh entry exists under `key` (of any type).

@@ -414,7 +414,7 @@ impl Ctx {
     }
 }
 
-enum Lookup<V> {
+pub(crate) enum Lookup<V> {
     Fresh(V),
     Stale(V),
     /// Past every window but `grace`: usable only if the body fails (or is backed off).
@@ -503,9 +503,10 @@ pub(crate) fn fresh_in_memory<V: Clone + 'static>(
         .flatten()
 }
 
-/// Puts an entry read from L2 into the memory tier (for the rest of its life) and says
-/// what it is worth now. `None` when it is worth nothing.
-fn fill_from_l2<V: Clone + Send + Sync + 'static>(
+/// Puts an entry read from L2 into the memory tier (for the rest of its life under the
+/// windows of `spec`, with the integrity it was written with) and says what it is worth
+/// now. `None` when it is worth nothing.
+pub(crate) fn fill_from_l2<V: Clone + Send + Sync + 'static>(
     rt: &Runtime,
     mount: &LiveMount,
     spec: &FnSpec,
@@ -529,7 +530,8 @@ fn fill_from_l2<V: Clone + Send + Sync + 'static>(
         value: Box::new(e.value),
         mtime: e.mtime,
         expires: e.expires,
-        integrity: spec.integrity,
+        // `read_l2` has checked it against the caller's integrity, when it had one.
+        integrity: u128::from_str_radix(&e.integrity, 16).unwrap_or(spec.integrity),
         tags: e.tags.into_iter().map(String::into_boxed_str).collect(),
         seq: mount.next_seq(),
         ttl_ms: policy.store_ttl_ms().map(|ttl| ttl.saturating_sub(age).max(1)),

@@ -39,9 +39,13 @@
 //!
 //! # Blocking
 //!
-//! Every file operation runs on Tokio's blocking pool (`spawn_blocking`), one task per call,
-//! so the async runtime's threads never wait on the disk. The store's methods must be called
-//! inside a Tokio runtime.
+//! Writes, deletes, listings and large reads run on Tokio's blocking pool (`spawn_blocking`),
+//! one task per call, so the async runtime's threads never wait on them. A read of a small
+//! file (at most [`INLINE_READ_MAX`] bytes) is done on the calling thread: `open`, `fstat`
+//! and one `read` of a file in the page cache take a few microseconds, less than the hop to
+//! the blocking pool and back, and an L2 hit is then as fast as `std::fs::read` itself. On
+//! a slow or network file system, where a read may wait on the wire, turn that off with
+//! [`FsStore::blocking_reads`]. The store's methods must be called inside a Tokio runtime.
 
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read, Write};
@@ -71,6 +75,9 @@ const MAX_SEGMENT: usize = 255;
 /// The longest path (with its terminating NUL) that Linux accepts.
 const MAX_PATH: usize = 4096;
 
+/// Files up to this size are read on the calling thread (see the module documentation).
+pub const INLINE_READ_MAX: u64 = 64 * 1024;
+
 /// A guard against directory trees deeper than any key could make.
 const MAX_DEPTH: usize = MAX_PATH / 2;
 
@@ -96,6 +103,8 @@ const MAX_DEPTH: usize = MAX_PATH / 2;
 #[derive(Clone, Debug)]
 pub struct FsStore {
     dir: Arc<Path>,
+    /// Every read goes to the blocking pool, small ones too.
+    blocking_reads: bool,
 }
 
 impl FsStore {
@@ -114,7 +123,7 @@ impl FsStore {
         if !dir.is_dir() {
             return Err(Error::Store(format!("fs store: {} is not a directory", dir.display())));
         }
-        let store = FsStore { dir: dir.into() };
+        let store = FsStore { dir: dir.into(), blocking_reads: false };
         let mut key = String::new();
         let cleaned = walk(&store.dir, &mut key, "", 0, &mut |found| {
             if let Found::Temp { path } = found {
@@ -134,6 +143,14 @@ impl FsStore {
     pub async fn open(dir: impl Into<PathBuf>) -> Result<FsStore, Error> {
         let dir = dir.into();
         blocking(move || FsStore::new(dir)).await
+    }
+
+    /// With `true`, every read runs on Tokio's blocking pool, small ones too (for slow or
+    /// network file systems); by default a file of at most [`INLINE_READ_MAX`] bytes is read
+    /// on the calling thread.
+    pub fn blocking_reads(mut self, yes: bool) -> FsStore {
+        self.blocking_reads = yes;
+        self
     }
 
     /// The store's directory (absolute, symlinks resolved).
@@ -183,7 +200,13 @@ impl Store for FsStore {
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
         Box::pin(async move {
             let path = self.path_of(key)?;
-            blocking(move || read_live(&path)).await
+            if self.blocking_reads {
+                return blocking(move || read_any(&path)).await;
+            }
+            match read_live(&path, INLINE_READ_MAX)? {
+                Opened::Read(bytes) => Ok(bytes),
+                Opened::Large(file, meta) => blocking(move || Ok(read_open(&path, file, &meta))).await,
+            }
         })
     }
 
@@ -360,41 +383,66 @@ fn open_no_follow(path: &Path) -> io::Result<File> {
     options.open(path)
 }
 
-/// The bytes of a live regular file at `path`; a miss for anything else, removing what
-/// can't be a value (expired, unreadable, a symlink or other special file).
-fn read_live(path: &Path) -> Result<Option<Vec<u8>>, Error> {
-    let mut file = match open_no_follow(path) {
+/// What [`read_live`] found.
+enum Opened {
+    /// The bytes, or a miss.
+    Read(Option<Vec<u8>>),
+    /// A live file larger than the limit given, open and checked, to read elsewhere.
+    Large(File, Metadata),
+}
+
+/// The bytes of a live regular file at `path`, whatever its size.
+fn read_any(path: &Path) -> Result<Option<Vec<u8>>, Error> {
+    Ok(match read_live(path, u64::MAX)? {
+        Opened::Read(bytes) => bytes,
+        Opened::Large(file, meta) => read_open(path, file, &meta),
+    })
+}
+
+/// The bytes of a live regular file at `path` of at most `limit` bytes; a miss for
+/// anything else, removing what can't be a value (expired, unreadable, a symlink or other
+/// special file). A larger file comes back open, as [`Opened::Large`].
+fn read_live(path: &Path, limit: u64) -> Result<Opened, Error> {
+    let file = match open_no_follow(path) {
         Ok(file) => file,
-        Err(e) if is_absent(&e) => return Ok(None),
+        Err(e) if is_absent(&e) => return Ok(Opened::Read(None)),
         Err(e) => {
             // A symlink (ELOOP), a file we may not read, or another special file.
             if fs::symlink_metadata(path).is_ok_and(|meta| !meta.is_dir()) {
                 tracing::warn!(target: "larder", path = %path.display(), error = %e, "fs store: unreadable file, removing it");
                 remove_quietly(path);
             }
-            return Ok(None);
+            return Ok(Opened::Read(None));
         }
     };
     let meta = file.metadata().map_err(|e| io_error("cannot inspect", path, &e))?;
     if meta.is_dir() {
-        return Ok(None);
+        return Ok(Opened::Read(None));
     }
     if !meta.is_file() {
         tracing::warn!(target: "larder", path = %path.display(), "fs store: not a regular file, removing it");
         remove_quietly(path);
-        return Ok(None);
+        return Ok(Opened::Read(None));
     }
     if expired(&meta) {
         remove_if_same(path, &meta);
-        return Ok(None);
+        return Ok(Opened::Read(None));
     }
+    if meta.len() > limit {
+        return Ok(Opened::Large(file, meta));
+    }
+    Ok(Opened::Read(read_open(path, file, &meta)))
+}
+
+/// The rest of [`read_live`]: the bytes of the checked, open file at `path`.
+fn read_open(path: &Path, mut file: File, meta: &Metadata) -> Option<Vec<u8>> {
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
     match file.read_to_end(&mut bytes) {
-        Ok(_) => Ok(Some(bytes)),
+        Ok(_) => Some(bytes),
         Err(e) => {
             tracing::warn!(target: "larder", path = %path.display(), error = %e, "fs store: unreadable file, removing it");
-            remove_if_same(path, &meta);
-            Ok(None)
+            remove_if_same(path, meta);
+            None
         }
     }
 }

@@ -223,7 +223,9 @@ impl Cache {
         }
         let l2 = self.mount.read_l2::<V>(key, None).await?;
         // Into L1 for as long as it is fresh (`get` knows no stale or grace window).
-        match call::fill_from_l2(&self.rt, &self.mount, &self.spec(&Options::default()), key, l2)? {
+        let spec = self.spec(&Options::default());
+        let stats = self.rt.stats_for(&spec.prefix);
+        match call::fill_from_l2(&self.rt, &self.mount, &spec, key, l2, &stats)? {
             call::Lookup::Fresh(v) => Some(v),
             _ => None,
         }

@@ -512,6 +512,7 @@ pub(crate) fn fill_from_l2<V: Clone + Send + Sync + 'static>(
     spec: &FnSpec,
     key: &Key,
     l2: FromL2<V>,
+    stats: &Arc<Stats>,
 ) -> Option<Lookup<V>> {
     let now = rt.clock().now_ms();
     let e = l2.entry;
@@ -535,7 +536,7 @@ pub(crate) fn fill_from_l2<V: Clone + Send + Sync + 'static>(
         tags: e.tags.into_iter().map(String::into_boxed_str).collect(),
         seq: mount.next_seq(),
         ttl_ms: policy.store_ttl_ms().map(|ttl| ttl.saturating_sub(age).max(1)),
-        stats: Some(rt.stats_for(&spec.prefix)),
+        stats: Some(Arc::clone(stats)),
     });
     if l2.expired {
         slot.expired.store(true, Ordering::Relaxed);
@@ -658,17 +659,20 @@ where
     }
     // L2: on a memory miss (or an entry only good for grace), the store may have a
     // better entry, for example one written by another instance.
+    let stats = rt.stats_for(&spec.prefix);
     let found = match found {
         Lookup::Miss | Lookup::Grace { .. } if mount.l2.is_some() && !invalidate => {
             match mount.read_l2::<V>(&key, Some(spec.integrity)).await {
-                Some(l2) => fill_from_l2(&rt, &mount, &spec, &key, l2).unwrap_or(found),
+                Some(l2) => fill_from_l2(&rt, &mount, &spec, &key, l2, &stats).unwrap_or(found),
                 None => found,
             }
         }
         other => other,
     };
+    if let Lookup::Fresh(v) = found {
+        return (Ok(v), Answer::Hit);
+    }
     let mut all_tags: Vec<Box<str>> = spec.tags.iter().map(|t| Box::<str>::from(&**t)).collect();
-    let stats = rt.stats_for(&spec.prefix);
     let storage = storage.map(|decide| -> StorageFn {
         Arc::new(move |v: &(dyn Any + Send + Sync)| v.downcast_ref::<V>().map_or(Storage::Default, decide))
     });

@@ -371,7 +371,16 @@ fn open_no_follow(path: &Path) -> io::Result<File> {
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+        // `O_NOATIME`: a read doesn't write the inode back. (With `relatime`, the kernel
+        // would update the access time of every read, since an entry's mtime, its expiry,
+        // lies in the future.) Only the file's owner may ask for it: others open without.
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOATIME);
+        match options.open(path) {
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+            }
+            opened => return opened,
+        }
     }
     #[cfg(not(target_os = "linux"))]
     {
@@ -435,9 +444,13 @@ fn read_live(path: &Path, limit: u64) -> Result<Opened, Error> {
 }
 
 /// The rest of [`read_live`]: the bytes of the checked, open file at `path`.
-fn read_open(path: &Path, mut file: File, meta: &Metadata) -> Option<Vec<u8>> {
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
-    match file.read_to_end(&mut bytes) {
+fn read_open(path: &Path, file: File, meta: &Metadata) -> Option<Vec<u8>> {
+    let len = usize::try_from(meta.len()).unwrap_or(0);
+    let mut bytes = Vec::with_capacity(len.saturating_add(1));
+    // Through `Take`, not `File::read_to_end`, which would ask the size again (`statx` and
+    // `lseek`) although `meta` has it. A file is replaced by rename, never rewritten, so it
+    // keeps its size; a longer one is cut, and its JSON then fails to parse (a miss).
+    match file.take(meta.len().saturating_add(1)).read_to_end(&mut bytes) {
         Ok(_) => Some(bytes),
         Err(e) => {
             tracing::warn!(target: "larder", path = %path.display(), error = %e, "fs store: unreadable file, removing it");

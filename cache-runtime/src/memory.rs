@@ -143,7 +143,7 @@ pub(crate) struct Memory {
     /// 0: no memory tier at all (every read goes to L2 or the function).
     capacity: u64,
     index: Arc<Index>,
-    policy: moka::sync::Cache<u128, Arc<Slot>>,
+    policy: moka::sync::Cache<u128, Arc<Slot>, BuildHasherDefault<IdHasher>>,
 }
 
 struct SlotExpiry;
@@ -168,7 +168,8 @@ impl Memory {
             .eviction_listener(move |id: Arc<u128>, slot: Arc<Slot>, _cause: RemovalCause| {
                 listener_index.remove_if_same(*id, &slot);
             })
-            .build();
+            // Ids are random already (seeded xxh3 or a keyed mix): no SipHash over them.
+            .build_with_hasher(BuildHasherDefault::<IdHasher>::default());
         Memory { capacity, index, policy }
     }
 

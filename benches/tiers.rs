@@ -251,6 +251,16 @@ async fn read_blocking_pool(path: &Path) -> Duration {
 }
 
 /// Sums `iters` timings of `call`.
+/// A store's `get` of `key` + `serde_json::from_slice` of the entry (no runtime), timed.
+async fn store_get_decode(store: &Arc<dyn Store>, key: &str) -> Duration {
+    let started = Instant::now();
+    let bytes = store.get(black_box(key)).await.expect("get").expect("stored");
+    let e: Entry<Profile> = serde_json::from_slice(&bytes).expect("an entry");
+    let took = started.elapsed();
+    black_box(e);
+    took
+}
+
 async fn sum<F: Future<Output = Duration>>(iters: u64, mut call: impl FnMut() -> F) -> Duration {
     let mut total = Duration::ZERO;
     for _ in 0..iters {
@@ -382,12 +392,7 @@ fn paired(url: &str) {
                 ours.push(cold_call(&cold).await);
             }
             raw_decode.push(redis.raw_call(id, true).await);
-            let key = profile_key(id as u64);
-            let started = Instant::now();
-            let bytes = redis.store.get(black_box(&key)).await.expect("get").expect("stored");
-            let e: Entry<Profile> = serde_json::from_slice(&bytes).expect("an entry");
-            store_decode.push(started.elapsed());
-            black_box(e);
+            store_decode.push(store_get_decode(&redis.store, &profile_key(id as u64)).await);
         }
         assert_eq!(RUNS.load(Ordering::SeqCst), runs, "every larder call was an L2 hit");
         let ours = median(&mut ours);
@@ -419,12 +424,7 @@ fn paired(url: &str) {
         let runs = RUNS.load(Ordering::SeqCst);
         for _ in 0..PAIRED_CALLS {
             ours.push(cold_call(&cold).await);
-            let key = &keys[ids.next()];
-            let started = Instant::now();
-            let bytes = mem.get(black_box(key)).await.expect("get").expect("stored");
-            let e: Entry<Profile> = serde_json::from_slice(&bytes).expect("an entry");
-            raw.push(started.elapsed());
-            black_box(e);
+            raw.push(store_get_decode(&mem, &keys[ids.next()]).await);
         }
         assert_eq!(RUNS.load(Ordering::SeqCst), runs, "every larder call was an L2 hit");
         let (ours, raw) = (median(&mut ours), median(&mut raw));
@@ -451,12 +451,7 @@ fn paired(url: &str) {
                 ours.push(cold_call(&cold).await);
             }
             pool.push(read_blocking_pool(path).await);
-            let key = profile_key(id as u64);
-            let started = Instant::now();
-            let bytes = fs.store.get(black_box(&key)).await.expect("get").expect("stored");
-            let e: Entry<Profile> = serde_json::from_slice(&bytes).expect("an entry");
-            store_decode.push(started.elapsed());
-            black_box(e);
+            store_decode.push(store_get_decode(&fs.store, &profile_key(id as u64)).await);
         }
         assert_eq!(RUNS.load(Ordering::SeqCst), runs, "every larder call was an fs hit");
         let (ours, inline) = (median(&mut ours), median(&mut inline));

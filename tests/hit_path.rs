@@ -100,7 +100,7 @@ async fn a_warm_hit_allocates_nothing_for_any_kind_of_key() {
 
         assert_eq!(allocations_of(|| by_number(21)).await, 0, "u64 argument");
         assert_eq!(allocations_of(|| by_borrowed_key("rust-lang/rust")).await, 0, "get_key returning a &str");
-        assert_eq!(allocations_of(|| without_arguments()).await, 100, "only the Vec clone handed to each caller");
+        assert_eq!(allocations_of(without_arguments).await, 100, "only the Vec clone handed to each caller");
         // The value itself is cloned for the caller (a `String` allocates); the key does not.
         assert_eq!(allocations_of(|| by_str("rust-lang/rust@1.95.0-ab")).await, 100, "one per value clone");
         // The user's closure allocates its `String`; larder adds nothing to it.

@@ -444,14 +444,14 @@ fn read_live(path: &Path, limit: u64) -> Result<Opened, Error> {
 }
 
 /// The rest of [`read_live`]: the bytes of the checked, open file at `path`.
-fn read_open(path: &Path, file: File, meta: &Metadata) -> Option<Vec<u8>> {
-    let len = usize::try_from(meta.len()).unwrap_or(0);
-    let mut bytes = Vec::with_capacity(len.saturating_add(1));
-    // Through `Take`, not `File::read_to_end`, which would ask the size again (`statx` and
-    // `lseek`) although `meta` has it. A file is replaced by rename, never rewritten, so it
-    // keeps its size; a longer one is cut, and its JSON then fails to parse (a miss).
-    match file.take(meta.len().saturating_add(1)).read_to_end(&mut bytes) {
-        Ok(_) => Some(bytes),
+fn read_open(path: &Path, mut file: File, meta: &Metadata) -> Option<Vec<u8>> {
+    // Exactly the size `fstat` gave, in one `read`: no second `statx` and `lseek` (as
+    // `File::read_to_end` would do to learn the size again) and no `read` for the end of
+    // the file. A file is replaced by rename, never rewritten, so it keeps that size; one
+    // that shrank is an error below, one that grew is cut and fails to parse (a miss).
+    let mut bytes = vec![0; usize::try_from(meta.len()).unwrap_or(usize::MAX)];
+    match file.read_exact(&mut bytes) {
+        Ok(()) => Some(bytes),
         Err(e) => {
             tracing::warn!(target: "larder", path = %path.display(), error = %e, "fs store: unreadable file, removing it");
             remove_if_same(path, meta);

@@ -4,8 +4,10 @@
 //! than a whole hit should. So every slot also sits in a sharded index (`RwLock<HashMap>`
 //! per shard, keyed by the key's 128-bit id). A hit is: pick a shard, take its read lock,
 //! look the id up, check freshness, clone the value. Reads are reported to moka at most
-//! once a second per entry, which is all its frequency sketch needs. moka's eviction
-//! listener removes evicted slots from the index, so capacity still holds.
+//! once a second per entry, which is all its frequency sketch needs. What moka holds for a
+//! slot is a [`Resident`], whose drop (when moka evicts, expires, replaces or invalidates
+//! it) takes the slot out of the index, so capacity still holds. (That is moka's eviction
+//! listener without the per-key lock moka takes on every insert to order notifications.)
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -14,7 +16,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use moka::notification::RemovalCause;
 use parking_lot::RwLock;
 
 use crate::stats::Stats;
@@ -143,17 +144,32 @@ pub(crate) struct Memory {
     /// 0: no memory tier at all (every read goes to L2 or the function).
     capacity: u64,
     index: Arc<Index>,
-    policy: moka::sync::Cache<u128, Arc<Slot>, BuildHasherDefault<IdHasher>>,
+    policy: moka::sync::Cache<u128, Arc<Resident>, BuildHasherDefault<IdHasher>>,
+}
+
+/// A slot as moka holds it. When moka lets go of it (eviction, expiry, replacement,
+/// invalidation), the slot leaves the index too, unless the index holds a newer one.
+struct Resident {
+    id: u128,
+    slot: Arc<Slot>,
+    index: Arc<Index>,
+}
+
+impl Drop for Resident {
+    fn drop(&mut self) {
+        // Never run under a shard lock: `Memory` calls moka only after releasing them.
+        self.index.remove_if_same(self.id, &self.slot);
+    }
 }
 
 struct SlotExpiry;
 
-impl moka::Expiry<u128, Arc<Slot>> for SlotExpiry {
-    fn expire_after_create(&self, _: &u128, slot: &Arc<Slot>, _: Instant) -> Option<Duration> {
-        slot.ttl_ms.map(Duration::from_millis)
+impl moka::Expiry<u128, Arc<Resident>> for SlotExpiry {
+    fn expire_after_create(&self, _: &u128, r: &Arc<Resident>, _: Instant) -> Option<Duration> {
+        r.slot.ttl_ms.map(Duration::from_millis)
     }
-    fn expire_after_update(&self, _: &u128, slot: &Arc<Slot>, _: Instant, _: Option<Duration>) -> Option<Duration> {
-        slot.ttl_ms.map(Duration::from_millis)
+    fn expire_after_update(&self, _: &u128, r: &Arc<Resident>, _: Instant, _: Option<Duration>) -> Option<Duration> {
+        r.slot.ttl_ms.map(Duration::from_millis)
     }
 }
 
@@ -161,13 +177,9 @@ impl Memory {
     /// A memory tier holding at most `capacity` entries.
     pub fn new(capacity: u64) -> Memory {
         let index = Arc::new(Index::new());
-        let listener_index = Arc::clone(&index);
         let policy = moka::sync::Cache::builder()
             .max_capacity(capacity)
             .expire_after(SlotExpiry)
-            .eviction_listener(move |id: Arc<u128>, slot: Arc<Slot>, _cause: RemovalCause| {
-                listener_index.remove_if_same(*id, &slot);
-            })
             // Ids are random already (seeded xxh3 or a keyed mix): no SipHash over them.
             .build_with_hasher(BuildHasherDefault::<IdHasher>::default());
         Memory { capacity, index, policy }
@@ -203,7 +215,8 @@ impl Memory {
         // Index first, then moka: moka's notice for this slot can only come after it is
         // in the index, so the listener never misses it.
         self.index.shard(id).write().insert(id, Arc::clone(&slot));
-        self.policy.insert(id, Arc::clone(&slot));
+        let index = Arc::clone(&self.index);
+        self.policy.insert(id, Arc::new(Resident { id, slot: Arc::clone(&slot), index }));
         slot
     }
 
@@ -211,7 +224,7 @@ impl Memory {
     pub fn remove_if_same(&self, id: u128, slot: &Arc<Slot>) {
         self.index.remove_if_same(id, slot);
         // moka may hold a newer slot under the same id; only drop it if it is ours.
-        if self.policy.get(&id).is_some_and(|s| Arc::ptr_eq(&s, slot)) {
+        if self.policy.get(&id).is_some_and(|r| Arc::ptr_eq(&r.slot, slot)) {
             self.policy.invalidate(&id);
         }
     }
@@ -272,6 +285,9 @@ impl Memory {
 
     /// The number of entries (after pending evictions have run).
     pub fn len(&self) -> u64 {
+        // Twice: what moka evicts in one pass may still be referenced by its queues until
+        // the next, and a `Resident` leaves the index when moka's last reference goes.
+        self.policy.run_pending_tasks();
         self.policy.run_pending_tasks();
         self.index.shards.iter().map(|s| s.0.read().len() as u64).sum()
     }

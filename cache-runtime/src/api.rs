@@ -238,7 +238,7 @@ impl Cache {
         self.mount
             .memory
             .peek(key.id(), now, |slot| {
-                slot.key.as_bytes() == key.as_bytes()
+                slot.is(key.is())
                     && self.mount.tags.check(&slot.tag_ids, slot.seq) == TagVerdict::Valid
                     && !slot.is_expired()
                     && now <= slot.expires

@@ -532,7 +532,7 @@ pub(crate) fn fill_from_l2<V: Clone + Send + Sync + 'static>(
         mtime: e.mtime,
         expires: e.expires,
         // `read_l2` has checked it against the caller's integrity, when it had one.
-        integrity: u128::from_str_radix(&e.integrity, 16).unwrap_or(spec.integrity),
+        integrity: l2.integrity.unwrap_or(spec.integrity),
         tags: e.tags.into_iter().map(String::into_boxed_str).collect(),
         seq: mount.next_seq(),
         ttl_ms: policy.store_ttl_ms().map(|ttl| ttl.saturating_sub(age).max(1)),

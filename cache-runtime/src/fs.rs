@@ -162,7 +162,9 @@ impl FsStore {
     ///
     /// Errors: the key is refused, with the reason.
     pub fn path_of(&self, key: &str) -> Result<PathBuf, Error> {
-        let mut path = self.dir.to_path_buf();
+        // One allocation of the final size, instead of one `push` (and its growth) per segment.
+        let mut path = PathBuf::with_capacity(self.dir.as_os_str().len() + 1 + key.len());
+        path.push(&*self.dir);
         for segment in key.split(':') {
             check_segment(segment, false).map_err(|why| invalid_key(key, why))?;
             path.push(segment);

@@ -7,11 +7,10 @@
 //! freshness check.
 
 use std::fmt::{self, Write as _};
-
-use serde::Serialize;
 use std::hash::BuildHasher as _;
 use std::sync::OnceLock;
 
+use serde::Serialize;
 use xxhash_rust::xxh3::{xxh3_128, xxh3_128_with_seed};
 
 use crate::canonical;
@@ -113,7 +112,7 @@ impl Key {
     pub fn as_str(&self) -> &str {
         match &self.repr {
             // SAFETY: the inline buffer is only ever filled by copying whole `&str`s
-            // (see `from_parts`), so its first `len` bytes are valid UTF-8.
+            // (`with_id`, `StackString::write_str`), so its first `len` bytes are UTF-8.
             Repr::Inline { len, buf } => unsafe { std::str::from_utf8_unchecked(&buf[..*len as usize]) },
             Repr::Heap(s) => s,
         }

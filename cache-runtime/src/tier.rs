@@ -153,6 +153,8 @@ pub(crate) struct TagStamps {
 /// An entry read from L2, checked against its tags.
 pub(crate) struct FromL2<V> {
     pub entry: Entry<V>,
+    /// `entry.integrity`, parsed (`None`: not a 128-bit hex number).
+    pub integrity: Option<u128>,
     /// A tag was expired after the entry was produced.
     pub expired: bool,
 }
@@ -202,9 +204,8 @@ impl LiveMount {
                 return None;
             }
         };
-        if let Some(integrity) = integrity
-            && u128::from_str_radix(&entry.integrity, 16).ok() != Some(integrity)
-        {
+        let parsed = u128::from_str_radix(&entry.integrity, 16).ok();
+        if integrity.is_some_and(|i| parsed != Some(i)) {
             return None;
         }
         let mut expired = false;
@@ -219,7 +220,7 @@ impl LiveMount {
                 expired |= s.expired >= entry.mtime;
             }
         }
-        Some(FromL2 { entry, expired })
+        Some(FromL2 { entry, integrity: parsed, expired })
     }
 
     /// Writes an entry to L2 (a failure is logged, never returned).

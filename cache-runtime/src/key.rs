@@ -159,7 +159,7 @@ pub fn prefix_id(prefix: &str) -> u128 {
 /// `NAME_key` prints, a key read back from a store, a bus message or the CLI all find the
 /// same entry. Ids never leave the process, and are seeded at random per process (as
 /// std's `HashMap` is), so no one can choose a key whose id meets another key's; and a
-/// read still checks that the slot it found holds its very key ([`KeyIs`]).
+/// read still checks that the slot it found holds its very key.
 pub fn id_of(full: &str) -> u128 {
     match split_digest(full) {
         Some((prefix, digest)) => digest_id(prefix_id(prefix), digest),

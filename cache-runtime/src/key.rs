@@ -42,16 +42,11 @@ impl Key {
 
     /// `{prefix}{segment}.json` whose id is already known.
     fn with_id(prefix: &str, segment: &str, id: u128) -> Key {
-        let total = prefix.len() + segment.len() + 5;
-        if total <= INLINE {
-            let mut buf = [0u8; INLINE];
-            buf[..prefix.len()].copy_from_slice(prefix.as_bytes());
-            buf[prefix.len()..prefix.len() + segment.len()].copy_from_slice(segment.as_bytes());
-            buf[prefix.len() + segment.len()..total].copy_from_slice(b".json");
-            Key { repr: Repr::Inline { len: total as u8, buf }, id }
-        } else {
-            Key { repr: Repr::Heap(format!("{prefix}{segment}.json").into()), id }
-        }
+        let mut full = StackString::<INLINE>::new();
+        let _ = full.write_str(prefix);
+        let _ = full.write_str(segment);
+        let _ = full.write_str(".json");
+        Key { repr: full.into_repr(), id }
     }
 
     /// A key from a complete storage key string (already escaped).
@@ -92,11 +87,7 @@ impl Key {
         let _ = full.write_str(prefix);
         let _ = escape_into(text.as_str(), &mut full);
         let _ = full.write_str(".json");
-        let repr = match full.heap {
-            None => Repr::Inline { len: full.len as u8, buf: full.buf },
-            Some(heap) => Repr::Heap(heap.into_boxed_str()),
-        };
-        let mut key = Key { repr, id: 0 };
+        let mut key = Key { repr: full.into_repr(), id: 0 };
         key.id = id_of(key.as_str());
         key
     }
@@ -365,6 +356,17 @@ impl<const N: usize> StackString<N> {
             // SAFETY: `buf` is only filled by copying whole `&str`s (`write_str`).
             None => unsafe { std::str::from_utf8_unchecked(&self.buf[..self.len]) },
             Some(heap) => heap,
+        }
+    }
+}
+
+impl StackString<INLINE> {
+    /// The string as a key's representation: inline if it stayed on the stack.
+    #[inline]
+    fn into_repr(self) -> Repr {
+        match self.heap {
+            None => Repr::Inline { len: self.len as u8, buf: self.buf },
+            Some(heap) => Repr::Heap(heap.into_boxed_str()),
         }
     }
 }

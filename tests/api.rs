@@ -180,3 +180,36 @@ async fn invalidate_tag_makes_misses_and_expire_tag_makes_stale() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_tag_invalidation_cancels_the_runs_begun_before_it_only() {
+    let (rt, _clock) = runtime();
+    let cache = rt.cache("cache");
+    let tagged = Options::new().max_age(Duration::from_secs(60)).tag("prices");
+    let gate = common::Gate::new();
+    let started = Arc::new(tokio::sync::Notify::new());
+    // A run in flight when the tag is invalidated: it answers its caller, but its value
+    // (possibly computed from the old prices) is not kept.
+    let early = tokio::spawn({
+        let (cache, tagged, gate, started) = (cache.clone(), tagged.clone(), gate.clone(), Arc::clone(&started));
+        async move {
+            cache
+                .get_or_set("a", &tagged, move || async move {
+                    started.notify_one();
+                    gate.wait().await;
+                    Ok::<u32, Error>(1)
+                })
+                .await
+        }
+    });
+    started.notified().await;
+    rt.scope(larder::invalidate_tag("prices")).await;
+    gate.open();
+    assert_eq!(early.await.unwrap().unwrap(), 1);
+    assert_eq!(cache.get::<u32>("a").await, None, "the run began before the invalidation: not stored");
+
+    // A run begun after the invalidation is kept.
+    let late: Result<u32, Error> = cache.get_or_set("a", &tagged, || async { Ok(2) }).await;
+    assert_eq!(late.unwrap(), 2);
+    assert_eq!(cache.get::<u32>("a").await, Some(2), "the run began after the invalidation: stored");
+}

@@ -314,7 +314,7 @@ impl Ctx {
         V: Clone + Send + Sync + 'static + Serialize + DeserializeOwned,
         Fut: Future<Output = Result<V, E>>,
     {
-        let seq = self.mount.next_seq();
+        let seq = leader.seq();
         self.stats.runs.incr();
         let outcome = match (self.spec.hard_timeout_ms, errors.timeout) {
             (Some(ms), Some(make)) => {
@@ -362,7 +362,7 @@ impl Ctx {
             Storage::Default => policy.max_age_ms,
         };
         let ttl_ms = Policy { max_age_ms: max_age, ..*policy }.store_ttl_ms();
-        let now = self.rt.clock().now_ms();
+        let now = self.rt.clock().stamp_ms();
         let slot = Slot::new(NewSlot {
             key: self.key.as_str(),
             value: Box::new(v),
@@ -683,7 +683,9 @@ where
                 all_tags.extend(tags.tags(&args).into_iter().map(String::into_boxed_str));
                 let ctx = Ctx { rt, mount, spec, key, tags: all_tags.into(), stats, storage };
                 ctx.log(tracing::Level::DEBUG, "stale: refreshing in the background");
-                if let Some(leader) = ctx.mount.flights.try_lead(ctx.key.id(), ctx.key.as_str(), &ctx.tags) {
+                if let Some(leader) =
+                    ctx.mount.flights.try_lead(ctx.key.id(), ctx.key.as_str(), &ctx.tags, ctx.mount.next_seq())
+                {
                     refresh.start(&args, Job { ctx: ctx.clone(), errors, leader, _v: PhantomData });
                 }
             }
@@ -705,7 +707,7 @@ where
     let ctx = Ctx { rt, mount, spec, key, tags: all_tags.into(), stats, storage };
     ctx.log(tracing::Level::DEBUG, "miss");
     loop {
-        match ctx.mount.flights.join(ctx.key.id(), ctx.key.as_str(), &ctx.tags) {
+        match ctx.mount.flights.join(ctx.key.id(), ctx.key.as_str(), &ctx.tags, ctx.mount.next_seq()) {
             Join::Lead(leader) => {
                 // A run may have finished between the lookup and the join.
                 let (now, key) = (ctx.rt.clock().now_ms(), (ctx.key.id(), ctx.key.is()));
@@ -858,7 +860,7 @@ pub async fn clear() -> usize {
 /// tag don't store their results.
 pub async fn invalidate_tag(tag: &str) {
     let rt = Runtime::current();
-    let now = rt.clock().now_ms();
+    let now = rt.clock().stamp_ms();
     for mount in rt.mounts() {
         mount.tag_event(tag, true, now).await;
     }
@@ -868,7 +870,7 @@ pub async fn invalidate_tag(tag: &str) {
 /// usable under `swr` and `grace`.
 pub async fn expire_tag(tag: &str) {
     let rt = Runtime::current();
-    let now = rt.clock().now_ms();
+    let now = rt.clock().stamp_ms();
     for mount in rt.mounts() {
         mount.tag_event(tag, false, now).await;
     }

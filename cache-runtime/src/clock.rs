@@ -8,6 +8,13 @@ use std::time::Duration;
 ///
 /// `mtime` of every entry and every freshness decision use this clock. Tests install a
 /// [`ManualClock`] to move time without sleeping.
+///
+/// The system clock is read two ways: freshness checks (every hit) take the coarse
+/// reading of [`now_ms`](Self::now_ms), and the timestamps that other processes compare
+/// (an entry's `mtime`, a tag's invalidation time) take the exact reading of
+/// [`stamp_ms`](Self::stamp_ms). So an entry produced a millisecond after a tag was
+/// invalidated, here or by the `larder` CLI, is never taken for one from before it; an
+/// entry may be judged fresh for up to the coarse clock's resolution past its `max_age`.
 #[derive(Clone, Debug, Default)]
 pub enum Clock {
     /// The system clock (a coarse reading on Linux: a few milliseconds of resolution,
@@ -24,6 +31,16 @@ impl Clock {
     pub fn now_ms(&self) -> u64 {
         match self {
             Clock::System => system_now_ms(),
+            Clock::Manual(m) => m.now_ms(),
+        }
+    }
+
+    /// Milliseconds since the Unix epoch, read exactly (a `ManualClock` gives its time):
+    /// for the timestamps written with an entry or a tag event.
+    #[inline]
+    pub fn stamp_ms(&self) -> u64 {
+        match self {
+            Clock::System => std_now_ms(),
             Clock::Manual(m) => m.now_ms(),
         }
     }

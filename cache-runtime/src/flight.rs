@@ -32,6 +32,8 @@ pub(crate) struct Flight {
     tags: Box<[Box<str>]>,
     tx: watch::Sender<State>,
     cancelled: AtomicBool,
+    /// The mount's sequence number when the run was joined (its entry's `seq`).
+    seq: u64,
 }
 
 #[repr(align(128))]
@@ -66,21 +68,23 @@ impl Flights {
         &self.shards[((id >> 64) as usize) & self.mask].0
     }
 
-    /// Leads a new run of `id`, or follows the one in flight.
-    pub fn join(self: &Arc<Self>, id: u128, key: &str, tags: &[Box<str>]) -> Join {
+    /// Leads a new run of `id`, or follows the one in flight. `seq` is the mount's
+    /// sequence number now: a new run's entry is stored with it.
+    pub fn join(self: &Arc<Self>, id: u128, key: &str, tags: &[Box<str>], seq: u64) -> Join {
         let mut map = self.shard(id).lock();
         if let Some(flight) = map.get(&id) {
             return Join::Follow(flight.tx.subscribe());
         }
         let (tx, _rx) = watch::channel(None);
-        let flight = Arc::new(Flight { key: key.into(), tags: tags.into(), tx, cancelled: AtomicBool::new(false) });
+        let flight =
+            Arc::new(Flight { key: key.into(), tags: tags.into(), tx, cancelled: AtomicBool::new(false), seq });
         map.insert(id, Arc::clone(&flight));
         Join::Lead(Leader { flights: Arc::clone(self), id, flight, done: false })
     }
 
     /// Leads a new run of `id` only if none is in flight.
-    pub fn try_lead(self: &Arc<Self>, id: u128, key: &str, tags: &[Box<str>]) -> Option<Leader> {
-        match self.join(id, key, tags) {
+    pub fn try_lead(self: &Arc<Self>, id: u128, key: &str, tags: &[Box<str>], seq: u64) -> Option<Leader> {
+        match self.join(id, key, tags, seq) {
             Join::Lead(l) => Some(l),
             Join::Follow(_) => None,
         }
@@ -106,11 +110,12 @@ impl Flights {
         }
     }
 
-    /// Cancels every run whose key starts with `prefix` or that carries one of `tags`.
-    pub fn cancel_where(&self, pred: impl Fn(&str, &[Box<str>]) -> bool) {
+    /// Cancels every run for which `pred(key, tags, seq)` holds (`seq`: the sequence number
+    /// the run was joined at, so that an event cancels only the runs that began before it).
+    pub fn cancel_where(&self, pred: impl Fn(&str, &[Box<str>], u64) -> bool) {
         for shard in self.shards.iter() {
             shard.0.lock().retain(|_, f| {
-                let hit = pred(&f.key, &f.tags);
+                let hit = pred(&f.key, &f.tags, f.seq);
                 if hit {
                     f.cancelled.store(true, Ordering::SeqCst);
                 }
@@ -143,6 +148,11 @@ impl Leader {
     /// A receiver for the outcome of this run.
     pub fn subscribe(&self) -> watch::Receiver<State> {
         self.flight.tx.subscribe()
+    }
+
+    /// The sequence number the run was joined at.
+    pub fn seq(&self) -> u64 {
+        self.flight.seq
     }
 
     /// Whether an invalidation arrived since the run started (its result must not be stored).

@@ -100,12 +100,14 @@ fn apply(inner: &Inner, event: BusEvent) {
                     }
                 }
                 BusOp::Clear { prefix } => {
-                    mount.flights.cancel_where(|key, _| key.starts_with(&prefix));
+                    mount.flights.cancel_where(|key, _, _| key.starts_with(&prefix));
                     mount.memory.remove_prefix(&prefix);
                 }
                 BusOp::InvalidateTag { tag } => {
-                    mount.tags.invalidate(&tag, mount.next_seq());
-                    mount.flights.cancel_where(|_, tags| tags.iter().any(|t| **t == *tag));
+                    let seq = mount.next_seq();
+                    mount.tags.invalidate(&tag, seq);
+                    // Runs that began after the event produce values from after it: kept.
+                    mount.flights.cancel_where(|_, tags, started| started < seq && tags.iter().any(|t| **t == *tag));
                 }
                 BusOp::ExpireTag { tag } => mount.tags.expire(&tag, mount.next_seq()),
             }

@@ -270,7 +270,7 @@ impl LiveMount {
 
     /// Deletes every entry whose key starts with `prefix` from every tier.
     pub(crate) async fn clear_prefix(&self, prefix: &str) -> usize {
-        self.flights.cancel_where(|key, _| key.starts_with(prefix));
+        self.flights.cancel_where(|key, _, _| key.starts_with(prefix));
         let in_memory = self.memory.remove_prefix(prefix);
         let in_l2 = match &self.l2 {
             Some(l2) => l2.delete_prefix(prefix).await as usize,
@@ -285,7 +285,8 @@ impl LiveMount {
         let seq = self.next_seq();
         if invalidate {
             self.tags.invalidate(tag, seq);
-            self.flights.cancel_where(|_, tags| tags.iter().any(|t| &**t == tag));
+            // Runs that began after the event produce values from after it: kept.
+            self.flights.cancel_where(|_, tags, started| started < seq && tags.iter().any(|t| &**t == tag));
         } else {
             self.tags.expire(tag, seq);
         }

@@ -324,7 +324,7 @@ async fn keys_get_stats_and_delete_against_redis() {
     let deleted = larder(&r(&["delete", "rd:rd_user:1.json"])).await.ok();
     assert!(deleted.stdout.contains("1 of 1 key(s) deleted"), "{deleted:#?}");
     assert!(
-        deleted.stdout.contains("told 2 running instance(s) on channel \"larder:bus\" (mount cache)"),
+        deleted.stdout.contains("told 2 running instance(s) on channel \"larder:bus\" (every mount)"),
         "{deleted:#?}"
     );
     assert_eq!(server.command("EXISTS larder:rd:rd_user:1.json").unwrap(), ":0");
@@ -450,4 +450,42 @@ async fn a_running_instance_treats_tagged_entries_as_misses_after_clear_tag() {
     // The instance that reads from Redis sees the new entry (produced after the invalidation).
     assert_eq!(plan(&cold, 1).await, "plan 1 run 2");
     assert_eq!(TAGGED_RUNS.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_mount_the_cli_tells_every_mount_and_with_it_only_that_one() {
+    let server = RedisServer::start();
+    let store = RedisStore::builder(server.url())
+        .connect_timeout(Duration::from_millis(500))
+        .response_timeout(Duration::from_millis(500))
+        .connect_lazy()
+        .expect("a valid URL");
+    // An instance whose mount is not the default `cache`.
+    let rt = Runtime::builder().mount("users", Mount::memory(1_000).l2(store)).bus(server.url()).build();
+    within("the bus connects", async {
+        while !rt.bus_connected() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let users = rt.cache("users").namespace("u");
+    users.set("a", 1u32, &hour()).await;
+    users.set("b", 2u32, &hour()).await;
+    let url = server.url();
+
+    let only_cache = larder(&["--redis", &url, "--mount", "cache", "delete", "u:a.json"]).await.ok();
+    assert!(only_cache.stdout.contains("(mount cache)"), "{only_cache:#?}");
+    let every = larder(&["--redis", &url, "delete", "u:b.json"]).await.ok();
+    assert!(
+        every.stdout.contains("told 1 running instance(s)") && every.stdout.contains("(every mount)"),
+        "{every:#?}"
+    );
+    within("the instance drops its copy of b", async {
+        while !rt.keys("users", "u:b.json").is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    // Messages arrive in order: the one for mount `cache` came first and was not for us.
+    assert_eq!(rt.keys("users", "u:a.json"), ["u:a.json"], "a message for another mount leaves this one alone");
 }

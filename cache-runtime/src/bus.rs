@@ -68,7 +68,7 @@ pub enum BusOp {
 pub struct BusMessage {
     /// The instance that sent it; [`Bus::publish`] sets it to the bus's own origin.
     pub origin: String,
-    /// The mount (`base`) it is about (`""` when it does not apply).
+    /// The mount (`base`) it is about; `""`: every mount of the instances that hear it.
     #[serde(default)]
     pub mount: String,
     /// When it happened, in ms since the Unix epoch by the sender's clock.

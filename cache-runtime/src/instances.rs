@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::bus::{Bus, BusEvent, BusMessage, BusOp};
 use crate::key::Key;
-use crate::runtime::Inner;
+use crate::runtime::{Inner, LiveMount};
 
 /// How a runtime reaches the bus: set once connected.
 pub(crate) struct BusLink {
@@ -87,30 +87,39 @@ fn apply(inner: &Inner, event: BusEvent) {
             }
         }
         BusEvent::Message(message) => {
-            let Some(mount) = inner.all_mounts().into_iter().find(|m| *m.name == *message.mount) else { return };
-            match message.op {
-                BusOp::Set { keys } | BusOp::Delete { keys } => {
-                    for k in keys {
-                        mount.memory.remove(Key::from_full(k).id());
-                    }
-                }
-                BusOp::Expire { keys } => {
-                    for k in keys {
-                        mount.memory.expire(Key::from_full(k).id());
-                    }
-                }
-                BusOp::Clear { prefix } => {
-                    mount.flights.cancel_where(|key, _, _| key.starts_with(&prefix));
-                    mount.memory.remove_prefix(&prefix);
-                }
-                BusOp::InvalidateTag { tag } => {
-                    let seq = mount.next_seq();
-                    mount.tags.invalidate(&tag, seq);
-                    // Runs that began after the event produce values from after it: kept.
-                    mount.flights.cancel_where(|_, tags, started| started < seq && tags.iter().any(|t| **t == *tag));
-                }
-                BusOp::ExpireTag { tag } => mount.tags.expire(&tag, mount.next_seq()),
+            // A message for every mount (`""`, as the CLI sends without `--mount`) is applied to
+            // each: at worst a memory copy of the same key in another mount is dropped.
+            let mounts = inner.all_mounts();
+            let targets = mounts.iter().filter(|m| message.mount.is_empty() || *m.name == *message.mount);
+            for mount in targets {
+                apply_op(mount, message.op.clone());
             }
         }
+    }
+}
+
+fn apply_op(mount: &LiveMount, op: BusOp) {
+    match op {
+        BusOp::Set { keys } | BusOp::Delete { keys } => {
+            for k in keys {
+                mount.memory.remove(Key::from_full(k).id());
+            }
+        }
+        BusOp::Expire { keys } => {
+            for k in keys {
+                mount.memory.expire(Key::from_full(k).id());
+            }
+        }
+        BusOp::Clear { prefix } => {
+            mount.flights.cancel_where(|key, _, _| key.starts_with(&prefix));
+            mount.memory.remove_prefix(&prefix);
+        }
+        BusOp::InvalidateTag { tag } => {
+            let seq = mount.next_seq();
+            mount.tags.invalidate(&tag, seq);
+            // Runs that began after the event produce values from after it: kept.
+            mount.flights.cancel_where(|_, tags, started| started < seq && tags.iter().any(|t| **t == *tag));
+        }
+        BusOp::ExpireTag { tag } => mount.tags.expire(&tag, mount.next_seq()),
     }
 }

@@ -46,8 +46,8 @@ pub struct TargetArgs {
     #[arg(long, value_name = "CHANNEL", global = true)]
     pub channel: Option<String>,
 
-    /// The mount (`base`) that running instances keep these entries in; repeat it for several
-    /// [default: cache]
+    /// Tell running instances about this mount (`base`) only; repeat it for several
+    /// [default: every mount]
     #[arg(long = "mount", value_name = "NAME", global = true)]
     pub mounts: Vec<String>,
 

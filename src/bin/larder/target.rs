@@ -17,8 +17,6 @@ use crate::args::TargetArgs;
 pub const INTERNAL: &str = "_larder:";
 /// The bus channel unless `--channel` says otherwise (the runtime's default).
 pub const DEFAULT_CHANNEL: &str = "larder:bus";
-/// The mount unless `--mount` says otherwise (the runtime's default `base`).
-pub const DEFAULT_MOUNT: &str = "cache";
 
 /// Why a command failed: a message, maybe a hint, and the exit status.
 #[derive(Debug)]
@@ -74,8 +72,9 @@ impl Target {
     pub async fn open(args: &TargetArgs) -> Result<Target, Failure> {
         let timeout = seconds(args.timeout)?;
         let channel = args.channel.clone().unwrap_or_else(|| DEFAULT_CHANNEL.to_owned());
-        let mounts = if args.mounts.is_empty() { vec![DEFAULT_MOUNT.to_owned()] } else { args.mounts.clone() };
-        if let Some(m) = mounts.iter().find(|m| m.is_empty()) {
+        // No `--mount`: one message for every mount (`""`), whatever the instances call them.
+        let mounts = if args.mounts.is_empty() { vec![String::new()] } else { args.mounts.clone() };
+        if let Some(m) = args.mounts.iter().find(|m| m.is_empty()) {
             return Err(Failure::usage(format!("invalid --mount {m:?}: a mount name can't be empty")));
         }
         match (&args.redis, &args.dir) {
@@ -180,8 +179,11 @@ impl Notifier {
                 self.channel
             );
         }
-        let mounts = self.mounts.join(", ");
-        Ok(format!("told {listeners} running instance(s) on channel {:?} (mount {mounts})", self.channel))
+        let mounts = match self.mounts.as_slice() {
+            [every] if every.is_empty() => "every mount".to_owned(),
+            named => format!("mount {}", named.join(", ")),
+        };
+        Ok(format!("told {listeners} running instance(s) on channel {:?} ({mounts})", self.channel))
     }
 }
 

@@ -515,9 +515,9 @@ pub(crate) fn fill_from_l2<V: Clone + Send + Sync + 'static>(
     stats: &Arc<Stats>,
 ) -> Option<Lookup<V>> {
     let now = rt.clock().now_ms();
-    let e = l2.entry;
+    let e = l2;
     let policy = Policy { max_age_ms: e.expires.saturating_sub(e.mtime), ..spec.policy };
-    let lookup = match policy.freshness(e.mtime, l2.expired, now) {
+    let lookup = match policy.freshness(e.mtime, e.expired, now) {
         Freshness::Fresh => Lookup::Fresh(e.value.clone()),
         Freshness::Stale => Lookup::Stale(e.value.clone()),
         Freshness::Expired if policy.within_grace(e.mtime, now) => {
@@ -532,13 +532,13 @@ pub(crate) fn fill_from_l2<V: Clone + Send + Sync + 'static>(
         mtime: e.mtime,
         expires: e.expires,
         // `read_l2` has checked it against the caller's integrity, when it had one.
-        integrity: l2.integrity.unwrap_or(spec.integrity),
-        tags: e.tags.into_iter().map(String::into_boxed_str).collect(),
+        integrity: e.integrity.unwrap_or(spec.integrity),
+        tags: e.tags.into_iter().collect(),
         seq: mount.next_seq(),
         ttl_ms: policy.store_ttl_ms().map(|ttl| ttl.saturating_sub(age).max(1)),
         stats: Some(Arc::clone(stats)),
     });
-    if l2.expired {
+    if e.expired {
         slot.expired.store(true, Ordering::Relaxed);
     }
     mount.memory.insert(key.id(), slot);

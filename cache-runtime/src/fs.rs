@@ -369,8 +369,6 @@ fn expired(meta: &Metadata) -> bool {
     meta.modified().map_or(true, |mtime| mtime <= SystemTime::now())
 }
 
-/// Opens `path` for reading without following a symlink at the path itself, and without
-/// blocking on a FIFO.
 /// The store's directory, held open (Linux): an entry is opened with `openat` relative to
 /// it, so a read resolves only the key's own segments, not the directory's whole path
 /// again (a path walk costs the kernel per segment; this takes about a sixth off a small
@@ -497,6 +495,8 @@ fn open_dir(dir: &Path) -> io::Result<File> {
     fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC).open(dir)
 }
 
+/// Opens `path` for reading without following a symlink at the path itself, and without
+/// blocking on a FIFO.
 fn open_no_follow(path: &Path) -> io::Result<File> {
     let mut options = fs::OpenOptions::new();
     options.read(true);

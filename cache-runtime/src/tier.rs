@@ -152,11 +152,27 @@ pub(crate) struct TagStamps {
 
 /// An entry read from L2, checked against its tags.
 pub(crate) struct FromL2<V> {
-    pub entry: Entry<V>,
-    /// `entry.integrity`, parsed (`None`: not a 128-bit hex number).
+    pub value: V,
+    pub mtime: u64,
+    pub expires: u64,
+    pub tags: Vec<Box<str>>,
+    /// The entry's integrity, parsed (`None`: not a 128-bit hex number).
     pub integrity: Option<u128>,
     /// A tag was expired after the entry was produced.
     pub expired: bool,
+}
+
+/// The SPEC §3 entry as [`LiveMount::read_l2`] decodes it: the integrity and the tags
+/// borrowed from the bytes where they can be (no allocation for the integrity).
+#[derive(serde::Deserialize)]
+struct Read<'a, V> {
+    value: V,
+    mtime: u64,
+    expires: u64,
+    #[serde(borrow)]
+    integrity: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    tags: Vec<std::borrow::Cow<'a, str>>,
 }
 
 /// A change that other instances must hear of.
@@ -196,7 +212,7 @@ impl LiveMount {
     pub(crate) async fn read_l2<V: DeserializeOwned>(&self, key: &Key, integrity: Option<u128>) -> Option<FromL2<V>> {
         let l2 = self.l2.as_ref()?;
         let bytes = l2.get(key.as_str()).await?;
-        let entry: Entry<V> = match serde_json::from_slice(&bytes) {
+        let entry: Read<'_, V> = match serde_json::from_slice(&bytes) {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!(target: "larder", key = key.as_str(), error = %e, "unreadable entry in L2: deleted, treated as a miss");
@@ -220,7 +236,15 @@ impl LiveMount {
                 expired |= s.expired >= entry.mtime;
             }
         }
-        Some(FromL2 { entry, integrity: parsed, expired })
+        let tags = entry.tags.into_iter().map(|t| Box::<str>::from(&*t)).collect();
+        Some(FromL2 {
+            value: entry.value,
+            mtime: entry.mtime,
+            expires: entry.expires,
+            tags,
+            integrity: parsed,
+            expired,
+        })
     }
 
     /// Writes an entry to L2 (a failure is logged, never returned).

@@ -6,4 +6,6 @@
 fn misuse_is_a_compile_error() {
     let cases = trybuild::TestCases::new();
     cases.compile_fail("tests/ui/*.rs");
+    // And plain uses build without a warning (`#![deny(warnings)]`) and run.
+    cases.pass("tests/ui/pass/*.rs");
 }

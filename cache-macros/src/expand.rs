@@ -237,7 +237,17 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
             let span = result_span(get_key);
             let key_display = respan(quote!(#p::key_display), span);
             let raw = quote_spanned!(span=> &__larder_raw);
-            quote!({ let __larder_raw = (#get_key)(#(#arg_refs),*); #key_display(&__LARDER_SPEC, #raw) })
+            // `key_display` reports a result that is not `Display` (it never runs); the key
+            // is built through the probe, which skips `fmt` for strings and integers.
+            quote!({
+                let __larder_raw = (#get_key)(#(#arg_refs),*);
+                if false {
+                    let _ = #key_display(&__LARDER_SPEC, #raw);
+                }
+                #[allow(unused_imports)]
+                use #p::{KeyFromDisplay as _, KeyFromText as _, KeyNotDisplay as _};
+                (&&#p::KeyRaw(&__larder_raw)).larder_key(&__LARDER_SPEC)
+            })
         }
         None if sig.args.is_empty() => quote!(#p::key_default(&__LARDER_SPEC)),
         None => {
@@ -336,7 +346,10 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
                     let __larder_never: #ret_ty = loop {};
                     return __larder_never;
                 };
-                #block
+                // Bound, not the tail: a body `{ expr }` as the tail of this block would
+                // draw `unused_braces` on the user's code.
+                let __larder_out: #ret_ty = #block;
+                __larder_out
             }
         }
     };

@@ -83,9 +83,16 @@ impl Key {
     pub fn from_display<D: fmt::Display + ?Sized>(prefix: &str, raw: &D) -> Key {
         let mut text = StackString::<128>::new();
         let _ = write!(text, "{raw}");
+        Key::from_text(prefix, text.as_str())
+    }
+
+    /// [`from_display`](Self::from_display) of a raw key that is text already.
+    pub fn from_text(prefix: &str, raw: &str) -> Key {
         let mut full = StackString::<INLINE>::new();
         let _ = full.write_str(prefix);
-        let _ = escape_into(text.as_str(), &mut full);
+        escape_with(raw, |piece| {
+            let _ = full.write_str(piece);
+        });
         let _ = full.write_str(".json");
         let mut key = Key { repr: full.into_repr(), id: 0 };
         key.id = id_of(key.as_str());
@@ -284,10 +291,19 @@ impl CallKey {
 /// Lowercase hex of a 128-bit value, big-endian digit order (like `{:032x}`).
 #[inline]
 pub(crate) fn hex128(v: u128, out: &mut [u8; 32]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for (i, b) in v.to_be_bytes().into_iter().enumerate() {
-        out[2 * i] = DIGITS[(b >> 4) as usize];
-        out[2 * i + 1] = DIGITS[(b & 0xf) as usize];
+    // The two digits of every byte value, looked up a byte at a time.
+    static PAIRS: [[u8; 2]; 256] = {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut pairs = [[0u8; 2]; 256];
+        let mut b = 0;
+        while b < 256 {
+            pairs[b] = [DIGITS[b >> 4], DIGITS[b & 0xf]];
+            b += 1;
+        }
+        pairs
+    };
+    for (pair, b) in out.as_chunks_mut::<2>().0.iter_mut().zip(v.to_be_bytes()) {
+        *pair = PAIRS[b as usize];
     }
 }
 
@@ -306,38 +322,56 @@ pub(crate) fn hex128(v: u128, out: &mut [u8; 32]) {
 /// ```
 pub fn escape_key(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len() + 8);
-    let _ = escape_into(raw, &mut out);
+    escape_with(raw, |piece| out.push_str(piece));
     out
 }
 
-/// [`escape_key`], written to `out`.
-fn escape_into(raw: &str, out: &mut impl fmt::Write) -> fmt::Result {
-    for (i, part) in raw.split('/').enumerate() {
-        if i > 0 {
-            out.write_char(':')?;
+/// [`escape_key`], handed out piece by piece (each piece is ASCII).
+#[inline]
+fn escape_with(raw: &str, mut out: impl FnMut(&str)) {
+    let mut first = true;
+    for part in raw.as_bytes().split(|&b| b == b'/') {
+        if !first {
+            out(":");
         }
-        let plain = !part.is_empty()
-            && part.len() <= PART_MAX
-            && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        first = false;
+        let plain = !part.is_empty() && part.len() <= PART_MAX && part.iter().all(|&b| ALLOWED[b as usize]);
         if plain {
-            out.write_str(part)?;
-        } else {
-            // The allowed characters (at most 64), `.`, the 32 hex digits of the part's hash.
-            let mut kept = [0u8; PART_MAX + 33];
-            let mut n = 0;
-            for b in part.bytes().filter(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-').take(PART_MAX) {
+            // SAFETY: every byte is an ASCII letter, digit, `_` or `-`.
+            out(unsafe { std::str::from_utf8_unchecked(part) });
+            continue;
+        }
+        // The allowed characters (at most 64), `.`, the 32 hex digits of the part's hash.
+        let mut kept = [0u8; PART_MAX + 33];
+        let mut n = 0;
+        for &b in part {
+            if ALLOWED[b as usize] {
                 kept[n] = b;
                 n += 1;
+                if n == PART_MAX {
+                    break;
+                }
             }
-            kept[n] = b'.';
-            let hex: &mut [u8; 32] = (&mut kept[n + 1..n + 33]).try_into().expect("32 bytes");
-            hex128(xxh3_128(part.as_bytes()), hex);
-            // SAFETY: ASCII letters, digits, `_`, `-`, `.` and hex digits only.
-            out.write_str(unsafe { std::str::from_utf8_unchecked(&kept[..n + 33]) })?;
         }
+        kept[n] = b'.';
+        let hex: &mut [u8; 32] = (&mut kept[n + 1..n + 33]).try_into().expect("32 bytes");
+        hex128(xxh3_128(part), hex);
+        // SAFETY: ASCII letters, digits, `_`, `-`, `.` and hex digits only.
+        out(unsafe { std::str::from_utf8_unchecked(&kept[..n + 33]) });
     }
-    Ok(())
 }
+
+/// The bytes that may stay as they are in a key part: `[A-Za-z0-9_-]`.
+static ALLOWED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b'-';
+        b += 1;
+    }
+    table
+};
 
 /// A string written on the stack until it outgrows `N` bytes, then on the heap.
 struct StackString<const N: usize> {

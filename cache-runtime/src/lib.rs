@@ -83,6 +83,127 @@ pub mod __private {
         CallKey::Built(Key::from_display(&spec.prefix, raw))
     }
 
+    /// A `get_key` result whose text is had without `fmt`: strings and integers. Its key
+    /// is the same as through `Display`, only built faster.
+    pub trait KeyText {
+        /// Calls `f` with the text of the key.
+        fn with_text<R>(&self, f: impl FnOnce(&str) -> R) -> R;
+    }
+    impl KeyText for str {
+        #[inline]
+        fn with_text<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+            f(self)
+        }
+    }
+    impl KeyText for String {
+        #[inline]
+        fn with_text<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+            f(self)
+        }
+    }
+    impl KeyText for Box<str> {
+        #[inline]
+        fn with_text<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+            f(self)
+        }
+    }
+    impl KeyText for Cow<'_, str> {
+        #[inline]
+        fn with_text<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+            f(self)
+        }
+    }
+    impl<T: KeyText + ?Sized> KeyText for &T {
+        #[inline]
+        fn with_text<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+            (**self).with_text(f)
+        }
+    }
+    /// Calls `f` with the decimal text of an integer (its magnitude, and whether it is
+    /// negative), as `Display` writes it.
+    #[inline]
+    fn int_text<R>(magnitude: u128, negative: bool, f: impl FnOnce(&str) -> R) -> R {
+        let mut buf = [0u8; 40];
+        let mut at = buf.len();
+        let mut n = magnitude;
+        // Digits beyond 64 bits in 128-bit arithmetic (slow), the rest in 64-bit.
+        while n > u128::from(u64::MAX) {
+            at -= 1;
+            buf[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        let mut n = n as u64;
+        loop {
+            at -= 1;
+            buf[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        if negative {
+            at -= 1;
+            buf[at] = b'-';
+        }
+        // SAFETY: ASCII digits and `-` only.
+        f(unsafe { std::str::from_utf8_unchecked(&buf[at..]) })
+    }
+    macro_rules! key_text_int {
+        (unsigned: $($u:ty),*; signed: $($i:ty),*) => {
+            $(impl KeyText for $u {
+                #[inline]
+                fn with_text<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+                    int_text(*self as u128, false, f)
+                }
+            })*
+            $(impl KeyText for $i {
+                #[inline]
+                fn with_text<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+                    int_text(self.unsigned_abs() as u128, *self < 0, f)
+                }
+            })*
+        };
+    }
+    key_text_int!(unsigned: u8, u16, u32, u64, u128, usize; signed: i8, i16, i32, i64, i128, isize);
+
+    /// A `get_key` result, for the generated code's choice of how to build its key:
+    /// `(&&KeyRaw(&raw)).larder_key(spec)` takes [`KeyText`] if the result has it, else
+    /// `Display`, else a placeholder (for a result that is not `Display`, which
+    /// [`key_display`] has already reported as a compile error: it never runs).
+    pub struct KeyRaw<'a, T: ?Sized>(pub &'a T);
+    /// The key of a [`KeyText`] result.
+    pub trait KeyFromText {
+        /// The call's key.
+        fn larder_key(&self, spec: &FnSpec) -> CallKey;
+    }
+    impl<T: KeyText + ?Sized> KeyFromText for &KeyRaw<'_, T> {
+        #[inline]
+        fn larder_key(&self, spec: &FnSpec) -> CallKey {
+            self.0.with_text(|text| CallKey::Built(Key::from_text(&spec.prefix, text)))
+        }
+    }
+    /// The key of a `Display` result.
+    pub trait KeyFromDisplay {
+        /// The call's key.
+        fn larder_key(&self, spec: &FnSpec) -> CallKey;
+    }
+    impl<T: std::fmt::Display + ?Sized> KeyFromDisplay for &&KeyRaw<'_, T> {
+        #[inline]
+        fn larder_key(&self, spec: &FnSpec) -> CallKey {
+            key_display(spec, self.0)
+        }
+    }
+    /// The placeholder key of a result that is neither (the build has failed already).
+    pub trait KeyNotDisplay {
+        /// A placeholder.
+        fn larder_key(&self, spec: &FnSpec) -> CallKey;
+    }
+    impl<T: ?Sized> KeyNotDisplay for KeyRaw<'_, T> {
+        fn larder_key(&self, spec: &FnSpec) -> CallKey {
+            key_default(spec)
+        }
+    }
+
     /// The full key of a call.
     #[inline]
     pub fn full_key(spec: &FnSpec, key: CallKey) -> Key {
@@ -177,5 +298,41 @@ pub mod __private {
     where
         V: Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
     {
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::__private::KeyText;
+    use crate::key::Key;
+
+    /// The key built from a result's text without `fmt` is the one `Display` gives.
+    #[test]
+    fn key_text_is_what_display_writes() {
+        fn same<T: KeyText + std::fmt::Display + ?Sized>(raw: &T) {
+            let fast = raw.with_text(|text| Key::from_text("g:n:", text));
+            let slow = Key::from_display("g:n:", raw);
+            assert_eq!(fast.as_str(), slow.as_str(), "{raw}");
+            assert_eq!(fast.id(), slow.id(), "{raw}");
+        }
+        for n in [0u64, 7, 10, 99, 100, 1234567890, u64::MAX] {
+            same(&n);
+        }
+        for n in [0i64, -1, -10, i64::MIN, i64::MAX] {
+            same(&n);
+        }
+        same(&u128::MAX);
+        same(&i128::MIN);
+        same(&(u64::MAX as u128 + 1));
+        same(&i8::MIN);
+        same(&u8::MAX);
+        same(&usize::MAX);
+        for s in ["", "plain", "rust-lang/rust@1.95.0-ab", "../../etc/passwd", "a//b", "é/ü", &"x".repeat(300)] {
+            same(s);
+            same(&s.to_owned());
+            same(&&s);
+            same(&std::borrow::Cow::Borrowed(s));
+            same(&Box::<str>::from(s));
+        }
     }
 }

@@ -1,0 +1,38 @@
+//! Code that uses `#[cached]` the plain way builds without a single warning.
+#![deny(warnings)]
+
+use larder::cached;
+
+#[cached(max_age = "1m")]
+async fn one_line(n: u64) -> u64 { n + 1 }
+
+fn same(s: &str) -> &str { s }
+
+#[cached(max_age = "1m", get_key = same)]
+async fn by_str(s: &str) -> usize { s.len() }
+
+#[cached(max_age = "1m", get_key = |id: &i64| *id)]
+async fn by_int(id: i64) -> i64 { id }
+
+#[cached(max_age = "1m", get_key = |a: &u32, b: &u32| format!("{a}/{b}"))]
+async fn by_string(a: u32, b: u32) -> u32 { a + b }
+
+#[derive(Clone)]
+struct Repo;
+
+impl Repo {
+    #[cached(max_age = "1m", swr)]
+    async fn stars(&self, name: &str) -> Result<u32, larder::Error> { Ok(name.len() as u32) }
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        assert_eq!(one_line(1).await, 2);
+        assert_eq!(by_str("abc").await, 3);
+        assert_eq!(by_int(-4).await, -4);
+        assert_eq!(by_string(1, 2).await, 3);
+        assert_eq!(Repo.stars("ab").await, Ok(2));
+        assert_eq!(by_int_key(-4), "functions:by_int:-4.json");
+    });
+}

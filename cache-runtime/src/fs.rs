@@ -379,6 +379,7 @@ fn expired(meta: &Metadata) -> bool {
 /// after [`ROOT_RECHECK`] has passed since the last comparison. Writes, deletes and
 /// listings use the path.
 struct Root {
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     dir: Arc<Path>,
     #[cfg(target_os = "linux")]
     handle: parking_lot::RwLock<Option<File>>,

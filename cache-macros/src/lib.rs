@@ -1,8 +1,8 @@
 //! The `#[cached]` attribute of larder. Use it through the `larder` crate; its
 //! documentation is there.
 //!
-//! Parse (darling, [`options`]) → check the options as a whole and the signature
-//! ([`signature`]) → expand ([`expand`]). Every problem is a compile error at the span
+//! Parse (darling, module `options`) → check the options as a whole and the signature
+//! (`signature`) → expand (`expand`). Every problem is a compile error at the span
 //! of what caused it, with what to write instead.
 
 use proc_macro::TokenStream;

@@ -391,9 +391,10 @@ struct Root {
     recheck_ms: u64,
 }
 
-/// How often a store compares its open directory with the one at its path (see [`Root`]):
+/// How often a store on Linux compares the directory it holds open (it reads entries
+/// relative to it, with `openat`) with the one at its path, and reopens it if they differ:
 /// for at most this long after its directory was moved away and replaced, a store may
-/// still read entries from the old one.
+/// still read entries from the old one. (A read that finds no entry compares at once.)
 pub const ROOT_RECHECK: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for Root {

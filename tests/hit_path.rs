@@ -79,6 +79,11 @@ async fn by_borrowed_key(repo: &str) -> u64 {
     repo.len() as u64
 }
 
+#[cached(max_age = "1h", get_key = |id: &i64| *id)]
+async fn by_int_key(id: i64) -> i64 {
+    -id
+}
+
 #[cached(max_age = "1h")]
 async fn without_arguments() -> Vec<u8> {
     vec![1, 2, 3]
@@ -94,12 +99,14 @@ async fn a_warm_hit_allocates_nothing_for_any_kind_of_key() {
             by_str("rust-lang/rust@1.95.0-ab").await;
             by_get_key("rust-lang@rust").await.unwrap();
             by_borrowed_key("rust-lang/rust").await;
+            by_int_key(-42).await;
             without_arguments().await;
         }
         assert_eq!(by_number_stats().runs, 1, "the key is warm");
 
         assert_eq!(allocations_of(|| by_number(21)).await, 0, "u64 argument");
         assert_eq!(allocations_of(|| by_borrowed_key("rust-lang/rust")).await, 0, "get_key returning a &str");
+        assert_eq!(allocations_of(|| by_int_key(-42)).await, 0, "get_key returning an integer");
         assert_eq!(allocations_of(without_arguments).await, 100, "only the Vec clone handed to each caller");
         // The value itself is cloned for the caller (a `String` allocates); the key does not.
         assert_eq!(allocations_of(|| by_str("rust-lang/rust@1.95.0-ab")).await, 100, "one per value clone");

@@ -73,13 +73,18 @@ fn fs_instance(dir: &Path) -> Runtime {
 
 /// A running instance: memory in front of the shared Redis, and the bus.
 async fn redis_instance(server: &RedisServer, prefix: &str) -> Runtime {
+    redis_instance_on(server, prefix, "cache").await
+}
+
+/// [`redis_instance`], with its mount called `mount`.
+async fn redis_instance_on(server: &RedisServer, prefix: &str, mount: &str) -> Runtime {
     let store = RedisStore::builder(server.url())
         .prefix(prefix)
         .connect_timeout(Duration::from_millis(500))
         .response_timeout(Duration::from_millis(500))
         .connect_lazy()
         .expect("a valid URL");
-    let rt = Runtime::builder().mount("cache", Mount::memory(1_000).l2(store)).bus(server.url()).build();
+    let rt = Runtime::builder().mount(mount, Mount::memory(1_000).l2(store)).bus(server.url()).build();
     within("the bus connects", async {
         while !rt.bus_connected() {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -455,19 +460,8 @@ async fn a_running_instance_treats_tagged_entries_as_misses_after_clear_tag() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_mount_the_cli_tells_every_mount_and_with_it_only_that_one() {
     let server = RedisServer::start();
-    let store = RedisStore::builder(server.url())
-        .connect_timeout(Duration::from_millis(500))
-        .response_timeout(Duration::from_millis(500))
-        .connect_lazy()
-        .expect("a valid URL");
     // An instance whose mount is not the default `cache`.
-    let rt = Runtime::builder().mount("users", Mount::memory(1_000).l2(store)).bus(server.url()).build();
-    within("the bus connects", async {
-        while !rt.bus_connected() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    let rt = redis_instance_on(&server, "larder:", "users").await;
     let users = rt.cache("users").namespace("u");
     users.set("a", 1u32, &hour()).await;
     users.set("b", 2u32, &hour()).await;

@@ -89,30 +89,17 @@ pub mod __private {
         /// Calls `f` with the text of the key.
         fn with_text<R>(&self, f: impl FnOnce(&str) -> R) -> R;
     }
-    impl KeyText for str {
-        #[inline]
-        fn with_text<R>(&self, f: impl FnOnce(&str) -> R) -> R {
-            f(self)
-        }
+    macro_rules! key_text_str {
+        ($($t:ty),*) => {$(
+            impl KeyText for $t {
+                #[inline]
+                fn with_text<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+                    f(self)
+                }
+            }
+        )*};
     }
-    impl KeyText for String {
-        #[inline]
-        fn with_text<R>(&self, f: impl FnOnce(&str) -> R) -> R {
-            f(self)
-        }
-    }
-    impl KeyText for Box<str> {
-        #[inline]
-        fn with_text<R>(&self, f: impl FnOnce(&str) -> R) -> R {
-            f(self)
-        }
-    }
-    impl KeyText for Cow<'_, str> {
-        #[inline]
-        fn with_text<R>(&self, f: impl FnOnce(&str) -> R) -> R {
-            f(self)
-        }
-    }
+    key_text_str!(str, String, Box<str>, Cow<'_, str>);
     impl<T: KeyText + ?Sized> KeyText for &T {
         #[inline]
         fn with_text<R>(&self, f: impl FnOnce(&str) -> R) -> R {

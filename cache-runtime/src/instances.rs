@@ -114,12 +114,7 @@ fn apply_op(mount: &LiveMount, op: BusOp) {
             mount.flights.cancel_where(|key, _, _| key.starts_with(&prefix));
             mount.memory.remove_prefix(&prefix);
         }
-        BusOp::InvalidateTag { tag } => {
-            let seq = mount.next_seq();
-            mount.tags.invalidate(&tag, seq);
-            // Runs that began after the event produce values from after it: kept.
-            mount.flights.cancel_where(|_, tags, started| started < seq && tags.iter().any(|t| **t == *tag));
-        }
-        BusOp::ExpireTag { tag } => mount.tags.expire(&tag, mount.next_seq()),
+        BusOp::InvalidateTag { tag } => mount.tag_event_in_memory(&tag, true),
+        BusOp::ExpireTag { tag } => mount.tag_event_in_memory(&tag, false),
     }
 }

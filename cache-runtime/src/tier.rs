@@ -304,8 +304,9 @@ impl LiveMount {
         in_memory.max(in_l2)
     }
 
-    /// Records a tag event locally and in L2.
-    pub(crate) async fn tag_event(&self, tag: &str, invalidate: bool, now_ms: u64) {
+    /// Records a tag event in this instance only (memory tier and runs in flight): for a
+    /// local event and for one heard on the bus.
+    pub(crate) fn tag_event_in_memory(&self, tag: &str, invalidate: bool) {
         let seq = self.next_seq();
         if invalidate {
             self.tags.invalidate(tag, seq);
@@ -314,6 +315,11 @@ impl LiveMount {
         } else {
             self.tags.expire(tag, seq);
         }
+    }
+
+    /// Records a tag event locally and in L2.
+    pub(crate) async fn tag_event(&self, tag: &str, invalidate: bool, now_ms: u64) {
+        self.tag_event_in_memory(tag, invalidate);
         if let Some(l2) = &self.l2 {
             let key = tag_key(tag);
             let mut stamps = match l2.get(&key).await {

@@ -7,9 +7,9 @@
 
 #![warn(missing_docs)]
 
-mod api;
 #[cfg(feature = "redis")]
 pub mod bus;
+mod cache;
 mod call;
 pub mod canonical;
 mod clock;
@@ -26,6 +26,7 @@ pub mod key;
 mod memo;
 mod memory;
 mod memstore;
+mod options;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod runtime;
@@ -34,7 +35,7 @@ pub mod store;
 mod tags;
 mod tier;
 
-pub use api::{Cache, Options, cache};
+pub use cache::{Cache, cache};
 pub use call::{Answer, Storage, clear, clear_group, expire_tag, invalidate_tag};
 pub use clock::{Clock, ManualClock};
 pub use entry::{Entry, Freshness, Policy, Window};
@@ -42,6 +43,7 @@ pub use error::Error;
 pub use key::escape_key;
 pub use memo::{in_request_scope, request_scope};
 pub use memstore::MemoryStore;
+pub use options::Options;
 pub use runtime::{Mount, Runtime, RuntimeBuilder};
 pub use stats::CacheStats;
 pub use tier::TierHealth;

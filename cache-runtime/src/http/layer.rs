@@ -11,8 +11,8 @@ use super::rules::{Resolved, RouteRules};
 use super::service::CacheService;
 use super::store::ResponseCache;
 use super::{key, policy};
-use crate::api::Cache;
-use crate::key::Key;
+use crate::cache::Cache;
+
 use crate::runtime::{DEFAULT_BASE, Runtime};
 
 /// The default `group` of HTTP entries.
@@ -289,57 +289,5 @@ impl Shared {
         let custom = self.key.as_ref().map(|f| f(parts));
         let key = key::request_key(parts, &settings.allow_query, &settings.varies, custom.as_deref());
         Ok((settings, key))
-    }
-}
-
-impl Cache {
-    /// The value under the storage-form key `key` (`a:b:c`, parts already plain) if the
-    /// memory tier holds it fresh: the hit of `get_or_set_with`'s lookup (same integrity,
-    /// tag and freshness checks; the hit is counted), without setting up a call. Anything
-    /// else (stale, grace, L2, a miss) is for `get_or_set_with` to decide.
-    pub(crate) fn fresh_in_memory<V: Clone + 'static>(&self, key: &str) -> Option<V> {
-        debug_assert_eq!(crate::key::escape_key(&key.replace(':', "/")), key);
-        let key = Key::from_parts(&self.prefix, key);
-        let now = self.rt.clock().now_ms();
-        // `Options` without `integrity` give their entries integrity 0.
-        crate::call::fresh_in_memory(&self.mount, &key, Some(0), now, true)
-    }
-
-    /// Keys of this handle that start with `{namespace}{prefix}`, in every tier, sorted.
-    pub(crate) async fn keys_under(&self, prefix: &str) -> Vec<String> {
-        let full = format!("{}{prefix}", self.prefix);
-        let mut keys = self.mount.memory.keys(&full);
-        if let Some(l2) = &self.mount.l2 {
-            match l2.store.keys(&full).await {
-                Ok(more) => keys.extend(more),
-                Err(e) => {
-                    tracing::warn!(target: "larder", prefix = full, error = %e, "listing L2 keys failed; going on with L1's")
-                }
-            }
-        }
-        keys.sort();
-        keys.dedup();
-        keys
-    }
-
-    /// Deletes every key of this handle that starts with `{namespace}{prefix}`, in every
-    /// tier (runs in flight for them don't store their results).
-    pub(crate) async fn delete_prefix(&self, prefix: &str) -> usize {
-        self.mount.clear_prefix(&format!("{}{prefix}", self.prefix)).await
-    }
-
-    /// The namespace prefix of this handle's keys.
-    pub(crate) fn namespace_prefix(&self) -> &str {
-        &self.prefix
-    }
-
-    /// The clock of this handle's runtime, ms.
-    pub(crate) fn now_ms(&self) -> u64 {
-        self.rt.clock().now_ms()
-    }
-
-    /// Runs `fut` with this handle's runtime in force.
-    pub(crate) async fn in_scope<F: std::future::Future>(&self, fut: F) -> F::Output {
-        self.rt.scope(fut).await
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, StatusCode};
 
-use crate::api::Options;
+use crate::options::Options;
 
 /// The statuses stored by default: 200, 203, 301, 308.
 pub const DEFAULT_STATUSES: [u16; 4] = [200, 203, 301, 308];

@@ -5,140 +5,22 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use crate::call::{self, Answer, Errors, FnSpec, NoTags, SpecRef, Storage};
-use crate::entry::{Policy, Window};
 use crate::error::Error;
 use crate::key::{Key, escape_key};
+use crate::options::{Options, ms};
 use crate::runtime::{DEFAULT_BASE, LiveMount, Runtime};
 use crate::tags::TagVerdict;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-
-/// The options of one `set`/`get_or_set`: the attribute's options, as a builder.
-///
-/// ```
-/// # use cache_runtime as larder;
-/// use std::time::Duration;
-/// let opts = larder::Options::new()
-///     .max_age(Duration::from_secs(60))
-///     .swr()
-///     .grace(Duration::from_secs(3600))
-///     .tag("users");
-/// ```
-#[derive(Debug, Clone)]
-pub struct Options {
-    max_age: Duration,
-    swr: bool,
-    stale_max_age: Option<Duration>,
-    grace: Option<Duration>,
-    grace_backoff: Duration,
-    timeout: Option<Duration>,
-    hard_timeout: Option<Duration>,
-    tags: Vec<String>,
-    integrity: Option<String>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            max_age: Duration::from_secs(1),
-            swr: false,
-            stale_max_age: None,
-            grace: None,
-            grace_backoff: Duration::from_secs(10),
-            timeout: None,
-            hard_timeout: None,
-            tags: Vec::new(),
-            integrity: None,
-        }
-    }
-}
-
-impl Options {
-    /// The defaults: fresh for 1 s, no `swr`, no `grace`.
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// How long an entry is fresh. Zero: never store.
-    pub fn max_age(mut self, d: Duration) -> Self {
-        self.max_age = d;
-        self
-    }
-    /// Stale-while-revalidate, for ever (bounded with [`stale_max_age`](Self::stale_max_age)).
-    pub fn swr(mut self) -> Self {
-        self.swr = true;
-        self
-    }
-    /// Stale-while-revalidate, at most this long past `max_age`.
-    pub fn stale_max_age(mut self, d: Duration) -> Self {
-        self.swr = true;
-        self.stale_max_age = Some(d);
-        self
-    }
-    /// Fail-safe: when the factory fails, answer with an entry at most this long past `max_age`.
-    pub fn grace(mut self, d: Duration) -> Self {
-        self.grace = Some(d);
-        self
-    }
-    /// After a failure answered from grace, don't call the factory again for this long (default 10 s).
-    pub fn grace_backoff(mut self, d: Duration) -> Self {
-        self.grace_backoff = d;
-        self
-    }
-    /// Soft timeout: with a usable stale value, answer with it after this long; the factory
-    /// goes on in the background and stores its result.
-    pub fn timeout(mut self, d: Duration) -> Self {
-        self.timeout = Some(d);
-        self
-    }
-    /// Hard timeout: give up after this long with `Error::Timeout`.
-    pub fn hard_timeout(mut self, d: Duration) -> Self {
-        self.hard_timeout = Some(d);
-        self
-    }
-    /// Adds a tag.
-    pub fn tag(mut self, tag: impl Into<String>) -> Self {
-        self.tags.push(tag.into());
-        self
-    }
-    /// Adds tags.
-    pub fn tags<I: IntoIterator<Item = S>, S: Into<String>>(mut self, tags: I) -> Self {
-        self.tags.extend(tags.into_iter().map(Into::into));
-        self
-    }
-    /// An integrity string: entries stored under another one are misses.
-    pub fn integrity(mut self, integrity: impl Into<String>) -> Self {
-        self.integrity = Some(integrity.into());
-        self
-    }
-
-    fn policy(&self) -> Policy {
-        Policy {
-            max_age_ms: ms(self.max_age),
-            stale: match (self.swr, self.stale_max_age) {
-                (false, _) => Window::None,
-                (true, None) => Window::Forever,
-                (true, Some(d)) => Window::For(ms(d)),
-            },
-            grace: self.grace.map_or(Window::None, |d| Window::For(ms(d))),
-        }
-    }
-}
-
-/// A duration in whole milliseconds, saturating.
-fn ms(d: Duration) -> u64 {
-    d.as_millis().min(u64::MAX as u128) as u64
-}
 
 /// A handle on one mount (and namespace) of a runtime.
 ///
 /// ```
 /// # use cache_runtime as larder;
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// use std::time::Duration;
-/// let users = larder::cache().namespace("users");
+/// /// let users = larder::cache().namespace("users");
 /// let opts = larder::Options::new().max_age(Duration::from_secs(60));
 /// let name: Result<String, larder::Error> =
 ///     users.get_or_set("42", &opts, || async { Ok("Ada".to_owned()) }).await;
@@ -204,7 +86,7 @@ impl Cache {
             integrity: opts.integrity.as_deref().map_or(0, |i| xxhash_rust::xxh3::xxh3_128(i.as_bytes())),
             policy: opts.policy(),
             tags: opts.tags.iter().map(|t| Cow::Owned(t.clone())).collect::<Vec<_>>().into(),
-            grace_backoff_ms: ms(opts.grace_backoff),
+            grace_backoff_ms: ms(opts.grace_backoff_or_default()),
             timeout_ms: opts.timeout.map(ms),
             hard_timeout_ms: opts.hard_timeout.map(ms),
         }
@@ -357,5 +239,59 @@ impl Cache {
     /// Deletes every key of this handle (its namespace; the whole mount at the root).
     pub async fn clear(&self) -> usize {
         self.mount.clear_prefix(&self.prefix).await
+    }
+}
+
+/// What the HTTP layer needs of a handle beyond the public API.
+#[cfg(feature = "http")]
+impl Cache {
+    /// The value under the storage-form key `key` (`a:b:c`, parts already plain) if the
+    /// memory tier holds it fresh: the hit of `get_or_set_with`'s lookup (same integrity,
+    /// tag and freshness checks; the hit is counted), without setting up a call. Anything
+    /// else (stale, grace, L2, a miss) is for `get_or_set_with` to decide.
+    pub(crate) fn fresh_in_memory<V: Clone + 'static>(&self, key: &str) -> Option<V> {
+        debug_assert_eq!(crate::key::escape_key(&key.replace(':', "/")), key);
+        let key = Key::from_parts(&self.prefix, key);
+        let now = self.rt.clock().now_ms();
+        // `Options` without `integrity` give their entries integrity 0.
+        crate::call::fresh_in_memory(&self.mount, &key, Some(0), now, true)
+    }
+
+    /// Keys of this handle that start with `{namespace}{prefix}`, in every tier, sorted.
+    pub(crate) async fn keys_under(&self, prefix: &str) -> Vec<String> {
+        let full = format!("{}{prefix}", self.prefix);
+        let mut keys = self.mount.memory.keys(&full);
+        if let Some(l2) = &self.mount.l2 {
+            match l2.store.keys(&full).await {
+                Ok(more) => keys.extend(more),
+                Err(e) => {
+                    tracing::warn!(target: "larder", prefix = full, error = %e, "listing L2 keys failed; going on with L1's")
+                }
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// Deletes every key of this handle that starts with `{namespace}{prefix}`, in every
+    /// tier (runs in flight for them don't store their results).
+    pub(crate) async fn delete_prefix(&self, prefix: &str) -> usize {
+        self.mount.clear_prefix(&format!("{}{prefix}", self.prefix)).await
+    }
+
+    /// The namespace prefix of this handle's keys.
+    pub(crate) fn namespace_prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The clock of this handle's runtime, ms.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.rt.clock().now_ms()
+    }
+
+    /// Runs `fut` with this handle's runtime in force.
+    pub(crate) async fn in_scope<F: std::future::Future>(&self, fut: F) -> F::Output {
+        self.rt.scope(fut).await
     }
 }

@@ -1,17 +1,24 @@
 //! The programmatic API, for code that cannot use the attribute: a [`Cache`] handle on
 //! one mount (and namespace) of a runtime, with Bentocache-style operations. `get_or_set`
-//! runs the same algorithm (SPEC §4) as `#[cached]`.
+//! runs the same algorithm as `#[cached]`.
 
 use std::borrow::Cow;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use crate::call::{self, Answer, Errors, FnSpec, NoTags, SpecRef, Storage};
+use crate::call::algorithm::Call;
+use crate::call::helpers::prime_in;
+use crate::call::lookup::{Lookup, fill_from_l2, fresh_in_memory, is_fresh_in_memory};
+use crate::call::outcome::{Answer, Storage};
+use crate::call::share::{Errors, Pick, PickFrom as _};
+use crate::call::spec::{FnSpec, SpecRef};
+use crate::call::strategy::{NoTags, spawn_refresh};
 use crate::error::Error;
-use crate::key::{Key, escape_key};
+use crate::key::storage_key::{Key, escape_key};
+use crate::mount::config::DEFAULT_MOUNT;
+use crate::mount::live::LiveMount;
 use crate::options::{Options, ms};
-use crate::runtime::{DEFAULT_BASE, LiveMount, Runtime};
-use crate::tags::TagVerdict;
+use crate::runtime::Runtime;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -46,7 +53,7 @@ impl std::fmt::Debug for Cache {
 
 /// A handle on the default mount (`"cache"`) of the runtime in force.
 pub fn cache() -> Cache {
-    Runtime::current().cache(DEFAULT_BASE)
+    Runtime::current().cache(DEFAULT_MOUNT)
 }
 
 impl Runtime {
@@ -81,7 +88,7 @@ impl Cache {
             group: Cow::Borrowed("api"),
             name: Cow::Owned(self.prefix.trim_end_matches(':').to_owned()),
             prefix: Cow::Owned(self.prefix.clone()),
-            prefix_id: crate::key::prefix_id(&self.prefix),
+            prefix_id: crate::key::storage_key::prefix_id(&self.prefix),
             base: Cow::Owned(self.mount.name.to_string()),
             integrity: opts.integrity.as_deref().map_or(0, |i| xxhash_rust::xxh3::xxh3_128(i.as_bytes())),
             policy: opts.policy(),
@@ -100,32 +107,22 @@ impl Cache {
     /// A fresh value from L1, else from L2 (which then fills L1).
     async fn read<V: Clone + Send + Sync + 'static + Serialize + DeserializeOwned>(&self, key: &Key) -> Option<V> {
         let now = self.rt.clock().now_ms();
-        if let Some(v) = call::fresh_in_memory::<V>(&self.mount, key, None, now, false) {
+        if let Some(v) = fresh_in_memory::<V>(&self.mount, key, None, now, false) {
             return Some(v);
         }
         let l2 = self.mount.read_l2::<V>(key, None).await?;
         // Into L1 for as long as it is fresh (`get` knows no stale or grace window).
         let spec = self.spec(&Options::default());
         let stats = self.rt.stats_for(&spec.prefix);
-        match call::fill_from_l2(&self.rt, &self.mount, &spec, key, l2, &stats)? {
-            call::Lookup::Fresh(v) => Some(v),
+        match fill_from_l2(&self.rt, &self.mount, &spec, key, l2, &stats)? {
+            Lookup::Fresh(v) => Some(v),
             _ => None,
         }
     }
 
-    /// Whether a fresh entry exists under `key` (of any type).
+    /// Whether a fresh entry exists under `key` (of any type) in the memory tier.
     pub async fn has(&self, key: &str) -> bool {
-        let key = self.key(key);
-        let now = self.rt.clock().now_ms();
-        self.mount
-            .memory
-            .peek(key.id(), now, |slot| {
-                slot.is(key.is())
-                    && self.mount.tags.check(&slot.tag_ids, slot.seq) == TagVerdict::Valid
-                    && !slot.is_expired()
-                    && now <= slot.expires
-            })
-            .unwrap_or(false)
+        is_fresh_in_memory(&self.mount, &self.key(key), self.rt.clock().now_ms())
     }
 
     /// Stores `value` under `key`, as produced now.
@@ -136,7 +133,7 @@ impl Cache {
         opts: &Options,
     ) {
         let spec = SpecRef::Shared(Arc::new(self.spec(opts)));
-        call::prime_in(self.rt.clone(), Arc::clone(&self.mount), spec, self.key(key), value, Vec::new()).await;
+        prime_in(self.rt.clone(), Arc::clone(&self.mount), spec, self.key(key), value, Vec::new()).await;
     }
 
     /// The value under `key`; on a miss, runs `factory` (once for all concurrent callers of
@@ -170,42 +167,40 @@ impl Cache {
         Fut: Future<Output = Result<V, E>> + Send + 'static,
     {
         let spec = SpecRef::Shared(Arc::new(self.spec(opts)));
-        let errors = Errors {
-            share: {
-                use call::PickFrom as _;
-                (&call::Pick::<E>::new()).err_share()
-            },
-            timeout: Some(crate::__private::timeout_error::<E>),
-        };
+        let errors =
+            Errors { share: (&Pick::<E>::new()).err_share(), timeout: Some(crate::__private::timeout_error::<E>) };
         // The factory runs either in the caller's task or in the background: whoever
         // comes first takes it.
         let factory = Mutex::new(Some(factory));
         let take = |m: &Mutex<Option<F>>| m.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.rt
-            .scope(call::call_full(
-                spec,
-                Some(self.key(key)),
-                false,
-                errors,
-                storage,
-                factory,
-                move |m: Mutex<Option<F>>| async move {
-                    match m.into_inner().unwrap_or_else(|p| p.into_inner()) {
-                        Some(f) => f().await,
-                        None => Err(E::from(Error::SharedRunFailed)),
-                    }
-                },
-                call::spawn_refresh(move |m: &Mutex<Option<F>>| {
-                    let f = take(m);
-                    async move {
-                        match f {
+            .scope(
+                Call {
+                    spec,
+                    key: Some(self.key(key)),
+                    invalidate: false,
+                    errors,
+                    storage,
+                    args: factory,
+                    body: move |m: Mutex<Option<F>>| async move {
+                        match m.into_inner().unwrap_or_else(|p| p.into_inner()) {
                             Some(f) => f().await,
                             None => Err(E::from(Error::SharedRunFailed)),
                         }
-                    }
-                }),
-                NoTags,
-            ))
+                    },
+                    refresh: spawn_refresh(move |m: &Mutex<Option<F>>| {
+                        let f = take(m);
+                        async move {
+                            match f {
+                                Some(f) => f().await,
+                                None => Err(E::from(Error::SharedRunFailed)),
+                            }
+                        }
+                    }),
+                    tags: NoTags,
+                }
+                .run(),
+            )
             .await
     }
 
@@ -250,11 +245,11 @@ impl Cache {
     /// tag and freshness checks; the hit is counted), without setting up a call. Anything
     /// else (stale, grace, L2, a miss) is for `get_or_set_with` to decide.
     pub(crate) fn fresh_in_memory<V: Clone + 'static>(&self, key: &str) -> Option<V> {
-        debug_assert_eq!(crate::key::escape_key(&key.replace(':', "/")), key);
+        debug_assert_eq!(crate::key::storage_key::escape_key(&key.replace(':', "/")), key);
         let key = Key::from_parts(&self.prefix, key);
         let now = self.rt.clock().now_ms();
         // `Options` without `integrity` give their entries integrity 0.
-        crate::call::fresh_in_memory(&self.mount, &key, Some(0), now, true)
+        fresh_in_memory(&self.mount, &key, Some(0), now, true)
     }
 
     /// Keys of this handle that start with `{namespace}{prefix}`, in every tier, sorted.

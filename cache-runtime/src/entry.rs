@@ -1,4 +1,4 @@
-//! Entries and the one place that decides freshness (SPEC §3, §4).
+//! Entries and the one place that decides freshness.
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -80,7 +80,7 @@ impl Policy {
         self.max_age_ms > 0
     }
 
-    /// SPEC §4 steps 4–5: the freshness of an entry produced at `mtime`, read at `now`.
+    /// The one freshness rule: the freshness of an entry produced at `mtime`, read at `now`.
     /// `expired` is set by `NAME_expire`/`expire_tag`: such an entry is never fresh.
     #[inline]
     pub const fn freshness(&self, mtime: u64, expired: bool, now: u64) -> Freshness {
@@ -91,13 +91,13 @@ impl Policy {
         if self.stale.covers(age.saturating_sub(self.max_age_ms)) { Freshness::Stale } else { Freshness::Expired }
     }
 
-    /// SPEC §4.6: whether an entry produced at `mtime` may answer for a failing body.
+    /// Whether an entry produced at `mtime` may answer for a failing body.
     #[inline]
     pub const fn within_grace(&self, mtime: u64, now: u64) -> bool {
         self.grace.covers(now.saturating_sub(mtime).saturating_sub(self.max_age_ms))
     }
 
-    /// SPEC §4.8: how long a store keeps an entry. `None`: no TTL (only a bounded store
+    /// How long a store keeps an entry. `None`: no TTL (only a bounded store
     /// may keep such an entry).
     pub const fn store_ttl_ms(&self) -> Option<u64> {
         let extra = match (self.stale, self.grace) {

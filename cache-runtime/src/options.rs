@@ -99,6 +99,7 @@ macro_rules! option_setters {
         }
     };
 }
+#[allow(unused_imports)] // used by the HTTP layer
 pub(crate) use option_setters;
 
 impl Options {

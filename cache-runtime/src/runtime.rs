@@ -1,141 +1,32 @@
-//! The runtime: named mounts, a clock, installed once (or scoped to a future).
+//! The runtime ([`Runtime`]): the registry of mounts, the clock and the per-function
+//! counters; installed once as the global runtime, or scoped to one future. The operations
+//! that reach every mount (`clear`, `clear_group`, `invalidate_tag`, `expire_tag`) are here.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use parking_lot::RwLock;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use crate::clock::Clock;
 use crate::error::Error;
-use crate::flight::Flights;
-use crate::memory::Memory;
-use crate::stats::{CacheStats, Stats};
-use crate::store::Store;
-use crate::tags::Tags;
-use crate::tier::{L2, TierHealth};
+use crate::mount::config::Mount;
+use crate::mount::l2::TierHealth;
+use crate::mount::live::LiveMount;
+use crate::mount::registry::Mounts;
+use crate::mount::stats::{CacheStats, Stats};
 
-/// The default number of entries a memory tier holds.
-pub const DEFAULT_CAPACITY: u64 = 10_000;
-
-/// The name of the mount that `#[cached]` uses when no `base` is given.
-pub const DEFAULT_BASE: &str = "cache";
-
-/// How one mount (a `base`) stores its entries: a memory tier (L1), and optionally a
-/// [`Store`] behind it (L2: a filesystem, Redis, or your own).
-///
-/// Reads stop at the first tier that has the entry (an L2 hit fills L1 for the rest of the
-/// entry's life); writes go to both. An L2 failure never fails a call (SPEC §6).
-#[derive(Clone)]
-pub struct Mount {
-    capacity: u64,
-    l2: Option<Arc<dyn Store>>,
-    cooldown: Duration,
-}
-
-impl std::fmt::Debug for Mount {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mount")
-            .field("capacity", &self.capacity)
-            .field("l2", &self.l2.as_ref().map(|s| s.name().to_owned()))
-            .finish()
-    }
-}
-
-impl Mount {
-    /// A memory mount holding at most `capacity` entries (least valuable evicted first).
-    /// `0` means no memory tier: every read goes to the L2 store (or the function).
-    pub fn memory(capacity: u64) -> Mount {
-        Mount { capacity, l2: None, cooldown: Duration::from_secs(10) }
-    }
-
-    /// Adds an L2 store behind the memory tier.
-    pub fn l2(mut self, store: impl Store) -> Mount {
-        self.l2 = Some(Arc::new(store));
-        self
-    }
-
-    /// Adds a shared L2 store behind the memory tier.
-    pub fn l2_shared(mut self, store: Arc<dyn Store>) -> Mount {
-        self.l2 = Some(store);
-        self
-    }
-
-    /// How long L2 is skipped after repeated failures before one call probes it (default 10 s).
-    pub fn breaker_cooldown(mut self, cooldown: Duration) -> Mount {
-        self.cooldown = cooldown;
-        self
-    }
-
-    /// The capacity of the memory tier.
-    pub fn capacity(&self) -> u64 {
-        self.capacity
-    }
-}
-
-impl Default for Mount {
-    fn default() -> Self {
-        Mount::memory(DEFAULT_CAPACITY)
-    }
-}
-
-/// A live mount: its memory tier, its runs in flight, its tag events.
-pub(crate) struct LiveMount {
-    pub name: Box<str>,
-    pub memory: Memory,
-    pub flights: Arc<Flights>,
-    pub tags: Tags,
-    pub l2: Option<L2>,
-    /// Where changes are announced to other instances.
-    #[cfg(feature = "redis")]
-    pub bus: Option<Arc<crate::instances::BusLink>>,
-    /// Orders stores against tag events.
-    seq: AtomicU64,
-}
-
-impl LiveMount {
-    fn new(name: &str, config: &Mount, bus: &Bus) -> Arc<LiveMount> {
-        #[cfg(not(feature = "redis"))]
-        let _ = bus;
-        Arc::new(LiveMount {
-            name: name.into(),
-            memory: Memory::new(config.capacity),
-            flights: Flights::new(),
-            tags: Tags::new(),
-            l2: config.l2.clone().map(|store| L2::new(store, config.cooldown)),
-            #[cfg(feature = "redis")]
-            bus: bus.clone(),
-            seq: AtomicU64::new(1),
-        })
-    }
-
-    /// The next sequence number.
-    pub fn next_seq(&self) -> u64 {
-        self.seq.fetch_add(1, Ordering::AcqRel) + 1
-    }
-}
-
-#[cfg(feature = "redis")]
-type Bus = Option<Arc<crate::instances::BusLink>>;
-#[cfg(not(feature = "redis"))]
-type Bus = ();
-
-pub(crate) struct Inner {
-    bus: Bus,
-    configured: Box<[Arc<LiveMount>]>,
-    created: RwLock<Vec<Arc<LiveMount>>>,
-    default_mount: Mount,
-    pub clock: Clock,
+/// What the clones of one runtime share.
+pub(crate) struct RuntimeState {
+    mounts: Arc<Mounts>,
+    clock: Clock,
     stats: RwLock<HashMap<String, Arc<Stats>>>,
 }
 
 /// A larder runtime: the mounts that cached functions store into, and the clock.
 ///
 /// Without any set-up, cached functions use a global runtime whose every mount is a
-/// memory store of [`DEFAULT_CAPACITY`] entries. To configure it, build one at start and
+/// memory store of [`DEFAULT_CAPACITY`](crate::DEFAULT_CAPACITY) entries. To configure it, build one at start and
 /// [`install`](Runtime::install) it before the first cached call:
 ///
 /// ```
@@ -168,13 +59,13 @@ pub(crate) struct Inner {
 /// ```
 #[derive(Clone)]
 pub struct Runtime {
-    pub(crate) inner: Arc<Inner>,
+    state: Arc<RuntimeState>,
 }
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<String> = self.mounts().iter().map(|m| m.name.to_string()).collect();
-        f.debug_struct("Runtime").field("mounts", &names).field("clock", &self.inner.clock).finish()
+        f.debug_struct("Runtime").field("mounts", &names).field("clock", &self.state.clock).finish()
     }
 }
 
@@ -199,7 +90,7 @@ impl RuntimeBuilder {
     }
 
     /// The configuration of mounts created on first use (default: memory,
-    /// [`DEFAULT_CAPACITY`] entries).
+    /// [`DEFAULT_CAPACITY`](crate::DEFAULT_CAPACITY) entries).
     pub fn default_mount(mut self, mount: Mount) -> Self {
         self.default_mount = mount;
         self
@@ -236,37 +127,18 @@ impl RuntimeBuilder {
     /// Builds the runtime.
     pub fn build(self) -> Runtime {
         #[cfg(feature = "redis")]
-        let bus: Bus = self.bus.clone().map(|(url, channel)| crate::instances::BusLink::new(url, channel));
-        #[cfg(not(feature = "redis"))]
-        let bus: Bus = ();
-        let mut configured: Vec<Arc<LiveMount>> = self.mounts.iter().map(|(n, m)| LiveMount::new(n, m, &bus)).collect();
-        if !configured.iter().any(|m| &*m.name == DEFAULT_BASE) {
-            configured.push(LiveMount::new(DEFAULT_BASE, &self.default_mount, &bus));
-        }
-        let runtime = Runtime {
-            inner: Arc::new(Inner {
-                bus,
-                configured: configured.into_boxed_slice(),
-                created: RwLock::new(Vec::new()),
-                default_mount: self.default_mount,
-                clock: self.clock,
-                stats: RwLock::new(HashMap::new()),
-            }),
-        };
+        let bus = self.bus.clone().map(|(url, channel)| crate::bus::link::BusLink::new(url, channel));
+        let mounts = Arc::new(Mounts::new(
+            &self.mounts,
+            self.default_mount,
+            #[cfg(feature = "redis")]
+            bus.clone(),
+        ));
         #[cfg(feature = "redis")]
-        if let Some(link) = &runtime.inner.bus {
-            crate::instances::start(Arc::clone(link), Arc::downgrade(&runtime.inner));
+        if let Some(link) = bus {
+            crate::bus::apply::start(link, Arc::downgrade(&mounts));
         }
-        runtime
-    }
-}
-
-impl Inner {
-    /// Every live mount.
-    pub(crate) fn all_mounts(&self) -> Vec<Arc<LiveMount>> {
-        let mut all: Vec<Arc<LiveMount>> = self.configured.to_vec();
-        all.extend(self.created.read().iter().cloned());
-        all
+        Runtime { state: Arc::new(RuntimeState { mounts, clock: self.clock, stats: RwLock::new(HashMap::new()) }) }
     }
 }
 
@@ -301,42 +173,30 @@ impl Runtime {
 
     /// The clock.
     pub fn clock(&self) -> &Clock {
-        &self.inner.clock
+        &self.state.clock
     }
 
     /// The live mount `name`, created on first use.
     #[inline]
     pub(crate) fn mount(&self, name: &str) -> Arc<LiveMount> {
-        self.with_mount(name, Arc::clone)
+        self.state.mounts.get(name)
     }
 
     /// Runs `f` on the live mount `name` without cloning its `Arc`.
     #[inline]
     pub(crate) fn with_mount<R>(&self, name: &str, f: impl FnOnce(&Arc<LiveMount>) -> R) -> R {
-        if let Some(m) = self.inner.configured.iter().find(|m| &*m.name == name) {
-            return f(m);
-        }
-        if let Some(m) = self.inner.created.read().iter().find(|m| &*m.name == name) {
-            return f(m);
-        }
-        let mut created = self.inner.created.write();
-        if let Some(m) = created.iter().find(|m| &*m.name == name) {
-            return f(m);
-        }
-        let m = LiveMount::new(name, &self.inner.default_mount, &self.inner.bus);
-        created.push(Arc::clone(&m));
-        f(&m)
+        self.state.mounts.with(name, f)
     }
 
     /// Every live mount.
     pub(crate) fn mounts(&self) -> Vec<Arc<LiveMount>> {
-        self.inner.all_mounts()
+        self.state.mounts.all()
     }
 
     /// Whether the bus is connected (feature `redis`; false without a bus).
     pub fn bus_connected(&self) -> bool {
         #[cfg(feature = "redis")]
-        return self.inner.bus.as_ref().is_some_and(|b| b.connected());
+        return self.state.mounts.bus().is_some_and(|b| b.connected());
         #[cfg(not(feature = "redis"))]
         false
     }
@@ -348,7 +208,7 @@ impl Runtime {
 
     /// The health of the L2 of mount `name` (all zero without L2).
     pub fn tier_health(&self, name: &str) -> TierHealth {
-        self.with_mount(name, |m| m.l2.as_ref().map(L2::health).unwrap_or_default())
+        self.with_mount(name, |m| m.l2.as_ref().map(|l2| l2.health()).unwrap_or_default())
     }
 
     /// Every key in the memory tier of mount `name` that starts with `prefix`, sorted.
@@ -358,15 +218,15 @@ impl Runtime {
 
     /// The live counters of the function whose keys start with `prefix`.
     pub(crate) fn stats_for(&self, prefix: &str) -> Arc<Stats> {
-        if let Some(s) = self.inner.stats.read().get(prefix) {
+        if let Some(s) = self.state.stats.read().get(prefix) {
             return Arc::clone(s);
         }
-        Arc::clone(self.inner.stats.write().entry(prefix.to_owned()).or_default())
+        Arc::clone(self.state.stats.write().entry(prefix.to_owned()).or_default())
     }
 
     /// The counters of the function whose keys start with `prefix` (`group:name:`).
     pub fn stats(&self, prefix: &str) -> CacheStats {
-        self.inner.stats.read().get(prefix).map(|s| s.snapshot()).unwrap_or_default()
+        self.state.stats.read().get(prefix).map(|s| s.snapshot()).unwrap_or_default()
     }
 
     /// Runs `fut` inside this runtime's scope, on a tokio task that outlives the caller.
@@ -397,4 +257,44 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Runtime) -> R) -> R {
         return r;
     }
     (f.take().expect("called once"))(GLOBAL.get_or_init(|| Runtime::builder().build()))
+}
+
+/// Deletes every entry of `group` (and of its sub-groups `group/…`) on every mount.
+pub async fn clear_group(group: &str) -> usize {
+    let prefix = format!("{}:", crate::key::storage_key::group_segment(group));
+    let mut n = 0;
+    for mount in Runtime::current().mounts() {
+        n += mount.clear_prefix(&prefix).await;
+    }
+    n
+}
+
+/// Deletes every entry on every mount.
+pub async fn clear() -> usize {
+    let mut n = 0;
+    for mount in Runtime::current().mounts() {
+        n += mount.clear_prefix("").await;
+    }
+    n
+}
+
+/// Invalidates every entry tagged `tag`, on every mount: they become misses. Costs the same
+/// whatever the number of entries (they are checked when read). Runs in flight with that
+/// tag don't store their results.
+pub async fn invalidate_tag(tag: &str) {
+    let rt = Runtime::current();
+    let now = rt.clock().stamp_ms();
+    for mount in rt.mounts() {
+        mount.tag_event(tag, true, now).await;
+    }
+}
+
+/// Expires every entry tagged `tag`, on every mount: they are no longer fresh, but still
+/// usable under `swr` and `grace`.
+pub async fn expire_tag(tag: &str) {
+    let rt = Runtime::current();
+    let now = rt.clock().stamp_ms();
+    for mount in rt.mounts() {
+        mount.tag_event(tag, false, now).await;
+    }
 }

@@ -222,7 +222,7 @@ pub(crate) fn allowed(pair: &str, allow_query: &[String]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::escape_key;
+    use crate::key::storage_key::escape_key;
 
     fn parts(method: Method, uri: &str, host: &str) -> Parts {
         let (p, _) =

@@ -13,7 +13,8 @@ use super::store::ResponseCache;
 use super::{key, policy};
 use crate::cache::Cache;
 
-use crate::runtime::{DEFAULT_BASE, Runtime};
+use crate::mount::config::DEFAULT_MOUNT;
+use crate::runtime::Runtime;
 
 /// The default `group` of HTTP entries.
 pub const DEFAULT_GROUP: &str = "http";
@@ -100,7 +101,7 @@ impl CacheLayer {
     pub fn new() -> Self {
         CacheLayer {
             runtime: None,
-            base: DEFAULT_BASE.to_owned(),
+            base: DEFAULT_MOUNT.to_owned(),
             group: DEFAULT_GROUP.to_owned(),
             name: DEFAULT_NAME.to_owned(),
             defaults: RouteRule::new(),

@@ -34,7 +34,7 @@ use super::layer::Shared;
 use super::policy;
 use super::response::{CacheStatus, CachedResponse, X_CACHE};
 use super::rule::Settings;
-use crate::call::{Answer, Storage};
+use crate::call::outcome::{Answer, Storage};
 use crate::error::Error;
 
 /// The service of [`CacheLayer`](super::CacheLayer): caches the responses of `S`.

@@ -6,10 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use larder::FsStore;
+use larder::RedisStore;
+use larder::Store;
 use larder::bus::{Bus, BusEvent, BusMessage, BusOp, BusOptions};
-use larder::fs::FsStore;
-use larder::redis::RedisStore;
-use larder::store::Store;
 
 use crate::args::TargetArgs;
 
@@ -79,7 +79,7 @@ impl Target {
         }
         match (&args.redis, &args.dir) {
             (Some(url), None) => {
-                let prefix = args.prefix.clone().unwrap_or_else(|| larder::redis::DEFAULT_PREFIX.to_owned());
+                let prefix = args.prefix.clone().unwrap_or_else(|| larder::stores::redis::DEFAULT_PREFIX.to_owned());
                 let store = RedisStore::builder(url.as_str())
                     .prefix(prefix.as_str())
                     .connect_timeout(timeout)

@@ -1,4 +1,4 @@
-//! The L2 store interface (SPEC §6): a small async trait that users can implement.
+//! The L2 store interface: a small async trait that users can implement.
 //!
 //! A store keeps bytes (an [`Entry`](crate::Entry) as JSON) under storage keys
 //! (`group:name:key.json`). It never decides freshness: that is the runtime's job. Errors

@@ -1,4 +1,4 @@
-//! Single-flight: one run per key, however many callers (SPEC §7).
+//! Single-flight: one run per key, however many callers.
 //!
 //! The first caller of a cold key becomes the leader and runs the body in its own task;
 //! everybody else waits on a `watch` channel. No lock is held while the body runs, so

@@ -1,153 +1,62 @@
-//! The tiers of a mount: the memory tier (L1) and an optional store (L2), and the
-//! operations that span them. The L2 wrapper owns the failure policy (SPEC §6): an L2
-//! error never fails a call; it is logged and counted, and after repeated failures a
-//! circuit breaker skips L2 for a cool-down, then lets one call probe it.
+//! A live mount ([`LiveMount`]): its memory tier, its L2, its runs in flight, its tag
+//! events, and every operation that spans them. Each operation here is the one place
+//! where it touches every tier: reading and filling from L2, writing to L2, deleting,
+//! expiring, clearing a prefix, recording a tag event, and telling other instances.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::clock::Clock;
 use crate::entry::Entry;
-use crate::key::{Key, escape_key};
-use crate::runtime::LiveMount;
-use crate::store::Store;
+use crate::key::storage_key::Key;
+use crate::mount::config::Mount;
+use crate::mount::flights::Flights;
+use crate::mount::l1::Memory;
+use crate::mount::l2::L2;
+use crate::mount::tags::{TagStamps, Tags, tag_key};
 
-/// How many failures in a row open the breaker.
-pub(crate) const BREAKER_THRESHOLD: u32 = 3;
-
-/// A circuit breaker over a store.
-pub(crate) struct Breaker {
-    failures: AtomicU32,
-    open_until: AtomicU64,
-    cooldown_ms: u64,
+/// A live mount: its memory tier, its L2, its runs in flight, its tag events.
+pub(crate) struct LiveMount {
+    pub name: Box<str>,
+    pub memory: Memory,
+    pub flights: Arc<Flights>,
+    pub tags: Tags,
+    pub l2: Option<L2>,
+    /// Where changes are announced to other instances.
+    #[cfg(feature = "redis")]
+    bus: Option<Arc<crate::bus::link::BusLink>>,
+    /// Orders stores against tag events.
+    seq: AtomicU64,
 }
 
-impl Breaker {
-    fn new(cooldown: Duration) -> Breaker {
-        Breaker { failures: AtomicU32::new(0), open_until: AtomicU64::new(0), cooldown_ms: cooldown.as_millis() as u64 }
-    }
-
-    /// Whether a call may use the store now. After the cool-down, one caller gets through
-    /// (the probe) and the breaker stays open for the others for another cool-down.
-    fn allow(&self) -> bool {
-        let until = self.open_until.load(Ordering::Acquire);
-        if until == 0 {
-            return true;
-        }
-        let now = Clock::System.now_ms();
-        now >= until
-            && self
-                .open_until
-                .compare_exchange(until, now + self.cooldown_ms, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-    }
-
-    fn success(&self) {
-        self.failures.store(0, Ordering::Release);
-        self.open_until.store(0, Ordering::Release);
-    }
-
-    fn failure(&self) {
-        let n = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
-        if n >= BREAKER_THRESHOLD {
-            self.open_until.store(Clock::System.now_ms() + self.cooldown_ms, Ordering::Release);
+impl LiveMount {
+    /// A mount named `name`, configured by `config`, that tells no other instance.
+    pub fn new(name: &str, config: &Mount) -> LiveMount {
+        LiveMount {
+            name: name.into(),
+            memory: Memory::new(config.capacity()),
+            flights: Flights::new(),
+            tags: Tags::new(),
+            l2: config.l2_store().map(|store| L2::new(Arc::clone(store), config.cooldown())),
+            #[cfg(feature = "redis")]
+            bus: None,
+            seq: AtomicU64::new(1),
         }
     }
 
-    fn is_open(&self) -> bool {
-        self.open_until.load(Ordering::Acquire) != 0
-    }
-}
-
-/// The health of a mount's L2, for operators and tests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TierHealth {
-    /// L2 operations that failed.
-    pub errors: u64,
-    /// L2 operations skipped because the breaker was open.
-    pub skipped: u64,
-    /// Whether the breaker is open now (L2 is being skipped).
-    pub breaker_open: bool,
-}
-
-/// A store behind its failure policy.
-pub(crate) struct L2 {
-    pub store: Arc<dyn Store>,
-    breaker: Breaker,
-    errors: AtomicU64,
-    skipped: AtomicU64,
-}
-
-impl L2 {
-    pub fn new(store: Arc<dyn Store>, cooldown: Duration) -> L2 {
-        L2 { store, breaker: Breaker::new(cooldown), errors: AtomicU64::new(0), skipped: AtomicU64::new(0) }
+    /// The same mount, announcing its changes on `bus`.
+    #[cfg(feature = "redis")]
+    pub fn announcing_on(self, bus: Option<Arc<crate::bus::link::BusLink>>) -> LiveMount {
+        LiveMount { bus, ..self }
     }
 
-    pub fn health(&self) -> TierHealth {
-        TierHealth {
-            errors: self.errors.load(Ordering::Relaxed),
-            skipped: self.skipped.load(Ordering::Relaxed),
-            breaker_open: self.breaker.is_open(),
-        }
+    /// The next sequence number.
+    pub fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::AcqRel) + 1
     }
-
-    /// Runs one store operation under the failure policy; `None` when it failed or was skipped.
-    async fn guard<T>(&self, what: &str, key: &str, op: impl Future<Output = Result<T, crate::Error>>) -> Option<T> {
-        if !self.breaker.allow() {
-            self.skipped.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        match op.await {
-            Ok(v) => {
-                self.breaker.success();
-                Some(v)
-            }
-            Err(e) => {
-                self.errors.fetch_add(1, Ordering::Relaxed);
-                self.breaker.failure();
-                tracing::warn!(target: "larder", store = self.store.name(), key, error = %e, "store error during {what}; going on without L2");
-                None
-            }
-        }
-    }
-
-    pub async fn get(&self, key: &str) -> Option<Vec<u8>> {
-        self.guard("get", key, self.store.get(key)).await.flatten()
-    }
-
-    pub async fn get_many(&self, keys: &[String]) -> Option<Vec<Option<Vec<u8>>>> {
-        self.guard("get_many", keys.first().map_or("", String::as_str), self.store.get_many(keys)).await
-    }
-
-    pub async fn set(&self, key: &str, bytes: Vec<u8>, ttl: Option<Duration>) -> bool {
-        self.guard("set", key, self.store.set(key, bytes, ttl)).await.is_some()
-    }
-
-    pub async fn delete(&self, key: &str) -> bool {
-        self.guard("delete", key, self.store.delete(key)).await.unwrap_or(false)
-    }
-
-    pub async fn delete_prefix(&self, prefix: &str) -> u64 {
-        self.guard("delete_prefix", prefix, self.store.delete_prefix(prefix)).await.unwrap_or(0)
-    }
-}
-
-/// The L2 key of a tag's timestamps.
-pub(crate) fn tag_key(tag: &str) -> String {
-    format!("_larder:tags:{}.json", escape_key(tag))
-}
-
-/// A tag's events in L2, in ms since the epoch (so that every instance agrees).
-#[derive(Debug, Default, Clone, Copy, Serialize, serde::Deserialize)]
-pub(crate) struct TagStamps {
-    #[serde(default)]
-    pub invalidated: u64,
-    #[serde(default)]
-    pub expired: u64,
 }
 
 /// An entry read from L2, checked against its tags.
@@ -162,7 +71,7 @@ pub(crate) struct FromL2<V> {
     pub expired: bool,
 }
 
-/// The SPEC §3 entry as [`LiveMount::read_l2`] decodes it: the integrity and the tags
+/// The entry as [`LiveMount::read_l2`] decodes it: the integrity and the tags
 /// borrowed from the bytes where they can be (no allocation for the integrity).
 #[derive(serde::Deserialize)]
 struct Read<'a, V> {
@@ -191,7 +100,7 @@ impl LiveMount {
     pub(crate) fn announce(&self, change: Change<'_>) {
         #[cfg(feature = "redis")]
         if let Some(link) = &self.bus {
-            use crate::bus::BusOp;
+            use crate::bus::wire::BusOp;
             let op = match change {
                 Change::Set(k) => BusOp::Set { keys: vec![k.to_owned()] },
                 Change::Delete(k) => BusOp::Delete { keys: vec![k.to_owned()] },

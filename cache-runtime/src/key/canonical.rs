@@ -1,4 +1,4 @@
-//! The canonical encoding of arguments behind default keys (SPEC §3).
+//! The canonical encoding of arguments behind default keys.
 //!
 //! Every value is written as a tagged, length-prefixed, little-endian byte stream, so the
 //! same argument values give the same bytes in every process and on every platform:
@@ -50,7 +50,8 @@ pub fn hash<T: Serialize + ?Sized>(value: &T) -> u128 {
     }
 }
 
-/// The canonical encoding itself (for tests and for users rebuilding keys).
+/// The canonical encoding itself (for tests).
+#[cfg(test)]
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     let mut sink = Sink::new();
     let _ = value.serialize(&mut Encoder { out: &mut sink });

@@ -1,4 +1,4 @@
-//! The bus between instances (SPEC §6, feature `redis`): Redis pub/sub on one channel.
+//! The bus between instances (feature `redis`): a connection to Redis pub/sub on one channel.
 //!
 //! When an instance changes what other instances may hold in their memory tier (L1), it
 //! publishes a [`BusMessage`]: which keys were set, deleted or expired, which prefix was
@@ -8,104 +8,21 @@
 //! subscription was lost and re-established, since it cannot know what it missed meanwhile
 //! (the runtime then expires its whole L1).
 //!
-//! On the wire a message is JSON:
-//! `{"origin":"web-1","mount":"cache","at":1718000000000,"op":"delete","keys":["functions:f:default.json"]}`.
+//! The messages' format is in `wire.rs`; how a runtime publishes on the bus and applies
+//! what it hears is in `link.rs` and `apply.rs`.
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, PubSubSink, PubSubStream};
 use ::redis::{Client, Value, cmd};
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::bus::wire::BusMessage;
 use crate::error::Error;
-use crate::redis::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT, manager_config, redact};
-
-/// What happened, and to which keys. Serialized with an `op` field in snake case
-/// (`"set"`, `"delete"`, `"expire"`, `"clear"`, `"invalidate_tag"`, `"expire_tag"`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum BusOp {
-    /// New values were stored in L2 under these keys: drop the L1 copies.
-    Set {
-        /// Storage keys (`group:name:key.json`).
-        keys: Vec<String>,
-    },
-    /// These keys were deleted: drop the L1 copies.
-    Delete {
-        /// Storage keys.
-        keys: Vec<String>,
-    },
-    /// These keys were marked stale: expire the L1 copies.
-    Expire {
-        /// Storage keys.
-        keys: Vec<String>,
-    },
-    /// Every key starting with `prefix` was deleted (`""`: all of the mount).
-    Clear {
-        /// A storage key prefix.
-        prefix: String,
-    },
-    /// Entries with this tag, stored at or before [`BusMessage::at`], are invalid.
-    InvalidateTag {
-        /// The tag.
-        tag: String,
-    },
-    /// Entries with this tag, stored at or before [`BusMessage::at`], are stale.
-    ExpireTag {
-        /// The tag.
-        tag: String,
-    },
-}
-
-/// One message on the bus: who sent it, for which mount, when, and what happened.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct BusMessage {
-    /// The instance that sent it; [`Bus::publish`] sets it to the bus's own origin.
-    pub origin: String,
-    /// The mount (`base`) it is about; `""`: every mount of the instances that hear it.
-    #[serde(default)]
-    pub mount: String,
-    /// When it happened, in ms since the Unix epoch by the sender's clock.
-    #[serde(default)]
-    pub at: u64,
-    /// What happened.
-    #[serde(flatten)]
-    pub op: BusOp,
-}
-
-impl BusMessage {
-    /// A message about `mount`, timed now; its origin is filled in by [`Bus::publish`].
-    pub fn new(mount: impl Into<String>, op: BusOp) -> BusMessage {
-        let at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
-        BusMessage { origin: String::new(), mount: mount.into(), at: u64::try_from(at).unwrap_or(u64::MAX), op }
-    }
-
-    /// The same message timed at `at` (ms since the Unix epoch), e.g. from the runtime's clock.
-    pub fn at(mut self, at: u64) -> BusMessage {
-        self.at = at;
-        self
-    }
-
-    /// The message as JSON.
-    ///
-    /// Errors: none in practice (every field serializes); an [`Error::Codec`] otherwise.
-    pub fn to_json(&self) -> Result<String, Error> {
-        serde_json::to_string(self).map_err(|e| Error::Codec(format!("bus message: {e}")))
-    }
-
-    /// A message from JSON.
-    ///
-    /// Errors: [`Error::Codec`] if it is not a bus message (malformed, or an unknown `op`).
-    pub fn from_json(json: &[u8]) -> Result<BusMessage, Error> {
-        serde_json::from_slice(json).map_err(|e| Error::Codec(format!("bus message: {e}")))
-    }
-}
+use crate::stores::redis::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT, manager_config, redact};
 
 /// What a [`Bus`]'s receiver gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,10 +106,10 @@ impl BusOptions {
 /// stops when the last clone of the `Bus` is dropped, or when the receiver is dropped.
 #[derive(Clone)]
 pub struct Bus {
-    inner: Arc<Inner>,
+    inner: Arc<Connection>,
 }
 
-struct Inner {
+struct Connection {
     publisher: ConnectionManager,
     channel: String,
     origin: String,
@@ -234,17 +151,17 @@ impl Bus {
     ) -> Result<(Bus, mpsc::Receiver<BusEvent>), Error> {
         let target = redact(url);
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::Store(format!("bus ({target}): must be connected inside a Tokio runtime")));
+            return Err(Error::Bus(format!("bus ({target}): must be connected inside a Tokio runtime").into()));
         }
-        let client = Client::open(url).map_err(|e| Error::Store(format!("bus ({target}): invalid URL: {e}")))?;
+        let client = Client::open(url).map_err(|e| Error::bus(format!("bus ({target}): invalid URL"), e))?;
         let (sink, stream) = subscribe(&client, channel, &options)
             .await
-            .map_err(|e| Error::Store(format!("bus ({target}): cannot subscribe to {channel:?}: {e}")))?;
+            .map_err(|e| Error::Bus(format!("bus ({target}): cannot subscribe to {channel:?}: {e}").into()))?;
         let publisher = ConnectionManager::new_lazy_with_config(
             client.clone(),
             manager_config(options.connect_timeout, options.response_timeout),
         )
-        .map_err(|e| Error::Store(format!("bus ({target}): {e}")))?;
+        .map_err(|e| Error::bus(format!("bus ({target})"), e))?;
 
         let (events, receiver) = mpsc::channel(options.capacity);
         let (stop_tx, stop_rx) = oneshot::channel();
@@ -259,7 +176,7 @@ impl Bus {
         };
         tokio::spawn(subscriber.run(sink, stream));
 
-        let inner = Inner {
+        let inner = Connection {
             publisher,
             channel: channel.to_owned(),
             origin: origin.to_owned(),
@@ -283,12 +200,15 @@ impl Bus {
         let publish = cmd("PUBLISH").arg(&inner.channel).arg(json).to_owned();
         match tokio::time::timeout(inner.op_timeout, publish.query_async::<u64>(&mut conn)).await {
             Ok(Ok(receivers)) => Ok(receivers),
-            Ok(Err(e)) => Err(Error::Store(format!("bus ({}): PUBLISH failed: {e}", inner.target))),
-            Err(_) => Err(Error::Store(format!(
-                "bus ({}): PUBLISH timed out after {} ms; is the server up?",
-                inner.target,
-                inner.op_timeout.as_millis()
-            ))),
+            Ok(Err(e)) => Err(Error::bus(format!("bus ({}): PUBLISH failed", inner.target), e)),
+            Err(_) => Err(Error::Bus(
+                format!(
+                    "bus ({}): PUBLISH timed out after {} ms; is the server up?",
+                    inner.target,
+                    inner.op_timeout.as_millis()
+                )
+                .into(),
+            )),
         }
     }
 
@@ -420,6 +340,7 @@ impl Subscriber {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bus::wire::BusOp;
 
     #[test]
     fn a_message_is_json_with_an_op_and_no_value() {

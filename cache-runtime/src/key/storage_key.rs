@@ -1,4 +1,4 @@
-//! Storage keys: `{group}:{name}:{key}.json` (SPEC §3).
+//! Storage keys: `{group}:{name}:{key}.json`.
 //!
 //! A [`Key`] is built on the stack for the common case. Its [`id`](Key::id) is a 128-bit
 //! function of the full key string ([`id_of`]); the memory tier and the single-flight
@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use serde::Serialize;
 use xxhash_rust::xxh3::{xxh3_128, xxh3_128_with_seed};
 
-use crate::canonical;
+use crate::key::canonical;
 
 /// Keys up to this many bytes live on the stack (a default key with a 60-byte prefix fits).
 const INLINE: usize = 104;
@@ -307,7 +307,7 @@ pub(crate) fn hex128(v: u128, out: &mut [u8; 32]) {
     }
 }
 
-/// Escapes a `get_key` result into a storage-safe key segment (SPEC §3).
+/// Escapes a `get_key` result into a storage-safe key segment.
 ///
 /// The raw key is split on `/`. A part of 1 to 64 characters, all of `[A-Za-z0-9_-]`,
 /// stays as it is; any other part becomes its allowed characters (at most 64) followed by
@@ -425,7 +425,7 @@ impl<const N: usize> fmt::Write for StackString<N> {
     }
 }
 
-/// `group` with `/` stored as `:` (SPEC §3).
+/// `group` with `/` stored as `:`.
 pub fn group_segment(group: &str) -> String {
     group.replace('/', ":")
 }

@@ -10,37 +10,37 @@ use std::time::{Duration, Instant};
 use moka::Expiry;
 use moka::sync::Cache;
 
-use crate::store::{Store, StoreFuture};
+use crate::stores::store::{Store, StoreFuture};
 
 /// The default bound of a [`MemoryStore`]: 64 MiB of keys and values.
 const DEFAULT_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// One stored value and when it stops being served.
 #[derive(Clone)]
-struct Slot {
+struct Bytes {
     bytes: Arc<[u8]>,
     /// `None`: no TTL.
     expires: Option<Instant>,
 }
 
-impl Slot {
+impl Bytes {
     fn live(&self, now: Instant) -> bool {
         self.expires.is_none_or(|at| at > now)
     }
 }
 
 /// Tells moka when a slot expires: at its own deadline, set again on each write.
-struct SlotExpiry;
+struct BytesExpiry;
 
-impl Expiry<String, Slot> for SlotExpiry {
-    fn expire_after_create(&self, _key: &String, slot: &Slot, created_at: Instant) -> Option<Duration> {
+impl Expiry<String, Bytes> for BytesExpiry {
+    fn expire_after_create(&self, _key: &String, slot: &Bytes, created_at: Instant) -> Option<Duration> {
         slot.expires.map(|at| at.saturating_duration_since(created_at))
     }
 
     fn expire_after_update(
         &self,
         _key: &String,
-        slot: &Slot,
+        slot: &Bytes,
         updated_at: Instant,
         _duration_until_expiry: Option<Duration>,
     ) -> Option<Duration> {
@@ -71,7 +71,7 @@ impl Expiry<String, Slot> for SlotExpiry {
 /// ```
 #[derive(Clone)]
 pub struct MemoryStore {
-    cache: Cache<String, Slot>,
+    cache: Cache<String, Bytes>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -97,16 +97,16 @@ impl MemoryStore {
     pub fn with_max_bytes(max_bytes: u64) -> MemoryStore {
         let cache = Cache::builder()
             .max_capacity(max_bytes)
-            .weigher(|key: &String, slot: &Slot| {
+            .weigher(|key: &String, slot: &Bytes| {
                 u32::try_from(key.len().saturating_add(slot.bytes.len())).unwrap_or(u32::MAX)
             })
-            .expire_after(SlotExpiry)
+            .expire_after(BytesExpiry)
             .build();
         MemoryStore { cache }
     }
 
     /// The live entry under `key`, if any.
-    fn live(&self, key: &str) -> Option<Slot> {
+    fn live(&self, key: &str) -> Option<Bytes> {
         self.cache.get(key).filter(|slot| slot.live(Instant::now()))
     }
 
@@ -134,7 +134,7 @@ impl Store for MemoryStore {
         Box::pin(async move {
             // A TTL too large for `Instant` is as good as none.
             let expires = ttl.and_then(|ttl| Instant::now().checked_add(ttl));
-            self.cache.insert(key.to_owned(), Slot { bytes: value.into(), expires });
+            self.cache.insert(key.to_owned(), Bytes { bytes: value.into(), expires });
             Ok(())
         })
     }
@@ -170,7 +170,7 @@ mod tests {
 
     #[tokio::test]
     async fn passes_the_conformance_suite() {
-        crate::store::conformance::check(&MemoryStore::new()).await;
+        crate::stores::store::conformance::check(&MemoryStore::new()).await;
     }
 
     #[tokio::test]

@@ -18,27 +18,28 @@ use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
 
-use crate::stats::Stats;
+use crate::entry::Policy;
+use crate::mount::stats::Stats;
 
 /// One decoded entry in the memory tier.
 pub(crate) struct Slot {
-    pub key: Box<str>,
+    key: Box<str>,
     /// The argument digest of a default key (`split_digest` of `key`).
-    pub digest: Option<u128>,
-    pub value: Box<dyn Any + Send + Sync>,
+    digest: Option<u128>,
+    value: Box<dyn Any + Send + Sync>,
     /// When the value was produced (ms since the epoch, runtime clock).
-    pub mtime: u64,
+    mtime: u64,
     /// `mtime + max_age` of the policy that stored it.
-    pub expires: u64,
-    pub integrity: u128,
-    pub tag_ids: Box<[u64]>,
+    expires: u64,
+    integrity: u128,
+    tag_ids: Box<[u64]>,
     /// The mount's sequence number when it was stored (orders it against tag events).
-    pub seq: u64,
-    pub ttl_ms: Option<u64>,
-    pub stats: Option<Arc<Stats>>,
-    pub expired: AtomicBool,
+    seq: u64,
+    ttl_ms: Option<u64>,
+    stats: Option<Arc<Stats>>,
+    expired: AtomicBool,
     /// Until when a failing body is not called again (grace backoff), ms.
-    pub backoff_until: AtomicU64,
+    backoff_until: AtomicU64,
     touched: AtomicU64,
 }
 
@@ -57,10 +58,10 @@ pub(crate) struct NewSlot<'a> {
 
 impl Slot {
     pub fn new(n: NewSlot<'_>) -> Slot {
-        let tag_ids = n.tags.iter().map(|t| crate::tags::tag_id(t)).collect();
+        let tag_ids = n.tags.iter().map(|t| crate::mount::tags::tag_id(t)).collect();
         Slot {
             key: n.key.into(),
-            digest: crate::key::split_digest(n.key).map(|(_, d)| d),
+            digest: crate::key::storage_key::split_digest(n.key).map(|(_, d)| d),
             value: n.value,
             mtime: n.mtime,
             expires: n.expires,
@@ -77,13 +78,70 @@ impl Slot {
 
     /// Whether this slot holds the entry of `key`.
     #[inline]
-    pub fn is(&self, key: crate::key::KeyIs<'_>) -> bool {
+    pub fn is(&self, key: crate::key::storage_key::KeyIs<'_>) -> bool {
         key.matches(&self.key, self.digest)
     }
 
+    /// Whether it was expired by hand (`NAME_expire`, a bus message, an L2 entry read so).
     #[inline]
     pub fn is_expired(&self) -> bool {
         self.expired.load(Ordering::Relaxed)
+    }
+
+    /// Marks it expired: never fresh again, still usable under `swr` and `grace`.
+    pub fn mark_expired(&self) {
+        self.expired.store(true, Ordering::Relaxed);
+    }
+
+    /// The value, if it is a `V`.
+    #[inline]
+    pub fn value<V: 'static>(&self) -> Option<&V> {
+        self.value.downcast_ref::<V>()
+    }
+
+    /// The integrity it was stored with.
+    #[inline]
+    pub fn integrity(&self) -> u128 {
+        self.integrity
+    }
+
+    /// Its tags' ids, and the mount's sequence number when it was stored (to check them
+    /// against the mount's tag events).
+    #[inline]
+    pub fn tags(&self) -> (&[u64], u64) {
+        (&self.tag_ids, self.seq)
+    }
+
+    /// When its value was produced (ms since the epoch, runtime clock).
+    #[inline]
+    pub fn mtime(&self) -> u64 {
+        self.mtime
+    }
+
+    /// `windows` with the `max_age` this entry was stored with (each entry keeps its own:
+    /// an HTTP response may carry one).
+    #[inline]
+    pub fn policy(&self, windows: Policy) -> Policy {
+        Policy { max_age_ms: self.expires.saturating_sub(self.mtime), ..windows }
+    }
+
+    /// Counts a hit on its function's counters.
+    #[inline]
+    pub fn count_hit(&self) {
+        if let Some(stats) = &self.stats {
+            stats.hits.incr();
+        }
+    }
+
+    /// Whether a failing body is backed off at `now` (grace backoff).
+    #[inline]
+    pub fn is_backing_off(&self, now: u64) -> bool {
+        self.backoff_until.load(Ordering::Relaxed) > now
+    }
+
+    /// Backs a failing body off until `until` (ms).
+    pub fn back_off_until(&self, until: u64) {
+        self.backoff_until.store(until, Ordering::Relaxed);
     }
 }
 

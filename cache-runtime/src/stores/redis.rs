@@ -22,7 +22,7 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, RedisResult, cmd};
 
 use crate::error::Error;
-use crate::store::{Store, StoreFuture};
+use crate::stores::store::{Store, StoreFuture};
 
 /// The key prefix of a [`RedisStore`] unless configured otherwise.
 pub const DEFAULT_PREFIX: &str = "larder:";
@@ -120,21 +120,24 @@ impl RedisStore {
     async fn run<T>(&self, what: &str, call: impl Future<Output = RedisResult<T>>) -> Result<T, Error> {
         match tokio::time::timeout(self.op_timeout, call).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(self.failed(what, &e)),
+            Ok(Err(e)) => Err(self.failed(what, e)),
             Err(_) => Err(self.timed_out(what)),
         }
     }
 
-    fn failed(&self, what: &str, e: &::redis::RedisError) -> Error {
-        Error::Store(format!("redis store ({}): {what} failed: {e}", self.target))
+    fn failed(&self, what: &str, e: ::redis::RedisError) -> Error {
+        Error::store(format!("redis store ({}): {what} failed", self.target), e)
     }
 
     fn timed_out(&self, what: &str) -> Error {
-        Error::Store(format!(
-            "redis store ({}): {what} timed out after {} ms; is the server up?",
-            self.target,
-            self.op_timeout.as_millis()
-        ))
+        Error::Store(
+            format!(
+                "redis store ({}): {what} timed out after {} ms; is the server up?",
+                self.target,
+                self.op_timeout.as_millis()
+            )
+            .into(),
+        )
     }
 
     /// The `SCAN MATCH` pattern of the keys that start with `{prefix}{key_prefix}`.
@@ -181,13 +184,13 @@ impl RedisStoreBuilder {
         let conn = match tokio::time::timeout(op_timeout, ConnectionManager::new_with_config(client, config)).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) => {
-                return Err(Error::Store(format!("redis store ({target}): cannot connect: {e}")));
+                return Err(Error::store(format!("redis store ({target}): cannot connect"), e));
             }
             Err(_) => {
-                return Err(Error::Store(format!(
-                    "redis store ({target}): cannot connect: no answer within {} ms",
-                    op_timeout.as_millis()
-                )));
+                return Err(Error::Store(
+                    format!("redis store ({target}): cannot connect: no answer within {} ms", op_timeout.as_millis())
+                        .into(),
+                ));
             }
         };
         Ok(RedisStore { conn, prefix: self.prefix.into(), op_timeout, target: target.into() })
@@ -200,7 +203,7 @@ impl RedisStoreBuilder {
     pub fn connect_lazy(self) -> Result<RedisStore, Error> {
         let (client, config, target) = self.client()?;
         let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| Error::Store(format!("redis store ({target}): {e}")))?;
+            .map_err(|e| Error::store(format!("redis store ({target})"), e))?;
         Ok(RedisStore { conn, op_timeout: self.op_timeout(), prefix: self.prefix.into(), target: target.into() })
     }
 
@@ -211,12 +214,15 @@ impl RedisStoreBuilder {
     fn client(&self) -> Result<(Client, ConnectionManagerConfig, String), Error> {
         let target = redact(&self.url);
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::Store(format!(
-                "redis store ({target}): must be created inside a Tokio runtime (it spawns its connection task)"
-            )));
+            return Err(Error::Store(
+                format!(
+                    "redis store ({target}): must be created inside a Tokio runtime (it spawns its connection task)"
+                )
+                .into(),
+            ));
         }
         let client = Client::open(self.url.as_str())
-            .map_err(|e| Error::Store(format!("redis store ({target}): invalid URL: {e}")))?;
+            .map_err(|e| Error::store(format!("redis store ({target}): invalid URL"), e))?;
         Ok((client, manager_config(self.connect_timeout, self.response_timeout), target))
     }
 }
@@ -247,7 +253,7 @@ impl Store for RedisStore {
                     tracing::warn!(target: "larder", key = %full, "redis store: a value of another type is under the key; a miss");
                     Ok(None)
                 }
-                Ok(Err(e)) => Err(self.failed("GET", &e)),
+                Ok(Err(e)) => Err(self.failed("GET", e)),
                 Err(_) => Err(self.timed_out("GET")),
             }
         })

@@ -1,4 +1,4 @@
-//! Tags, invalidated lazily (SPEC §5): a tag event costs O(1), whatever the number of
+//! Tags, invalidated lazily: a tag event costs O(1), whatever the number of
 //! entries; reads compare the entry's store sequence with its tags' event sequences.
 //!
 //! Ordering uses a per-mount sequence number rather than the clock, so "invalidated after
@@ -96,4 +96,18 @@ mod tests {
         assert_eq!(t.check(&ids, 7), TagVerdict::Invalid);
         assert_eq!(t.check(&[tag_id("c")], 1), TagVerdict::Valid);
     }
+}
+
+/// The L2 key of a tag's timestamps.
+pub(crate) fn tag_key(tag: &str) -> String {
+    format!("_larder:tags:{}.json", crate::key::storage_key::escape_key(tag))
+}
+
+/// A tag's events in L2, in ms since the epoch (so that every instance agrees).
+#[derive(Debug, Default, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub(crate) struct TagStamps {
+    #[serde(default)]
+    pub invalidated: u64,
+    #[serde(default)]
+    pub expired: u64,
 }

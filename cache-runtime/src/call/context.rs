@@ -1,0 +1,165 @@
+//! The context of one call once it has a key ([`Context`]): where it stores, under which key,
+//! with which tags; and what the leader of a run does with its outcome: store it in memory,
+//! then in L2, unless an invalidation arrived meanwhile, and publish it to the waiters.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, resume_unwind};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt as _;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::call::outcome::Storage;
+use crate::call::share::Errors;
+use crate::call::spec::SpecRef;
+use crate::entry::{Entry, Policy};
+use crate::key::storage_key::Key;
+use crate::mount::flights::{Leader, Published};
+use crate::mount::l1::{NewSlot, Slot};
+use crate::mount::live::LiveMount;
+use crate::mount::stats::Stats;
+use crate::runtime::Runtime;
+
+/// The context of one call: where it stores, under which key, with which tags.
+#[derive(Clone)]
+pub(crate) struct Context {
+    pub(crate) rt: Runtime,
+    pub(crate) mount: Arc<LiveMount>,
+    pub(crate) spec: SpecRef,
+    pub(crate) key: Key,
+    pub(crate) tags: Arc<[Box<str>]>,
+    pub(crate) stats: Arc<Stats>,
+    /// Per-value storage decision.
+    pub(crate) storage: Option<StorageFn>,
+}
+
+/// What was stored in the memory tier, for the L2 copy.
+#[derive(Clone, Copy)]
+pub(crate) struct Stored {
+    mtime: u64,
+    expires: u64,
+    ttl_ms: Option<u64>,
+}
+
+pub(crate) type StorageFn = Arc<dyn Fn(&(dyn Any + Send + Sync)) -> Storage + Send + Sync>;
+
+impl Context {
+    pub(crate) fn log(&self, level: tracing::Level, what: &str) {
+        let (group, name, key) = (&*self.spec.group, &*self.spec.name, self.key.as_str());
+        match level {
+            tracing::Level::WARN => tracing::warn!(target: "larder", group, name, key, "{what}"),
+            tracing::Level::ERROR => tracing::error!(target: "larder", group, name, key, "{what}"),
+            tracing::Level::DEBUG => tracing::debug!(target: "larder", group, name, key, "{what}"),
+            _ => tracing::trace!(target: "larder", group, name, key, "{what}"),
+        }
+    }
+
+    /// Runs the body as the leader of the key: applies `hard_timeout`, stores a value,
+    /// publishes the outcome to the followers. A panic is published, then resumed.
+    pub(crate) async fn run<V, E, Fut>(&self, errors: Errors<E>, leader: Leader, fut: Fut) -> Result<V, E>
+    where
+        V: Clone + Send + Sync + 'static + Serialize + DeserializeOwned,
+        Fut: Future<Output = Result<V, E>>,
+    {
+        let seq = leader.seq();
+        self.stats.runs.incr();
+        let outcome = match (self.spec.hard_timeout_ms, errors.timeout) {
+            (Some(ms), Some(make)) => {
+                match tokio::time::timeout(Duration::from_millis(ms), AssertUnwindSafe(fut).catch_unwind()).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        self.log(tracing::Level::WARN, "abandoned after hard_timeout");
+                        Ok(Err(make()))
+                    }
+                }
+            }
+            _ => AssertUnwindSafe(fut).catch_unwind().await,
+        };
+        match outcome {
+            Ok(Ok(v)) => {
+                let stored = self.store(v.clone(), seq, Some(&leader));
+                leader.publish(Published::Value(Box::new(v.clone())));
+                if let Some(stored) = stored {
+                    self.write_l2(&v, stored).await;
+                }
+                Ok(v)
+            }
+            Ok(Err(e)) => {
+                self.stats.errors.incr();
+                leader.publish(Published::Error((errors.share.to_shared)(&e)));
+                Err(e)
+            }
+            Err(panic) => {
+                self.log(tracing::Level::ERROR, "the body panicked");
+                leader.publish(Published::Panicked);
+                resume_unwind(panic)
+            }
+        }
+    }
+
+    /// Stores a produced value, unless an invalidation arrived while it was produced.
+    pub(crate) fn store<V: Send + Sync + 'static>(&self, v: V, seq: u64, leader: Option<&Leader>) -> Option<Stored> {
+        if leader.is_some_and(Leader::cancelled) {
+            return None;
+        }
+        let policy = &self.spec.policy;
+        let max_age = match self.storage.as_ref().map_or(Storage::Default, |decide| decide(&v)) {
+            Storage::Skip => return None,
+            Storage::MaxAge(ms) => ms,
+            Storage::Default => policy.max_age_ms,
+        };
+        let ttl_ms = Policy { max_age_ms: max_age, ..*policy }.store_ttl_ms();
+        let now = self.rt.clock().stamp_ms();
+        let slot = Slot::new(NewSlot {
+            key: self.key.as_str(),
+            value: Box::new(v),
+            mtime: now,
+            expires: now.saturating_add(max_age),
+            integrity: self.spec.integrity,
+            tags: self.tags.iter().cloned().collect(),
+            seq,
+            ttl_ms,
+            stats: Some(Arc::clone(&self.stats)),
+        });
+        let slot = self.mount.memory.insert(self.key.id(), slot);
+        // An invalidation between the check above and the insert cancelled the flight
+        // first and removes the memory entry second; re-checking here closes the gap.
+        if leader.is_some_and(Leader::cancelled) {
+            self.mount.memory.remove_if_same(self.key.id(), &slot);
+            return None;
+        }
+        Some(Stored { mtime: now, expires: now.saturating_add(max_age), ttl_ms })
+    }
+
+    /// Writes a stored value to L2 (if the mount has one).
+    pub(crate) async fn write_l2<V: Serialize>(&self, v: &V, stored: Stored) {
+        if self.mount.l2.is_none() {
+            return;
+        }
+        let entry = Entry {
+            value: v,
+            mtime: stored.mtime,
+            expires: stored.expires,
+            integrity: format!("{:032x}", self.spec.integrity),
+            tags: self.tags.iter().map(|t| t.to_string()).collect(),
+        };
+        self.mount.write_l2(&self.key, &entry, stored.ttl_ms).await;
+    }
+
+    /// Starts the grace backoff of the entry: the body is not called again for a while.
+    pub(crate) fn back_off(&self) {
+        if let Some(slot) = self.mount.memory.get(self.key.id()) {
+            let until = self.rt.clock().now_ms().saturating_add(self.spec.grace_backoff_ms);
+            slot.back_off_until(until);
+        }
+    }
+
+    pub(crate) fn answer_from_grace<V>(&self, value: V, why: &str) -> V {
+        self.stats.grace.incr();
+        self.log(tracing::Level::WARN, why);
+        value
+    }
+}

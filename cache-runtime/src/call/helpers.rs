@@ -1,0 +1,79 @@
+//! What the generated helpers (`NAME_invalidate`, `NAME_expire`, `NAME_prime`, `NAME_clear`,
+//! `NAME_stats`) do, on the mount of the function in the runtime in force.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::call::context::Context;
+use crate::call::spec::{FnSpec, SpecRef};
+use crate::key::storage_key::Key;
+use crate::mount::live::LiveMount;
+use crate::mount::stats::CacheStats;
+use crate::runtime::{Runtime, with_current};
+
+fn mount_of(spec: &FnSpec) -> Arc<LiveMount> {
+    with_current(|rt| rt.mount(&spec.base))
+}
+
+/// `NAME_invalidate`: deletes the entry from every tier; a run in flight does not write back.
+pub async fn invalidate(spec: SpecRef, key: Key) {
+    mount_of(&spec).delete(&key).await;
+}
+
+/// `NAME_expire`: the entry stays usable for `swr`/`grace`, but is no longer fresh.
+pub async fn expire(spec: SpecRef, key: Key) {
+    mount_of(&spec).expire(&key).await;
+}
+
+/// `NAME_prime`: stores `value` as if the body had just produced it.
+pub async fn prime<V>(spec: SpecRef, key: Key, value: V, tags: Vec<String>)
+where
+    V: Send + Sync + 'static + Serialize,
+{
+    let rt = Runtime::current();
+    let mount = rt.mount(&spec.base);
+    prime_in(rt, mount, spec, key, value, tags).await;
+}
+
+/// Stores `value` in `mount` as if just produced; a run in flight for the key won't overwrite it.
+pub(crate) async fn prime_in<V>(
+    rt: Runtime,
+    mount: Arc<LiveMount>,
+    spec: SpecRef,
+    key: Key,
+    value: V,
+    tags: Vec<String>,
+) where
+    V: Send + Sync + 'static + Serialize,
+{
+    if !spec.policy.stores() {
+        return;
+    }
+    mount.flights.cancel(key.id());
+    let stats = rt.stats_for(&spec.prefix);
+    let tags: Vec<Box<str>> =
+        spec.tags.iter().map(|t| Box::<str>::from(&**t)).chain(tags.into_iter().map(String::into_boxed_str)).collect();
+    let seq = mount.next_seq();
+    let ctx = Context { rt, mount, spec, key, tags: tags.into(), stats, storage: None };
+    if ctx.mount.l2.is_some() {
+        let json = serde_json::to_value(&value).ok();
+        if let Some(stored) = ctx.store(value, seq, None)
+            && let Some(json) = json
+        {
+            ctx.write_l2(&json, stored).await;
+        }
+    } else {
+        ctx.store(value, seq, None);
+    }
+}
+
+/// `NAME_clear`: deletes every entry of the function.
+pub async fn clear_fn(spec: SpecRef) {
+    mount_of(&spec).clear_prefix(&spec.prefix).await;
+}
+
+/// `NAME_stats`: the counters of the function in the runtime in force.
+pub fn stats(spec: SpecRef) -> CacheStats {
+    with_current(|rt| rt.stats(&spec.prefix))
+}

@@ -1,0 +1,28 @@
+//! What a call decides about its outcome: whether and how long to keep a produced value
+//! ([`Storage`]), and how the call was answered ([`Answer`]).
+
+/// Whether and how long to keep one produced value (the HTTP layer decides per response).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// As the policy says.
+    Default,
+    /// Fresh for this many milliseconds instead of the policy's `max_age`.
+    MaxAge(u64),
+    /// Not stored (still handed to every waiter of the run).
+    Skip,
+}
+
+/// How a call was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// A fresh entry.
+    Hit,
+    /// A stale entry (`swr`); a background refresh was started.
+    Stale,
+    /// The body ran (here or in a concurrent caller).
+    Miss,
+    /// An old entry, because the body failed, was backed off or timed out.
+    Grace,
+    /// `should_bypass_cache`: nothing read or written.
+    Bypass,
+}

@@ -1,0 +1,57 @@
+//! What a call knows before it starts: [`FnSpec`], everything about a cached function (or a
+//! `get_or_set` call) that does not change from call to call, and [`SpecRef`], a spec that
+//! a background task can keep.
+
+use std::borrow::Cow;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use crate::entry::Policy;
+
+/// Everything about a cached function (or a `get_or_set` call) that does not change
+/// from call to call.
+#[derive(Debug, Clone)]
+pub struct FnSpec {
+    /// `group` as written (may contain `/`).
+    pub group: Cow<'static, str>,
+    /// `name`.
+    pub name: Cow<'static, str>,
+    /// Every key of the function starts with it: `{group with / as :}:{name}:`.
+    pub prefix: Cow<'static, str>,
+    /// [`prefix_id`](crate::key::storage_key::prefix_id) of `prefix`: default keys' ids are made from it.
+    pub prefix_id: u128,
+    /// The mount.
+    pub base: Cow<'static, str>,
+    /// xxh3-128 of the function's tokens and semantic options (or of `integrity = "…"`).
+    pub integrity: u128,
+    /// The time rules.
+    pub policy: Policy,
+    /// Static tags.
+    pub tags: Cow<'static, [Cow<'static, str>]>,
+    /// After a failure answered from grace, the body is not called again for this long.
+    pub grace_backoff_ms: u64,
+    /// Soft timeout: with a usable stale value, answer with it after this long.
+    pub timeout_ms: Option<u64>,
+    /// Hard timeout: the call is abandoned after this long.
+    pub hard_timeout_ms: Option<u64>,
+}
+
+/// A spec that a background task can keep: static (the attribute) or shared (the API).
+#[derive(Debug, Clone)]
+pub enum SpecRef {
+    /// A spec in a `static` of the expansion.
+    Static(&'static FnSpec),
+    /// A spec built at run time.
+    Shared(Arc<FnSpec>),
+}
+
+impl Deref for SpecRef {
+    type Target = FnSpec;
+    #[inline]
+    fn deref(&self) -> &FnSpec {
+        match self {
+            SpecRef::Static(s) => s,
+            SpecRef::Shared(s) => s,
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! The configuration of a mount: [`Mount`], what the builder of a runtime takes for each
+//! mount name (the `base` option of `#[cached]` picks one by name).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::stores::store::Store;
+
+/// The default number of entries a memory tier holds.
+pub const DEFAULT_CAPACITY: u64 = 10_000;
+
+/// The name of the mount that `#[cached]` uses when no `base` (the mount's name) is given.
+pub const DEFAULT_MOUNT: &str = "cache";
+
+/// How one mount (a `base`) stores its entries: a memory tier (L1), and optionally a
+/// [`Store`] behind it (L2: a filesystem, Redis, or your own).
+///
+/// Reads stop at the first tier that has the entry (an L2 hit fills L1 for the rest of the
+/// entry's life); writes go to both. An L2 failure never fails a call.
+#[derive(Clone)]
+pub struct Mount {
+    capacity: u64,
+    l2: Option<Arc<dyn Store>>,
+    cooldown: Duration,
+}
+
+impl std::fmt::Debug for Mount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mount")
+            .field("capacity", &self.capacity)
+            .field("l2", &self.l2.as_ref().map(|s| s.name().to_owned()))
+            .finish()
+    }
+}
+
+impl Mount {
+    /// A memory mount holding at most `capacity` entries (least valuable evicted first).
+    /// `0` means no memory tier: every read goes to the L2 store (or the function).
+    pub fn memory(capacity: u64) -> Mount {
+        Mount { capacity, l2: None, cooldown: Duration::from_secs(10) }
+    }
+
+    /// Adds an L2 store behind the memory tier.
+    pub fn l2(mut self, store: impl Store) -> Mount {
+        self.l2 = Some(Arc::new(store));
+        self
+    }
+
+    /// Adds a shared L2 store behind the memory tier.
+    pub fn l2_shared(mut self, store: Arc<dyn Store>) -> Mount {
+        self.l2 = Some(store);
+        self
+    }
+
+    /// How long L2 is skipped after repeated failures before one call probes it (default 10 s).
+    pub fn breaker_cooldown(mut self, cooldown: Duration) -> Mount {
+        self.cooldown = cooldown;
+        self
+    }
+
+    /// The capacity of the memory tier.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// The L2 store, if any.
+    pub(crate) fn l2_store(&self) -> Option<&Arc<dyn Store>> {
+        self.l2.as_ref()
+    }
+
+    /// The breaker's cool-down.
+    pub(crate) fn cooldown(&self) -> Duration {
+        self.cooldown
+    }
+}
+
+impl Default for Mount {
+    fn default() -> Self {
+        Mount::memory(DEFAULT_CAPACITY)
+    }
+}

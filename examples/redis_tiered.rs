@@ -14,7 +14,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use larder::redis::RedisStore;
+use larder::RedisStore;
 use larder::{Mount, Runtime, cached};
 
 /// How many times the slow upstream really ran.

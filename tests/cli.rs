@@ -11,8 +11,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use larder::fs::FsStore;
-use larder::redis::RedisStore;
+use larder::FsStore;
+use larder::RedisStore;
 use larder::{Mount, Options, Runtime, cached};
 use redis_server::RedisServer;
 use serde_json::Value;
@@ -262,7 +262,7 @@ async fn mistakes_and_failures_are_explained_with_a_non_zero_status() {
 
     // A file that is not JSON.
     let store = FsStore::new(tmp.path()).unwrap();
-    larder::store::Store::set(&store, "g:n:k.json", b"\x00garbage".to_vec(), None).await.unwrap();
+    larder::Store::set(&store, "g:n:k.json", b"\x00garbage".to_vec(), None).await.unwrap();
     let garbage = larder(&["--dir", dir, "get", "g:n:k.json"]).await;
     assert_eq!(garbage.code, 1, "{garbage:#?}");
     assert!(garbage.stderr.contains("is not JSON"), "{garbage:#?}");

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-use larder::redis::RedisStore;
+use larder::RedisStore;
 use larder::{Mount, Options, Runtime, cached};
 use redis_server::RedisServer;
 

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cache_runtime::bus::{Bus, BusEvent, BusMessage, BusOp, BusOptions};
-use cache_runtime::fs::{FsStore, TEMP_PREFIX};
-use cache_runtime::redis::RedisStore;
-use cache_runtime::store::{Store, conformance};
+use cache_runtime::stores::fs::{FsStore, TEMP_PREFIX};
+use cache_runtime::RedisStore;
+use cache_runtime::stores::{Store, conformance};
 use cache_runtime::{MemoryStore, escape_key};
 use redis_server::RedisServer;
 
@@ -269,7 +269,7 @@ async fn fs_small_files_are_read_inline_large_ones_on_the_pool_and_both_read_who
     let dir = tempfile::tempdir().unwrap();
     let inline = FsStore::new(dir.path()).unwrap();
     let pooled = inline.clone().blocking_reads(true);
-    let limit = usize::try_from(larder::fs::INLINE_READ_MAX).unwrap();
+    let limit = usize::try_from(larder::stores::fs::INLINE_READ_MAX).unwrap();
     for (key, len) in
         [("g:small.json", 1024), ("g:at_limit.json", limit), ("g:large.json", limit + 1), ("g:huge.json", 4 << 20)]
     {

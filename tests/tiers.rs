@@ -10,7 +10,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use common::Runs;
-use larder::store::{Store, StoreFuture};
+use larder::{Store, StoreFuture};
 use larder::{Clock, ManualClock, Mount, Runtime, cached};
 
 /// A shared in-memory L2 that can be switched off (every call errors).

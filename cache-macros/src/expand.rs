@@ -167,9 +167,9 @@ fn expand(opts: &Options, sig: &Sig, func: &syn::ItemFn) -> TokenStream {
     // --- the spec, repeated as a local `const` in every generated function
     let group = &opts.group;
     let name = &opts.name;
-    let prefix = format!("{}:{}:", group.replace('/', ":"), name);
-    // The runtime's `key::prefix_id`, computed here once.
-    let prefix_id = Literal::u128_suffixed(xxhash_rust::xxh3::xxh3_128(prefix.as_bytes()));
+    // The same prefix and id the runtime computes (both from `cache-keyspace`).
+    let prefix = cache_keyspace::prefix(group, name);
+    let prefix_id = Literal::u128_suffixed(cache_keyspace::prefix_id(&prefix));
     let base = &opts.base;
     let integrity = Literal::u128_suffixed(integrity(opts, func));
     let max_age = opts.max_age_ms;

@@ -240,25 +240,7 @@ fn parse_duration(lit: &DurationLit, option: &str, allow_forever: bool) -> darli
     })
 }
 
-/// Whether `s` is a valid `name` (or, with `/`, `group`): `[A-Za-z0-9_-]+` (SPEC §3).
-fn is_segment(s: &str, allow_slash: bool) -> bool {
-    let part_ok = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if allow_slash { s.split('/').all(part_ok) } else { part_ok(s) }
-}
-
-/// A valid segment close to `s`: other characters become `_`, empty parts are dropped,
-/// and `fallback` stands in when nothing is left.
-fn segment_fix(s: &str, allow_slash: bool, fallback: &str) -> String {
-    let clean = |p: &str| -> String {
-        p.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
-    };
-    let fixed = if allow_slash {
-        s.split('/').filter(|p| !p.is_empty()).map(clean).collect::<Vec<_>>().join("/")
-    } else {
-        clean(s)
-    };
-    if fixed.is_empty() { fallback.to_owned() } else { fixed }
-}
+use cache_keyspace::{is_segment, segment_fix};
 
 fn check_segment(value: &Text, option: &str, allow_slash: bool, fallback: &str) -> darling::Result<String> {
     let s = value.value.as_str();
@@ -449,17 +431,4 @@ mod tests {
         );
     }
 
-    #[test]
-    fn segments_are_checked_and_fixed() {
-        assert!(is_segment("get_access-token2", false));
-        assert!(!is_segment("a/b", false));
-        assert!(is_segment("github/users", true));
-        assert!(!is_segment("github//users", true));
-        assert!(!is_segment("", true));
-        assert_eq!(segment_fix("user profile", false, "f"), "user_profile");
-        assert_eq!(segment_fix("a/b", false, "f"), "a_b");
-        assert_eq!(segment_fix("/github.com//users/", true, "functions"), "github_com/users");
-        assert_eq!(segment_fix("", false, "gh_stars"), "gh_stars");
-        assert_eq!(segment_fix("///", true, "functions"), "functions");
-    }
 }

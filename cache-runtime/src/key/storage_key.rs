@@ -144,7 +144,7 @@ impl fmt::Debug for Key {
 /// The id of a key of a function whose keys start with `prefix` (see [`id_of`]).
 #[inline]
 pub fn prefix_id(prefix: &str) -> u128 {
-    xxh3_128(prefix.as_bytes())
+    cache_keyspace::prefix_id(prefix)
 }
 
 /// The 128-bit id of a full storage key string.
@@ -427,14 +427,7 @@ impl<const N: usize> fmt::Write for StackString<N> {
 
 /// `group` with `/` stored as `:`.
 pub fn group_segment(group: &str) -> String {
-    group.replace('/', ":")
-}
-
-/// Whether `s` is a valid `name` (and, with `/` allowed, `group`): `[A-Za-z0-9_-]+`.
-pub fn is_valid_segment(s: &str, allow_slash: bool) -> bool {
-    !s.is_empty()
-        && s.split('/').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
-        && (allow_slash || !s.contains('/'))
+    cache_keyspace::group_segment(group)
 }
 
 #[cfg(test)]

@@ -60,7 +60,7 @@ impl Expiry<String, Bytes> for BytesExpiry {
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// use cache_runtime::MemoryStore;
-/// use cache_runtime::store::Store;
+/// use cache_runtime::Store;
 /// use std::time::Duration;
 ///
 /// let store = MemoryStore::new();

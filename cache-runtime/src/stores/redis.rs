@@ -43,7 +43,7 @@ const SCAN_COUNT: usize = 500;
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), cache_runtime::Error> {
-/// use cache_runtime::redis::RedisStore;
+/// use cache_runtime::RedisStore;
 /// use std::time::Duration;
 ///
 /// let store = RedisStore::builder("redis://127.0.0.1:6379/")

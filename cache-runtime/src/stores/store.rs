@@ -56,7 +56,7 @@ pub trait Store: Send + Sync + 'static {
 /// ```ignore
 /// #[tokio::test]
 /// async fn my_store_conforms() {
-///     larder::store::conformance::check(&MyStore::connect().await).await;
+///     larder::stores::conformance::check(&MyStore::connect().await).await;
 /// }
 /// ```
 pub mod conformance {

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use larder::bus::BusOp;
 use larder::escape_key;
-use larder::key::{group_segment, is_valid_segment};
+use cache_keyspace::{group_segment, is_segment};
 use serde_json::{Value, json};
 
 use crate::args::Command;
@@ -133,7 +133,7 @@ async fn clear(
     out: &mut String,
 ) -> Result<(), Failure> {
     for g in groups {
-        if !is_valid_segment(g, true) {
+        if !is_segment(g, true) {
             return Err(Failure::usage(format!(
                 "invalid group {g:?}: a group is made of [A-Za-z0-9_-] characters, in parts separated by `/`"
             )));

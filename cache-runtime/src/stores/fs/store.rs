@@ -42,8 +42,8 @@ const MAX_DEPTH: usize = MAX_PATH / 2;
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// use cache_runtime::fs::FsStore;
-/// use cache_runtime::store::Store;
+/// use cache_runtime::FsStore;
+/// use cache_runtime::Store;
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// let store = FsStore::new(dir.path())?;
@@ -782,7 +782,8 @@ mod tests {
                 store.delete(key).await.map(drop),
             ] {
                 let err = result.expect_err(&format!("key {key:?} must be refused"));
-                let Error::Store(msg) = err else { panic!("not a store error") };
+                let Error::Store(detail) = err else { panic!("not a store error") };
+                let msg = detail.to_string();
                 assert!(msg.contains("refused key"), "{msg}");
                 assert!(msg.len() < 400, "the message stays short: {msg}");
             }

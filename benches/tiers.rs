@@ -175,7 +175,8 @@ impl RedisSide {
         fill_pool(&store).await;
         let conn =
             ConnectionManager::new(redis::Client::open(url).expect("a URL")).await.expect("a connection manager");
-        let keys = (0..POOL).map(|id| format!("{}{}", larder::stores::redis::DEFAULT_PREFIX, profile_key(id))).collect();
+        let keys =
+            (0..POOL).map(|id| format!("{}{}", larder::stores::redis::DEFAULT_PREFIX, profile_key(id))).collect();
         let side = RedisSide { store, conn, keys };
         let entry: Entry<Profile> = serde_json::from_slice(&side.get(7).await).expect("an entry");
         let v = cold_runtime(&side.store).scope(profile(7)).await;

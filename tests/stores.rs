@@ -12,9 +12,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use cache_runtime::RedisStore;
 use cache_runtime::bus::{Bus, BusEvent, BusMessage, BusOp, BusOptions};
 use cache_runtime::stores::fs::{FsStore, TEMP_PREFIX};
-use cache_runtime::RedisStore;
 use cache_runtime::stores::{Store, conformance};
 use cache_runtime::{MemoryStore, escape_key};
 use redis_server::RedisServer;

@@ -10,8 +10,8 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use common::Runs;
-use larder::{Store, StoreFuture};
 use larder::{Clock, ManualClock, Mount, Runtime, cached};
+use larder::{Store, StoreFuture};
 
 /// A shared in-memory L2 that can be switched off (every call errors).
 #[derive(Default)]

@@ -25,8 +25,9 @@ pub fn is_segment(s: &str, allow_slash: bool) -> bool {
 /// A valid segment close to `s`, for a fix-it: other characters become `_`, empty parts
 /// are dropped, and `fallback` stands in when nothing is left.
 pub fn segment_fix(s: &str, allow_slash: bool, fallback: &str) -> String {
-    let clean =
-        |p: &str| -> String { p.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect() };
+    let clean = |p: &str| -> String {
+        p.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
+    };
     let fixed = if allow_slash {
         s.split('/').filter(|p| !p.is_empty()).map(clean).collect::<Vec<_>>().join("/")
     } else {

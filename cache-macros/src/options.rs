@@ -430,5 +430,4 @@ mod tests {
                 .starts_with("`stale_max_age` only applies with stale-while-revalidate")
         );
     }
-
 }

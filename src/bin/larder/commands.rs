@@ -6,9 +6,9 @@ use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use cache_keyspace::{group_segment, is_segment};
 use larder::bus::BusOp;
 use larder::escape_key;
-use cache_keyspace::{group_segment, is_segment};
 use serde_json::{Value, json};
 
 use crate::args::Command;

@@ -47,6 +47,13 @@
 //! a slow or network file system, where a read may wait on the wire, turn that off with
 //! [`FsStore::blocking_reads`]. The store's methods must be called inside a Tokio runtime.
 
+mod files;
+mod path;
+mod root;
 mod store;
+mod walk;
+mod write;
 
-pub use store::{FsStore, INLINE_READ_MAX, NO_TTL_MTIME, ROOT_RECHECK, TEMP_PREFIX};
+pub use path::TEMP_PREFIX;
+pub use root::{INLINE_READ_MAX, ROOT_RECHECK};
+pub use store::{FsStore, NO_TTL_MTIME};

@@ -6,12 +6,12 @@ use std::time::Duration;
 use http::request::Parts;
 use tower::Layer;
 
-use super::rule::{RouteRule, Settings};
-use super::rules::{Resolved, RouteRules};
+use super::plan::Shared;
+use super::plan::{BypassFn, KeyFn, TagsFn};
+use super::rule::RouteRule;
+use super::rules::RouteRules;
 use super::service::CacheService;
 use super::store::ResponseCache;
-use super::{key, policy};
-use crate::cache::Cache;
 
 use crate::mount::config::DEFAULT_MOUNT;
 use crate::runtime::Runtime;
@@ -21,10 +21,6 @@ pub const DEFAULT_GROUP: &str = "http";
 
 /// The default `name` of HTTP entries.
 pub const DEFAULT_NAME: &str = "default";
-
-type KeyFn = Arc<dyn Fn(&Parts) -> String + Send + Sync>;
-type BypassFn = Arc<dyn Fn(&Parts) -> bool + Send + Sync>;
-type TagsFn = Arc<dyn Fn(&Parts) -> Vec<String> + Send + Sync>;
 
 /// A tower [`Layer`] that caches the responses of the service it wraps, safe by default
 /// (SPEC §8). Use it with axum's `Router::layer`/`route_layer`, or on any tower service
@@ -265,30 +261,5 @@ impl<S> Layer<S> for CacheLayer {
 
     fn layer(&self, inner: S) -> CacheService<S> {
         CacheService::new(inner, self.shared())
-    }
-}
-
-/// What every service of one layer shares: its store handle and its resolved options.
-pub(crate) struct Shared {
-    pub cache: Cache,
-    pub rules: Resolved,
-    pub key: Option<KeyFn>,
-    pub bypass: Option<BypassFn>,
-    pub tags: Option<TagsFn>,
-}
-
-impl Shared {
-    /// The settings and key of a request that the layer caches, or why it passes through.
-    pub fn plan(&self, parts: &Parts) -> Result<(&Arc<Settings>, String), &'static str> {
-        let settings = self.rules.for_path(parts.uri.path());
-        if let Some(reason) = policy::request_bypass(parts, settings) {
-            return Err(reason);
-        }
-        if self.bypass.as_ref().is_some_and(|f| f(parts)) {
-            return Err("the bypass predicate said so");
-        }
-        let custom = self.key.as_ref().map(|f| f(parts));
-        let key = key::request_key(parts, &settings.allow_query, &settings.varies, custom.as_deref());
-        Ok((settings, key))
     }
 }

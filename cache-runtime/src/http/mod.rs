@@ -40,6 +40,7 @@ mod body;
 mod conditional;
 mod key;
 mod layer;
+mod plan;
 mod policy;
 mod response;
 mod rule;

@@ -90,6 +90,15 @@ struct Stored {
     last_modified: u64,
 }
 
+/// What the cache holds for a key: a stored response, or the mark of a run whose response
+/// could not be stored (never kept: its storage decision is `Storage::Skip`).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Held {
+    Stored(CachedResponse),
+    Passed,
+}
+
 impl std::fmt::Debug for CachedResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CachedResponse")

@@ -1,12 +1,12 @@
 //! The tower [`Service`]: what one request through the layer does.
 //!
 //! A cacheable request becomes one `Cache::get_or_set_with` call, whose factory runs the
-//! wrapped service and turns its response into what the cache holds ([`Flight`]). So misses
+//! wrapped service and turns its response into what the cache holds ([`Held`]). So misses
 //! are single-flight, and `swr`, `grace` and timeouts are those of SPEC §4:
 //!
-//! - a storable response is a [`Flight::Stored`] value, kept as long as its own
+//! - a storable response is a [`Held::Stored`] value, kept as long as its own
 //!   `s-maxage`/`max-age` says (else the route's `max_age`);
-//! - a response that may not be stored is [`Flight::Passed`]: never kept, and not shared
+//! - a response that may not be stored is [`Held::Passed`]: never kept, and not shared
 //!   either. The request that ran the handler gets the response itself (its body untouched,
 //!   through a side slot); the concurrent requests that waited on that run each run the
 //!   handler for themselves, since the response may be meant for one client (`Set-Cookie`);
@@ -24,15 +24,14 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body::Body;
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 use tower::Service;
 
 use super::body::CacheBody;
 use super::conditional::Conditional;
 use super::key;
-use super::layer::Shared;
+use super::plan::Shared;
 use super::policy;
-use super::response::{CacheStatus, CachedResponse, X_CACHE};
+use super::response::{CacheStatus, Held, X_CACHE};
 use super::rule::Settings;
 use crate::call::outcome::{Answer, Storage};
 use crate::error::Error;
@@ -57,24 +56,15 @@ impl<S> CacheService<S> {
 
     /// The store of this service, for invalidation and the Cloudflare-style API.
     pub fn store(&self) -> super::ResponseCache {
-        super::ResponseCache::new(Arc::clone(&self.shared))
+        super::store::ResponseCache::new(Arc::clone(&self.shared))
     }
 }
 
-/// What the cache holds for a key: a stored response, or the mark of a run whose response
-/// could not be stored (never kept: its storage decision is [`Storage::Skip`]).
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(untagged)]
-pub(crate) enum Flight {
-    Stored(CachedResponse),
-    Passed,
-}
-
 /// How long the cache keeps what a run produced.
-fn storage_of(flight: &Flight) -> Storage {
+fn storage_of(flight: &Held) -> Storage {
     match flight {
-        Flight::Stored(r) => r.max_age_ms().map_or(Storage::Default, Storage::MaxAge),
-        Flight::Passed => Storage::Skip,
+        Held::Stored(r) => r.max_age_ms().map_or(Storage::Default, Storage::MaxAge),
+        Held::Passed => Storage::Skip,
     }
 }
 
@@ -181,7 +171,7 @@ fn route<ReqBody>(shared: &Shared, req: Request<ReqBody>) -> ControlFlow<Respons
             return ControlFlow::Continue(Way::Bypass(Request::from_parts(parts, body)));
         }
     };
-    if let Some(Flight::Stored(r)) = shared.cache.fresh_in_memory::<Flight>(&key) {
+    if let Some(Held::Stored(r)) = shared.cache.fresh_in_memory::<Held>(&key) {
         let cond = Conditional::read(&parts.headers);
         return ControlFlow::Break(r.replay(CacheStatus::Hit, &cond, shared.cache.now_ms()));
     }
@@ -240,7 +230,7 @@ where
         Answer::Stale | Answer::Grace => CacheStatus::Stale,
         Answer::Bypass => CacheStatus::Bypass,
     };
-    if let Ok(Flight::Stored(r)) = &result {
+    if let Ok(Held::Stored(r)) = &result {
         return Ok(r.replay(status, &cond, shared.cache.now_ms()).map(CacheBody::full));
     }
     // Nothing to replay. The run this request drove left its response aside…
@@ -267,7 +257,7 @@ async fn produce<S, ReqBody, ResBody>(
     settings: Arc<Settings>,
     shared: Arc<Shared>,
     hash_body: bool,
-) -> Result<Flight, RunError>
+) -> Result<Held, RunError>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: Body<Data = Bytes>,
@@ -288,11 +278,11 @@ where
         return Err(RunError::Handler);
     }
     match policy::storable(res, &settings, shared.cache.now_ms(), hash_body).await {
-        Ok(stored) => Ok(Flight::Stored(stored)),
+        Ok(stored) => Ok(Held::Stored(stored)),
         Err(not) => {
             tracing::debug!(target: "larder", status = not.response.status().as_u16(), reason = not.reason, "http: response not stored");
             *passed.lock() = Some(Ok(not.response));
-            Ok(Flight::Passed)
+            Ok(Held::Passed)
         }
     }
 }

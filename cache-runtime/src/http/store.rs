@@ -14,11 +14,10 @@ use http_body_util::Full;
 
 use super::conditional::Conditional;
 use super::key;
-use super::layer::Shared;
+use super::plan::Shared;
 use super::policy;
-use super::response::CacheStatus;
+use super::response::{CacheStatus, Held};
 use super::rules::{InvalidGlob, PathGlob};
-use super::service::Flight;
 
 /// The store of a [`CacheLayer`](super::CacheLayer): the same entries the layer reads and
 /// writes, with the same keys and rules. Get it with [`CacheLayer::store`](super::CacheLayer::store).
@@ -103,12 +102,12 @@ impl ResponseCache {
     pub async fn r#match<B>(&self, req: &Request<B>) -> Option<Response<Full<Bytes>>> {
         let parts = head_of(req);
         let (_, key) = self.shared.plan(&parts).ok()?;
-        match self.shared.cache.get::<Flight>(&key::raw(&key)).await? {
-            Flight::Stored(r) => {
+        match self.shared.cache.get::<Held>(&key::raw(&key)).await? {
+            Held::Stored(r) => {
                 let cond = Conditional::read(&parts.headers);
                 Some(r.replay(CacheStatus::Hit, &cond, self.shared.cache.now_ms()).map(Full::new))
             }
-            Flight::Passed => None,
+            Held::Passed => None,
         }
     }
 
@@ -147,7 +146,7 @@ impl ResponseCache {
         if let Some(tags) = self.shared.tags.as_ref().map(|f| f(&parts)) {
             options = options.tags(tags);
         }
-        self.shared.cache.set(&key::raw(&key), Flight::Stored(stored), &options).await;
+        self.shared.cache.set(&key::raw(&key), Held::Stored(stored), &options).await;
         Ok(())
     }
 

@@ -99,7 +99,6 @@ macro_rules! option_setters {
         }
     };
 }
-#[allow(unused_imports)] // used by the HTTP layer
 pub(crate) use option_setters;
 
 impl Options {

@@ -1,5 +1,6 @@
 //! The response body of the layer, and reading a handler's body up to `max_body`.
 
+use super::reason::NotCacheable;
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -144,12 +145,12 @@ pub(crate) enum NotRead {
 }
 
 impl NotRead {
-    pub fn reason(self) -> &'static str {
+    pub fn reason(self) -> NotCacheable {
         match self {
-            NotRead::Unbounded => "its body is a stream or longer than `max_body`",
-            NotRead::TooLong => "its body is longer than `max_body`",
-            NotRead::Trailers => "its body has trailers",
-            NotRead::Failed => "reading its body failed",
+            NotRead::Unbounded => NotCacheable::BodyUnbounded,
+            NotRead::TooLong => NotCacheable::BodyTooLong,
+            NotRead::Trailers => NotCacheable::BodyTrailers,
+            NotRead::Failed => NotCacheable::BodyFailed,
         }
     }
 }

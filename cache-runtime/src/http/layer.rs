@@ -1,19 +1,19 @@
-//! The tower [`Layer`] and its options (SPEC §2 and §8), as a builder.
+//! The tower [`Layer`] and its options, as a builder.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use http::request::Parts;
 use tower::Layer;
 
 use super::plan::Shared;
 use super::plan::{BypassFn, KeyFn, TagsFn};
-use super::rule::RouteRule;
-use super::rules::RouteRules;
+use super::routes::RouteRules;
 use super::service::CacheService;
+use super::settings::{RouteRule, route_setters};
 use super::store::ResponseCache;
 
 use crate::mount::config::DEFAULT_MOUNT;
+use crate::options::{Options, option_setters};
 use crate::runtime::Runtime;
 
 /// The default `group` of HTTP entries.
@@ -22,8 +22,8 @@ pub const DEFAULT_GROUP: &str = "http";
 /// The default `name` of HTTP entries.
 pub const DEFAULT_NAME: &str = "default";
 
-/// A tower [`Layer`] that caches the responses of the service it wraps, safe by default
-/// (SPEC §8). Use it with axum's `Router::layer`/`route_layer`, or on any tower service
+/// A tower [`Layer`] that caches the responses of the service it wraps, safe by default.
+/// Use it with axum's `Router::layer`/`route_layer`, or on any tower service
 /// of `http::Request<B>` → `http::Response<B2>`.
 ///
 /// ```
@@ -115,10 +115,6 @@ impl CacheLayer {
         self
     }
 
-    fn rule(self, f: impl FnOnce(RouteRule) -> RouteRule) -> Self {
-        self.with(|l| l.defaults = f(std::mem::take(&mut l.defaults)))
-    }
-
     /// The runtime whose store holds the entries (default: the one in force, see
     /// [`Runtime::current`], when the layer is first applied).
     pub fn runtime(self, runtime: Runtime) -> Self {
@@ -140,78 +136,18 @@ impl CacheLayer {
         self.with(|l| l.name = name.into())
     }
 
-    /// See [`RouteRule::max_age`].
-    pub fn max_age(self, d: Duration) -> Self {
-        self.rule(|r| r.max_age(d))
+    option_setters!(options_mut);
+    route_setters!(rule_mut);
+
+    /// The layer's own options (every route's, unless its rule sets them).
+    fn options_mut(&mut self) -> &mut Options {
+        &mut self.rule_mut().options
     }
 
-    /// See [`RouteRule::swr`].
-    pub fn swr(self) -> Self {
-        self.rule(RouteRule::swr)
-    }
-
-    /// See [`RouteRule::stale_max_age`].
-    pub fn stale_max_age(self, d: Duration) -> Self {
-        self.rule(|r| r.stale_max_age(d))
-    }
-
-    /// See [`RouteRule::grace`].
-    pub fn grace(self, d: Duration) -> Self {
-        self.rule(|r| r.grace(d))
-    }
-
-    /// See [`RouteRule::grace_backoff`].
-    pub fn grace_backoff(self, d: Duration) -> Self {
-        self.rule(|r| r.grace_backoff(d))
-    }
-
-    /// See [`RouteRule::timeout`].
-    pub fn timeout(self, d: Duration) -> Self {
-        self.rule(|r| r.timeout(d))
-    }
-
-    /// See [`RouteRule::hard_timeout`].
-    pub fn hard_timeout(self, d: Duration) -> Self {
-        self.rule(|r| r.hard_timeout(d))
-    }
-
-    /// See [`RouteRule::tag`].
-    pub fn tag(self, tag: impl Into<String>) -> Self {
-        self.rule(|r| r.tag(tag))
-    }
-
-    /// See [`RouteRule::tags`].
-    pub fn tags<I: IntoIterator<Item = S>, S: Into<String>>(self, tags: I) -> Self {
-        self.rule(|r| r.tags(tags))
-    }
-
-    /// See [`RouteRule::varies`].
-    ///
-    /// # Panics
-    ///
-    /// If a name is not a valid header name.
-    pub fn varies<I: IntoIterator<Item = S>, S: AsRef<str>>(self, names: I) -> Self {
-        self.rule(|r| r.varies(names))
-    }
-
-    /// See [`RouteRule::allow_query`].
-    pub fn allow_query<I: IntoIterator<Item = S>, S: Into<String>>(self, names: I) -> Self {
-        self.rule(|r| r.allow_query(names))
-    }
-
-    /// See [`RouteRule::statuses`].
-    pub fn statuses<I: IntoIterator<Item = u16>>(self, statuses: I) -> Self {
-        self.rule(|r| r.statuses(statuses))
-    }
-
-    /// See [`RouteRule::max_body`].
-    pub fn max_body(self, bytes: usize) -> Self {
-        self.rule(|r| r.max_body(bytes))
-    }
-
-    /// See [`RouteRule::send_cache_control`].
-    pub fn send_cache_control(self, on: bool) -> Self {
-        self.rule(|r| r.send_cache_control(on))
+    /// The layer's own rule; a change makes the next service see the new configuration.
+    fn rule_mut(&mut self) -> &mut RouteRule {
+        self.shared = Arc::new(OnceLock::new());
+        &mut self.defaults
     }
 
     /// Per-path options: see [`RouteRules`].
@@ -219,14 +155,14 @@ impl CacheLayer {
         self.with(|l| l.routes = routes)
     }
 
-    /// A key function (SPEC §2 `get_key`) over the request head: requests of one path, host
+    /// A key function (like `get_key`) over the request head: requests of one path, host
     /// and method share an entry only when its results are equal too (it adds to the key;
     /// it cannot merge what the default key keeps apart).
     pub fn key<F: Fn(&Parts) -> String + Send + Sync + 'static>(self, f: F) -> Self {
         self.with(|l| l.key = Some(Arc::new(f)))
     }
 
-    /// A predicate over the request head (SPEC §2 `should_bypass_cache`): `true` passes the
+    /// A predicate over the request head (like `should_bypass_cache`): `true` passes the
     /// request through, nothing read or stored.
     pub fn bypass<F: Fn(&Parts) -> bool + Send + Sync + 'static>(self, f: F) -> Self {
         self.with(|l| l.bypass = Some(Arc::new(f)))

@@ -1,4 +1,4 @@
-//! HTTP response caching for tower and axum, safe by default (SPEC §8; feature `http`).
+//! HTTP response caching for tower and axum, safe by default (feature `http`).
 //!
 //! [`CacheLayer`] caches the responses of the service it wraps through the same algorithm
 //! as `#[cached]` (single-flight misses, `swr`, `grace`, timeouts, tags), in a runtime's
@@ -30,7 +30,7 @@
 //! larger than [`max_body`](CacheLayer::max_body), untouched. A response that was not stored
 //! is not shared with concurrent requests either: each runs the handler.
 //!
-//! Choices where SPEC is silent: requests' own `Cache-Control` is ignored (a client cannot
+//! Choices made here: requests' own `Cache-Control` is ignored (a client cannot
 //! force a refresh); a response's `Expires` and `stale-while-revalidate` are not read
 //! (`s-maxage`, `max-age` and the layer's options decide); `max-age=0` means "not stored";
 //! a body of unknown length is a stream; `HEAD` responses get no body-hash `ETag` (they have
@@ -42,16 +42,18 @@ mod key;
 mod layer;
 mod plan;
 mod policy;
+mod reason;
 mod response;
-mod rule;
-mod rules;
+mod routes;
 mod service;
+mod settings;
 mod store;
 
 pub use body::CacheBody;
 pub use layer::{CacheLayer, DEFAULT_GROUP, DEFAULT_NAME};
+pub use reason::NotCacheable;
 pub use response::{CacheStatus, CachedResponse, X_CACHE};
-pub use rule::{DEFAULT_MAX_BODY, DEFAULT_STATUSES, RouteRule};
-pub use rules::{InvalidGlob, RouteRules};
+pub use routes::{InvalidGlob, RouteRules};
 pub use service::CacheService;
+pub use settings::{DEFAULT_MAX_BODY, DEFAULT_STATUSES, RouteRule};
 pub use store::{PutError, ResponseCache};

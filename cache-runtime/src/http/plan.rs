@@ -8,8 +8,9 @@ use http::request::Parts;
 
 use super::key;
 use super::policy;
-use super::rule::Settings;
-use super::rules::Resolved;
+use super::reason::NotCacheable;
+use super::routes::Resolved;
+use super::settings::Settings;
 use crate::cache::Cache;
 
 /// The user's key function.
@@ -30,13 +31,13 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// The settings and key of a request that the layer caches, or why it passes through.
-    pub fn plan(&self, parts: &Parts) -> Result<(&Arc<Settings>, String), &'static str> {
+    pub fn plan(&self, parts: &Parts) -> Result<(&Arc<Settings>, String), NotCacheable> {
         let settings = self.rules.for_path(parts.uri.path());
         if let Some(reason) = policy::request_bypass(parts, settings) {
             return Err(reason);
         }
         if self.bypass.as_ref().is_some_and(|f| f(parts)) {
-            return Err("the bypass predicate said so");
+            return Err(NotCacheable::BypassPredicate);
         }
         let custom = self.key.as_ref().map(|f| f(parts));
         let key = key::request_key(parts, &settings.allow_query, &settings.varies, custom.as_deref());

@@ -1,4 +1,4 @@
-//! What may be cached (SPEC §8): which requests, which responses, and for how long.
+//! What may be cached: which requests, which responses, and for how long.
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap};
@@ -7,25 +7,26 @@ use http::{Method, Response, StatusCode};
 use http_body::Body;
 
 use super::body::{self, CacheBody, NotRead, Read};
+use super::reason::NotCacheable;
 use super::response::CachedResponse;
-use super::rule::Settings;
+use super::settings::Settings;
 
 /// Why a `GET`/`HEAD` request passes through uncached, if it does.
-pub(crate) fn request_bypass(parts: &Parts, settings: &Settings) -> Option<&'static str> {
+pub(crate) fn request_bypass(parts: &Parts, settings: &Settings) -> Option<NotCacheable> {
     if !settings.cache {
-        return Some("caching is off for this route");
+        return Some(NotCacheable::RouteOff);
     }
     if parts.method != Method::GET && parts.method != Method::HEAD {
-        return Some("only GET and HEAD are cached");
+        return Some(NotCacheable::Method);
     }
     if parts.headers.contains_key(header::RANGE) {
-        return Some("a Range request");
+        return Some(NotCacheable::Range);
     }
     if parts.headers.contains_key(header::AUTHORIZATION) && !settings.varies_authorization {
-        return Some("the request carries Authorization, which `varies` does not list");
+        return Some(NotCacheable::Authorization);
     }
     if parts.headers.contains_key(header::COOKIE) && !settings.varies_cookie {
-        return Some("the request carries Cookie, which `varies` does not list");
+        return Some(NotCacheable::Cookie);
     }
     None
 }
@@ -36,33 +37,33 @@ pub(crate) fn response_storage(
     status: StatusCode,
     headers: &HeaderMap,
     settings: &Settings,
-) -> Result<Option<u64>, &'static str> {
+) -> Result<Option<u64>, NotCacheable> {
     if !settings.stores_status(status) {
-        return Err("its status is not in `statuses`");
+        return Err(NotCacheable::Status);
     }
     if headers.contains_key(header::SET_COOKIE) {
-        return Err("it sets a cookie");
+        return Err(NotCacheable::SetCookie);
     }
     let cc = CacheControl::of(headers);
     if cc.no_store || cc.private || cc.no_cache {
-        return Err("its Cache-Control has no-store, private or no-cache");
+        return Err(NotCacheable::CacheControl);
     }
     for value in headers.get_all(header::VARY) {
         let Ok(value) = value.to_str() else {
-            return Err("its Vary is not readable");
+            return Err(NotCacheable::VaryUnreadable);
         };
         for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             if name == "*" {
-                return Err("it has Vary: *");
+                return Err(NotCacheable::VaryAll);
             }
             if !settings.varies.iter().any(|v| v.as_str().eq_ignore_ascii_case(name)) {
-                return Err("its Vary names a header that `varies` does not list");
+                return Err(NotCacheable::VaryUnlisted);
             }
         }
     }
     let max_age = if cc.invalid_age { Some(0) } else { cc.s_maxage.or(cc.max_age) };
     match max_age {
-        Some(0) => Err("its Cache-Control makes it stale at once"),
+        Some(0) => Err(NotCacheable::StaleAtOnce),
         Some(secs) => Ok(Some(secs.saturating_mul(1000))),
         None => Ok(None),
     }
@@ -72,7 +73,7 @@ pub(crate) fn response_storage(
 /// lost), and why.
 pub(crate) struct NotStored<B: Body> {
     pub response: Response<CacheBody<B>>,
-    pub reason: &'static str,
+    pub reason: NotCacheable,
     /// Set when reading the body failed.
     pub failed: bool,
 }
@@ -172,7 +173,7 @@ fn min(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::rule::RouteRule;
+    use crate::http::settings::RouteRule;
     use http::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {

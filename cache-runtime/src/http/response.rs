@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::conditional::{Conditional, is_entity_tag};
-use super::rule::Settings;
+use super::settings::Settings;
 
 /// The `x-cache` header of every response through the layer.
 pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
@@ -321,7 +321,7 @@ impl<'de> Deserialize<'de> for CachedResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::rule::{RouteRule, Settings};
+    use crate::http::settings::{RouteRule, Settings};
 
     #[test]
     fn json_round_trip_keeps_binary_bodies_and_header_bytes() {

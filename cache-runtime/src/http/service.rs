@@ -2,7 +2,7 @@
 //!
 //! A cacheable request becomes one `Cache::get_or_set_with` call, whose factory runs the
 //! wrapped service and turns its response into what the cache holds ([`Held`]). So misses
-//! are single-flight, and `swr`, `grace` and timeouts are those of SPEC §4:
+//! are single-flight, and `swr`, `grace` and timeouts are those of every cached call:
 //!
 //! - a storable response is a [`Held::Stored`] value, kept as long as its own
 //!   `s-maxage`/`max-age` says (else the route's `max_age`);
@@ -32,7 +32,7 @@ use super::key;
 use super::plan::Shared;
 use super::policy;
 use super::response::{CacheStatus, Held, X_CACHE};
-use super::rule::Settings;
+use super::settings::Settings;
 use crate::call::outcome::{Answer, Storage};
 use crate::error::Error;
 
@@ -167,7 +167,7 @@ fn route<ReqBody>(shared: &Shared, req: Request<ReqBody>) -> ControlFlow<Respons
     let (settings, key) = match shared.plan(&parts) {
         Ok(plan) => plan,
         Err(reason) => {
-            tracing::trace!(target: "larder", path = parts.uri.path(), reason, "http: bypass");
+            tracing::trace!(target: "larder", path = parts.uri.path(), %reason, "http: bypass");
             return ControlFlow::Continue(Way::Bypass(Request::from_parts(parts, body)));
         }
     };
@@ -280,7 +280,7 @@ where
     match policy::storable(res, &settings, shared.cache.now_ms(), hash_body).await {
         Ok(stored) => Ok(Held::Stored(stored)),
         Err(not) => {
-            tracing::debug!(target: "larder", status = not.response.status().as_u16(), reason = not.reason, "http: response not stored");
+            tracing::debug!(target: "larder", status = not.response.status().as_u16(), reason = %not.reason, "http: response not stored");
             *passed.lock() = Some(Ok(not.response));
             Ok(Held::Passed)
         }

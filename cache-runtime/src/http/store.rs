@@ -16,8 +16,9 @@ use super::conditional::Conditional;
 use super::key;
 use super::plan::Shared;
 use super::policy;
+use super::reason::NotCacheable;
 use super::response::{CacheStatus, Held};
-use super::rules::{InvalidGlob, PathGlob};
+use super::routes::{InvalidGlob, PathGlob};
 
 /// The store of a [`CacheLayer`](super::CacheLayer): the same entries the layer reads and
 /// writes, with the same keys and rules. Get it with [`CacheLayer::store`](super::CacheLayer::store).
@@ -57,7 +58,7 @@ pub enum PutError {
     /// Only responses to `GET` and `HEAD` are stored.
     Method,
     /// The layer's rules refuse this request or response (the reason says which).
-    NotCacheable(&'static str),
+    NotCacheable(NotCacheable),
     /// Reading the body failed.
     Body(String),
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use globset::{GlobBuilder, GlobMatcher};
 
-use super::rule::{RouteRule, Settings};
+use super::settings::{RouteRule, Settings};
 
 /// Route rules (Nitro's `routeRules`): glob patterns over request paths mapped to options.
 ///

@@ -1,4 +1,4 @@
-//! SPEC §9: every misuse of `#[cached]` is one compile error, at the offending option or
+//! Every misuse of `#[cached]` is one compile error, at the offending option or
 //! argument, saying what to write instead. One case per misuse in `tests/ui/`, each with
 //! its `.stderr` golden (regenerate with `TRYBUILD=overwrite cargo test --test ui`).
 

@@ -17,7 +17,7 @@ mod signature;
 /// Caches the results of an `async fn`. See the `larder` crate.
 #[proc_macro_attribute]
 pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
-    expand::cached(attr.into(), item.into()).into()
+    expand::entry::cached(attr.into(), item.into()).into()
 }
 
 /// Memoizes an `async fn` within one request: inside `larder::request_scope(…)`, calls

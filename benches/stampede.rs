@@ -1,4 +1,4 @@
-//! Cold keys under load, on a multi-thread tokio runtime (SPEC §7).
+//! Cold keys under load, on a multi-thread tokio runtime.
 //!
 //! - `one_key_1000_callers`: 1,000 spawned tasks call one cold key whose body sleeps 50 ms.
 //!   Single-flight must run the body once per iteration (checked: the bench panics

@@ -1,4 +1,4 @@
-//! Tags (SPEC §5): invalidating a tag costs the same whatever the number of tagged entries
+//! Tags: invalidating a tag costs the same whatever the number of tagged entries
 //! (lazy per-tag timestamps), and a hit with tags costs at most one timestamp lookup per
 //! tag more than a hit without.
 //!

@@ -1,4 +1,4 @@
-//! SPEC §4: what a call does. One test per rule; each test has its own runtime and a
+//! What a call does. One test per rule; each test has its own runtime and a
 //! manual clock, so time moves only when a test says so.
 
 mod common;

@@ -1,4 +1,4 @@
-//! SPEC §6 with a real `redis-server`: several instances (runtimes) sharing one Redis as
+//! The tiers with a real `redis-server`: several instances (runtimes) sharing one Redis as
 //! L2, kept honest by the bus, and the failure policy when Redis dies mid-test.
 #![cfg(feature = "redis")]
 
@@ -62,7 +62,7 @@ async fn an_invalidation_on_one_instance_is_a_miss_on_the_other() {
     let v1 = a.scope(profile(1)).await.unwrap();
     assert_eq!(b.scope(profile(1)).await.unwrap(), v1, "B: an L2 hit");
     assert_eq!(b.keys("cache", &profile_key(1)).len(), 1, "B holds it in memory now");
-    // The key in Redis is the SPEC §3 key under the store's prefix.
+    // The key in Redis is the storage key under the store's prefix.
     assert_eq!(server.command(&format!("EXISTS larder:{}", profile_key(1))).unwrap().trim(), ":1");
 
     a.scope(profile_invalidate(1)).await;

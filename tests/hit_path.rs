@@ -1,4 +1,4 @@
-//! SPEC §7 "a hit takes no lock that a miss holds", and the issue's "no allocation on a
+//! "A hit takes no lock that a miss holds", and the issue's "no allocation on a
 //! hit": a warm call of a `#[cached]` function allocates nothing, whatever its key kind.
 //! A counting global allocator counts each thread's allocations while that thread is armed.
 

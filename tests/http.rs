@@ -1,4 +1,4 @@
-//! SPEC §8 over real HTTP: an axum server on a loopback port, a hyper client, one rule per
+//! The HTTP layer over real HTTP: an axum server on a loopback port, a hyper client, one rule per
 //! test. Every test has its own runtime (and a manual clock), and counts handler runs to
 //! tell hits from misses.
 #![cfg(feature = "http")]

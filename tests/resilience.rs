@@ -1,4 +1,4 @@
-//! SPEC §4.6–4.8 and §5 through the attribute: fail-safe grace and its backoff, soft and
+//! Resilience through the attribute: fail-safe grace and its backoff, soft and
 //! hard timeouts, static and dynamic tags, and the counters of `NAME_stats`.
 
 mod common;

@@ -1,4 +1,4 @@
-//! SPEC §7: one run per key, however many callers.
+//! Single-flight: one run per key, however many callers.
 
 mod common;
 

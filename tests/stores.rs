@@ -1,4 +1,4 @@
-//! The L2 stores (SPEC §6) against the shared conformance suite, and what each one promises
+//! The L2 stores against the shared conformance suite, and what each one promises
 //! on its own: the fs store's layout, atomic writes, temp files and hostile keys; the Redis
 //! store's keys, TTLs, prefix deletes and failure behaviour against a real `redis-server`;
 //! the bus between two instances.
@@ -198,7 +198,7 @@ async fn fs_hostile_keys_never_leave_the_dir() {
     assert_eq!(std::fs::read_dir(parent.path()).unwrap().count(), 1, "nothing written beside the dir");
     assert!(files(&dir).is_empty(), "nothing written in the dir");
 
-    // The same strings as `get_key` results become safe keys (SPEC §3) that the store takes.
+    // The same strings as `get_key` results become safe keys that the store takes.
     let very_long = "ab/".repeat(3000);
     for raw in ["../../etc/passwd", "/etc/passwd", "a\0b", "..\\..\\win", ten_kb.as_str(), very_long.as_str()] {
         let key = format!("functions:f:{}.json", escape_key(raw));

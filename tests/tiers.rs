@@ -1,4 +1,4 @@
-//! SPEC §6 tiers: L1 memory + an L2 store, with the failure policy. The L2 here is a
+//! Tiers: L1 memory + an L2 store, with the failure policy. The L2 here is a
 //! test store whose outages the test switches on and off; the real fs and Redis stores
 //! have their own tests.
 
@@ -113,7 +113,7 @@ async fn an_l2_hit_on_another_instance_skips_the_body_and_fills_its_memory() {
     let (a, b, store, _clock) = two_instances();
     let first = a.scope(repo("tiers/l2-hit")).await.unwrap();
     let runs = RUNS.get();
-    // The key written to the store is exactly the SPEC §3 key.
+    // The key written to the store is exactly the storage key.
     assert!(store.all_keys().contains(&repo_key("tiers/l2-hit")));
     assert_eq!(repo_key("tiers/l2-hit"), "github:repo:tiers:l2-hit.json");
     // Instance B has nothing in memory: it reads L2, not the body.

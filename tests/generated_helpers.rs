@@ -1,4 +1,4 @@
-//! SPEC §5: the generated helpers, for free functions and for methods.
+//! The generated helpers, for free functions and for methods.
 
 mod common;
 

@@ -3,127 +3,23 @@
 //! tell hits from misses.
 #![cfg(feature = "http")]
 
-use std::net::SocketAddr;
+mod common;
+
+use common::http::{counted, layer, response, serve};
+use common::{Runs, runtime};
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{any, get};
 use bytes::Bytes;
 use futures::StreamExt as _;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use larder::http::{CacheLayer, PutError, RouteRule, RouteRules};
-use larder::{Clock, ManualClock, Runtime};
-
-// ---------------------------------------------------------------------------------------
-// Harness
-
-/// A fresh runtime with a manual clock.
-fn runtime() -> (Runtime, ManualClock) {
-    let clock = ManualClock::new();
-    (Runtime::builder().clock(Clock::Manual(clock.clone())).build(), clock)
-}
-
-/// Counts handler runs.
-#[derive(Clone, Default)]
-struct Runs(Arc<AtomicUsize>);
-
-impl Runs {
-    fn hit(&self) -> usize {
-        self.0.fetch_add(1, Ordering::SeqCst) + 1
-    }
-    fn get(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-/// A handler that counts its runs and answers what `f` makes of the run number.
-fn counted<R, F>(runs: &Runs, f: F) -> axum::routing::MethodRouter
-where
-    F: Fn(usize) -> R + Clone + Send + Sync + 'static,
-    R: IntoResponse,
-{
-    let runs = runs.clone();
-    get(move || {
-        let (runs, f) = (runs.clone(), f.clone());
-        async move { f(runs.hit()).into_response() }
-    })
-}
-
-struct Server {
-    addr: SocketAddr,
-    client: Client<HttpConnector, Full<Bytes>>,
-}
-
-async fn serve(app: Router) -> Server {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Server { addr, client: Client::builder(TokioExecutor::new()).build_http() }
-}
-
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-    fn x_cache(&self) -> &str {
-        self.header("x-cache").unwrap_or("<none>")
-    }
-    fn text(&self) -> String {
-        String::from_utf8(self.body.to_vec()).unwrap()
-    }
-}
-
-impl Server {
-    fn uri(&self, path: &str) -> Uri {
-        format!("http://{}{path}", self.addr).parse().unwrap()
-    }
-
-    async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)]) -> Reply {
-        let mut req = Request::builder().method(method).uri(self.uri(path));
-        for (n, v) in headers {
-            req = req.header(*n, *v);
-        }
-        let res = self.client.request(req.body(Full::new(Bytes::new())).unwrap()).await.unwrap();
-        let (head, body) = res.into_parts();
-        Reply { status: head.status, headers: head.headers, body: body.collect().await.unwrap().to_bytes() }
-    }
-
-    async fn get(&self, path: &str) -> Reply {
-        self.send(Method::GET, path, &[]).await
-    }
-
-    async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
-        self.send(Method::GET, path, headers).await
-    }
-}
-
-fn layer(rt: &Runtime) -> CacheLayer {
-    CacheLayer::new().runtime(rt.clone()).max_age(Duration::from_secs(60))
-}
-
-fn response(status: u16, headers: &[(&'static str, &'static str)], body: impl Into<Body>) -> Response {
-    let mut res = Response::new(body.into());
-    *res.status_mut() = StatusCode::from_u16(status).unwrap();
-    for (n, v) in headers {
-        res.headers_mut().append(*n, HeaderValue::from_static(v));
-    }
-    res
-}
 
 // ---------------------------------------------------------------------------------------
 // Storing and replaying

@@ -1,5 +1,10 @@
-//! Shared pieces of the integration tests.
+//! Shared pieces of the integration tests: a runtime with a manual clock, gates, run
+//! counters, a timeout; the HTTP harness in `http.rs` (feature `http`). A real
+//! `redis-server` is in `redis.rs`, included by path where needed.
 #![allow(dead_code)]
+
+#[cfg(feature = "http")]
+pub mod http;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,29 +36,39 @@ impl Gate {
     }
 }
 
-/// Counts body runs and lets a test wait for the n-th one. Use it as
-/// `static RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);`.
-pub struct Runs {
+/// Counts body (or handler) runs and lets a test wait for the n-th one. Clones share the
+/// count. Use it as `static RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);`, or clone it
+/// into a handler.
+#[derive(Clone)]
+pub struct Runs(Arc<Counted>);
+
+struct Counted {
     count: AtomicUsize,
     tx: watch::Sender<usize>,
 }
 
+impl Default for Runs {
+    fn default() -> Runs {
+        Runs::new()
+    }
+}
+
 impl Runs {
     pub fn new() -> Runs {
-        Runs { count: AtomicUsize::new(0), tx: watch::channel(0).0 }
+        Runs(Arc::new(Counted { count: AtomicUsize::new(0), tx: watch::channel(0).0 }))
     }
     /// Called by a body; returns this run's number (1-based).
     pub fn hit(&self) -> usize {
-        let n = self.count.fetch_add(1, Ordering::SeqCst) + 1;
-        self.tx.send_replace(n);
+        let n = self.0.count.fetch_add(1, Ordering::SeqCst) + 1;
+        self.0.tx.send_replace(n);
         n
     }
     pub fn get(&self) -> usize {
-        self.count.load(Ordering::SeqCst)
+        self.0.count.load(Ordering::SeqCst)
     }
     /// Waits until at least `n` runs have started.
     pub async fn reached(&self, n: usize) {
-        let mut rx = self.tx.subscribe();
+        let mut rx = self.0.tx.subscribe();
         let _ = rx.wait_for(|v| *v >= n).await;
     }
 }

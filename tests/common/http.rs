@@ -1,0 +1,101 @@
+//! The HTTP harness: an axum server on a free loopback port, a hyper client, replies as
+//! the tests read them, and the layer and responses the tests start from.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use larder::Runtime;
+use larder::http::CacheLayer;
+
+use super::Runs;
+
+/// A handler that counts its runs and answers what `f` makes of the run number.
+pub fn counted<R, F>(runs: &Runs, f: F) -> axum::routing::MethodRouter
+where
+    F: Fn(usize) -> R + Clone + Send + Sync + 'static,
+    R: IntoResponse,
+{
+    let runs = runs.clone();
+    get(move || {
+        let (runs, f) = (runs.clone(), f.clone());
+        async move { f(runs.hit()).into_response() }
+    })
+}
+
+pub struct Server {
+    pub addr: SocketAddr,
+    pub client: Client<HttpConnector, Full<Bytes>>,
+}
+
+pub async fn serve(app: Router) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Server { addr, client: Client::builder(TokioExecutor::new()).build_http() }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+    pub fn x_cache(&self) -> &str {
+        self.header("x-cache").unwrap_or("<none>")
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8(self.body.to_vec()).unwrap()
+    }
+}
+
+impl Server {
+    pub fn uri(&self, path: &str) -> Uri {
+        format!("http://{}{path}", self.addr).parse().unwrap()
+    }
+
+    pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut req = Request::builder().method(method).uri(self.uri(path));
+        for (n, v) in headers {
+            req = req.header(*n, *v);
+        }
+        let res = self.client.request(req.body(Full::new(Bytes::new())).unwrap()).await.unwrap();
+        let (head, body) = res.into_parts();
+        Reply { status: head.status, headers: head.headers, body: body.collect().await.unwrap().to_bytes() }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, &[]).await
+    }
+
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        self.send(Method::GET, path, headers).await
+    }
+}
+
+pub fn layer(rt: &Runtime) -> CacheLayer {
+    CacheLayer::new().runtime(rt.clone()).max_age(Duration::from_secs(60))
+}
+
+pub fn response(status: u16, headers: &[(&'static str, &'static str)], body: impl Into<Body>) -> Response {
+    let mut res = Response::new(body.into());
+    *res.status_mut() = StatusCode::from_u16(status).unwrap();
+    for (n, v) in headers {
+        res.headers_mut().append(*n, HeaderValue::from_static(v));
+    }
+    res
+}

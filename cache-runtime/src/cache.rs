@@ -57,9 +57,9 @@ pub fn cache() -> Cache {
 }
 
 impl Runtime {
-    /// A handle on the mount `base`.
-    pub fn cache(&self, base: &str) -> Cache {
-        Cache { rt: self.clone(), mount: self.mount(base), prefix: String::new() }
+    /// A handle on the mount named `mount` (the `base` option of `#[cached]` names one).
+    pub fn cache(&self, mount: &str) -> Cache {
+        Cache { rt: self.clone(), mount: self.mount(mount), prefix: String::new() }
     }
 }
 
@@ -89,7 +89,7 @@ impl Cache {
             name: Cow::Owned(self.prefix.trim_end_matches(':').to_owned()),
             prefix: Cow::Owned(self.prefix.clone()),
             prefix_id: crate::key::storage_key::prefix_id(&self.prefix),
-            base: Cow::Owned(self.mount.name.to_string()),
+            mount: Cow::Owned(self.mount.name.to_string()),
             integrity: opts.integrity.as_deref().map_or(0, |i| xxhash_rust::xxh3::xxh3_128(i.as_bytes())),
             policy: opts.policy(),
             tags: opts.tags.iter().map(|t| Cow::Owned(t.clone())).collect::<Vec<_>>().into(),

@@ -42,7 +42,7 @@ pub(crate) fn gen_spec(opts: &Options, func: &syn::ItemFn, p: &TokenStream) -> (
             name: #p::Cow::Borrowed(#name),
             prefix: #p::Cow::Borrowed(#prefix),
             prefix_id: #prefix_id,
-            base: #p::Cow::Borrowed(#base),
+            mount: #p::Cow::Borrowed(#base),
             integrity: #integrity,
             policy: #p::Policy { max_age_ms: #max_age, stale: #stale, grace: #grace },
             tags: #p::Cow::Borrowed(&[#(#p::Cow::Borrowed(#static_tags)),*]),

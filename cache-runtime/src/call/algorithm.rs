@@ -89,7 +89,7 @@ where
         }
         // The hit path: no clone of the runtime, no allocation, one shard read lock.
         let first = with_current(|rt| {
-            rt.with_mount(&spec.base, |mount| {
+            rt.with_mount(&spec.mount, |mount| {
                 if invalidate {
                     return First::Go(rt.clone(), Arc::clone(mount), Lookup::Miss);
                 }

@@ -13,7 +13,7 @@ use crate::mount::stats::CacheStats;
 use crate::runtime::{Runtime, with_current};
 
 fn mount_of(spec: &FnSpec) -> Arc<LiveMount> {
-    with_current(|rt| rt.mount(&spec.base))
+    with_current(|rt| rt.mount(&spec.mount))
 }
 
 /// `NAME_invalidate`: deletes the entry from every tier; a run in flight does not write back.
@@ -32,7 +32,7 @@ where
     V: Send + Sync + 'static + Serialize,
 {
     let rt = Runtime::current();
-    let mount = rt.mount(&spec.base);
+    let mount = rt.mount(&spec.mount);
     prime_in(rt, mount, spec, key, value, tags).await;
 }
 

@@ -20,8 +20,8 @@ pub struct FnSpec {
     pub prefix: Cow<'static, str>,
     /// [`prefix_id`](crate::key::storage_key::prefix_id) of `prefix`: default keys' ids are made from it.
     pub prefix_id: u128,
-    /// The mount.
-    pub base: Cow<'static, str>,
+    /// The name of the mount (the `base` option).
+    pub mount: Cow<'static, str>,
     /// xxh3-128 of the function's tokens and semantic options (or of `integrity = "…"`).
     pub integrity: u128,
     /// The time rules.

@@ -60,7 +60,7 @@ pub const DEFAULT_NAME: &str = "default";
 #[derive(Clone)]
 pub struct CacheLayer {
     runtime: Option<Runtime>,
-    base: String,
+    mount: String,
     group: String,
     name: String,
     defaults: RouteRule,
@@ -75,7 +75,7 @@ pub struct CacheLayer {
 impl std::fmt::Debug for CacheLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CacheLayer")
-            .field("base", &self.base)
+            .field("mount", &self.mount)
             .field("group", &self.group)
             .field("name", &self.name)
             .field("defaults", &self.defaults)
@@ -97,7 +97,7 @@ impl CacheLayer {
     pub fn new() -> Self {
         CacheLayer {
             runtime: None,
-            base: DEFAULT_MOUNT.to_owned(),
+            mount: DEFAULT_MOUNT.to_owned(),
             group: DEFAULT_GROUP.to_owned(),
             name: DEFAULT_NAME.to_owned(),
             defaults: RouteRule::new(),
@@ -121,9 +121,10 @@ impl CacheLayer {
         self.with(|l| l.runtime = Some(runtime))
     }
 
-    /// The mount the entries live in (default `"cache"`).
+    /// The name of the mount the entries live in (default `"cache"`), as the `base` option
+    /// of `#[cached]` names one.
     pub fn base(self, base: impl Into<String>) -> Self {
-        self.with(|l| l.base = base.into())
+        self.with(|l| l.mount = base.into())
     }
 
     /// The first key segment (default `"http"`); `larder::clear_group` clears it.
@@ -182,7 +183,7 @@ impl CacheLayer {
         Arc::clone(self.shared.get_or_init(|| {
             let runtime = self.runtime.clone().unwrap_or_else(Runtime::current);
             Arc::new(Shared {
-                cache: runtime.cache(&self.base).namespace(&self.group).namespace(&self.name),
+                cache: runtime.cache(&self.mount).namespace(&self.group).namespace(&self.name),
                 rules: self.routes.resolve(&self.defaults),
                 key: self.key.clone(),
                 bypass: self.bypass.clone(),

@@ -27,7 +27,8 @@ use serde::de::DeserializeOwned;
 /// ```
 /// # use cache_runtime as larder;
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// /// let users = larder::cache().namespace("users");
+/// use std::time::Duration;
+/// let users = larder::cache().namespace("users");
 /// let opts = larder::Options::new().max_age(Duration::from_secs(60));
 /// let name: Result<String, larder::Error> =
 ///     users.get_or_set("42", &opts, || async { Ok("Ada".to_owned()) }).await;

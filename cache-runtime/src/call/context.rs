@@ -38,7 +38,7 @@ pub(crate) struct Context {
 
 /// What was stored in the memory tier, for the L2 copy.
 #[derive(Clone, Copy)]
-pub(crate) struct Stored {
+pub(crate) struct InMemory {
     mtime: u64,
     expires: u64,
     ttl_ms: Option<u64>,
@@ -101,7 +101,7 @@ impl Context {
     }
 
     /// Stores a produced value, unless an invalidation arrived while it was produced.
-    pub(crate) fn store<V: Send + Sync + 'static>(&self, v: V, seq: u64, leader: Option<&Leader>) -> Option<Stored> {
+    pub(crate) fn store<V: Send + Sync + 'static>(&self, v: V, seq: u64, leader: Option<&Leader>) -> Option<InMemory> {
         if leader.is_some_and(Leader::cancelled) {
             return None;
         }
@@ -131,11 +131,11 @@ impl Context {
             self.mount.memory.remove_if_same(self.key.id(), &slot);
             return None;
         }
-        Some(Stored { mtime: now, expires: now.saturating_add(max_age), ttl_ms })
+        Some(InMemory { mtime: now, expires: now.saturating_add(max_age), ttl_ms })
     }
 
     /// Writes a stored value to L2 (if the mount has one).
-    pub(crate) async fn write_l2<V: Serialize>(&self, v: &V, stored: Stored) {
+    pub(crate) async fn write_l2<V: Serialize>(&self, v: &V, stored: InMemory) {
         if self.mount.l2.is_none() {
             return;
         }

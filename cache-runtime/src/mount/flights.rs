@@ -37,11 +37,11 @@ pub(crate) struct Flight {
 }
 
 #[repr(align(128))]
-struct Shard(Mutex<HashMap<u128, Arc<Flight>>>);
+struct FlightShard(Mutex<HashMap<u128, Arc<Flight>>>);
 
 /// The runs in flight of one mount.
 pub(crate) struct Flights {
-    shards: Box<[Shard]>,
+    shards: Box<[FlightShard]>,
     mask: usize,
 }
 
@@ -60,7 +60,7 @@ pub(crate) enum Awaited {
 impl Flights {
     pub fn new() -> Arc<Flights> {
         let n = (std::thread::available_parallelism().map(|n| n.get()).unwrap_or(4) * 8).next_power_of_two();
-        Arc::new(Flights { shards: (0..n).map(|_| Shard(Mutex::new(HashMap::new()))).collect(), mask: n - 1 })
+        Arc::new(Flights { shards: (0..n).map(|_| FlightShard(Mutex::new(HashMap::new()))).collect(), mask: n - 1 })
     }
 
     #[inline]

@@ -171,17 +171,17 @@ impl Hasher for IdHasher {
 type Map = HashMap<u128, Arc<Slot>, BuildHasherDefault<IdHasher>>;
 
 #[repr(align(128))]
-struct Shard(RwLock<Map>);
+struct SlotShard(RwLock<Map>);
 
 struct Index {
-    shards: Box<[Shard]>,
+    shards: Box<[SlotShard]>,
     mask: usize,
 }
 
 impl Index {
     fn new() -> Index {
         let n = (std::thread::available_parallelism().map(|n| n.get()).unwrap_or(4) * 8).next_power_of_two();
-        Index { shards: (0..n).map(|_| Shard(RwLock::new(Map::default()))).collect(), mask: n - 1 }
+        Index { shards: (0..n).map(|_| SlotShard(RwLock::new(Map::default()))).collect(), mask: n - 1 }
     }
 
     #[inline]

@@ -74,7 +74,7 @@ pub(crate) struct FromL2<V> {
 /// The entry as [`LiveMount::read_l2`] decodes it: the integrity and the tags
 /// borrowed from the bytes where they can be (no allocation for the integrity).
 #[derive(serde::Deserialize)]
-struct Read<'a, V> {
+struct EntryView<'a, V> {
     value: V,
     mtime: u64,
     expires: u64,
@@ -121,7 +121,7 @@ impl LiveMount {
     pub(crate) async fn read_l2<V: DeserializeOwned>(&self, key: &Key, integrity: Option<u128>) -> Option<FromL2<V>> {
         let l2 = self.l2.as_ref()?;
         let bytes = l2.get(key.as_str()).await?;
-        let entry: Read<'_, V> = match serde_json::from_slice(&bytes) {
+        let entry: EntryView<'_, V> = match serde_json::from_slice(&bytes) {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!(target: "larder", key = key.as_str(), error = %e, "unreadable entry in L2: deleted, treated as a miss");

@@ -99,7 +99,7 @@ impl BusOptions {
 }
 
 /// A connection to the bus: publishes this instance's messages; a background task receives
-/// the others' (see the [module documentation](self)).
+/// the others' (see the [module documentation](crate::bus)).
 ///
 /// The background task re-subscribes by itself (with backoff) when the subscription is lost,
 /// for example when `redis-server` restarts, and then sends [`BusEvent::Reconnected`]. It

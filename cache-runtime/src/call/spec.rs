@@ -18,7 +18,7 @@ pub struct FnSpec {
     pub name: Cow<'static, str>,
     /// Every key of the function starts with it: `{group with / as :}:{name}:`.
     pub prefix: Cow<'static, str>,
-    /// [`prefix_id`](crate::key::storage_key::prefix_id) of `prefix`: default keys' ids are made from it.
+    /// The id of `prefix` (`cache_keyspace::prefix_id`): default keys' ids are made from it.
     pub prefix_id: u128,
     /// The name of the mount (the `base` option).
     pub mount: Cow<'static, str>,

@@ -251,7 +251,7 @@ impl KeyIs<'_> {
 pub enum CallKey {
     /// A default key: `{prefix}{hex digest}.json`.
     Digest {
-        /// [`id_of`] the key.
+        /// `id_of` the key.
         id: u128,
         /// The xxh3-128 of the arguments' canonical encoding.
         digest: u128,

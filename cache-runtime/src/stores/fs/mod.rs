@@ -1,4 +1,4 @@
-//! [`FsStore`]: a [`Store`] of files under one directory (feature `fs`).
+//! [`FsStore`]: a [`Store`](crate::Store) of files under one directory (feature `fs`).
 //!
 //! # Layout
 //!
@@ -11,8 +11,8 @@
 //!
 //! A file's modification time is its expiry instant: `set` with a TTL writes the file and
 //! sets its mtime to now + TTL; without a TTL, to [`NO_TTL_MTIME`] (the year 2200). A file
-//! whose mtime has passed is gone for [`get`](Store::get), [`keys`](Store::keys) and
-//! [`delete`](Store::delete), and is removed when one of them meets it. A file whose mtime is
+//! whose mtime has passed is gone for [`get`](crate::Store::get), [`keys`](crate::Store::keys) and
+//! [`delete`](crate::Store::delete), and is removed when one of them meets it. A file whose mtime is
 //! changed by another program (`touch`, a copy that does not preserve times) expires
 //! accordingly. File systems that can't store times past 2038 clamp the no-TTL time, so such
 //! entries expire then.
@@ -23,7 +23,7 @@
 //! sets its mtime, and renames it over the destination: a reader sees the old file or the new
 //! one, never a partial one. The data is not `fsync`ed: after a power loss a file may be
 //! empty or truncated, which the runtime treats as an unreadable entry (a miss). Temp files
-//! left by a crash are never read; [`FsStore::new`] and [`delete_prefix`](Store::delete_prefix)
+//! left by a crash are never read; [`FsStore::new`] and [`delete_prefix`](crate::Store::delete_prefix)
 //! remove the ones older than a minute (younger ones may belong to a write in progress in
 //! another process sharing the directory).
 //!

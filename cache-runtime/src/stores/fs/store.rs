@@ -22,7 +22,7 @@ pub const NO_TTL_MTIME: i64 = 7_258_118_400;
 
 /// A [`Store`] that keeps each key in its own file under one directory.
 ///
-/// See the [module documentation](self) for the layout, expiry, atomic writes and key rules.
+/// See the [module documentation](crate::stores::fs) for the layout, expiry, atomic writes and key rules.
 /// Errors: an invalid key, and any file system error other than "not there", is an
 /// [`Error::Store`] naming the key or path; nothing panics. Clones share the directory.
 ///

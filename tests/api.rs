@@ -4,18 +4,13 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::runtime;
+use common::{Runs, runtime};
 use larder::{Error, Options};
 
-fn counter() -> Arc<AtomicUsize> {
-    Arc::new(AtomicUsize::new(0))
-}
-
-async fn produce(runs: &Arc<AtomicUsize>) -> Result<usize, Error> {
-    Ok(runs.fetch_add(1, Ordering::SeqCst) + 1)
+async fn produce(runs: &Runs) -> Result<usize, Error> {
+    Ok(runs.hit())
 }
 
 #[tokio::test]
@@ -52,7 +47,7 @@ async fn get_or_set_runs_the_factory_once_and_never_caches_errors() {
     let (rt, _clock) = runtime();
     let cache = rt.cache("cache");
     let opts = Options::new().max_age(Duration::from_secs(60));
-    let runs = counter();
+    let runs = Runs::new();
     for _ in 0..3 {
         let r = runs.clone();
         assert_eq!(cache.get_or_set("k", &opts, move || async move { produce(&r).await }).await.unwrap(), 1);
@@ -89,27 +84,27 @@ async fn grace_answers_with_the_old_value_while_the_factory_fails_then_backs_off
     let ok = cache.get_or_set("g", &opts, || async { Ok::<_, Error>(1u32) }).await;
     assert_eq!(ok.unwrap(), 1);
     clock.advance(Duration::from_secs(11)); // past max_age, inside grace
-    let calls = counter();
-    let failing = |calls: Arc<AtomicUsize>| {
+    let calls = Runs::new();
+    let failing = |calls: Runs| {
         move || async move {
-            calls.fetch_add(1, Ordering::SeqCst);
+            calls.hit();
             Err::<u32, Error>(Error::Store("upstream down".into()))
         }
     };
     assert_eq!(cache.get_or_set("g", &opts, failing(calls.clone())).await.unwrap(), 1, "grace answer");
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(calls.get(), 1);
     // Within the backoff the factory is not called at all.
     clock.advance(Duration::from_secs(4));
     assert_eq!(cache.get_or_set("g", &opts, failing(calls.clone())).await.unwrap(), 1);
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "backed off");
+    assert_eq!(calls.get(), 1, "backed off");
     // After the backoff it is tried again (and fails again: grace again).
     clock.advance(Duration::from_secs(2));
     assert_eq!(cache.get_or_set("g", &opts, failing(calls.clone())).await.unwrap(), 1);
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(calls.get(), 2);
     // Past max_age + grace the error comes through.
     clock.advance(Duration::from_secs(60));
     assert!(cache.get_or_set("g", &opts, failing(calls.clone())).await.is_err());
-    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(calls.get(), 3);
 }
 
 #[tokio::test]
@@ -129,7 +124,7 @@ async fn a_soft_timeout_answers_stale_and_the_late_result_is_stored() {
     });
     assert_eq!(slow.await.unwrap(), 1, "answered with the stale value after `timeout`");
     tx.send(()).unwrap();
-    common::within(async {
+    common::within("the late result is stored", async {
         loop {
             if cache.get::<u32>("t").await == Some(2) {
                 break;

@@ -72,7 +72,7 @@ async fn swr_serves_the_stale_value_at_once_and_refreshes_in_the_background() {
         assert_eq!(RUNS.get(), 2, "one refresh, however many stale reads");
         GATE.open();
         // The refresh stores its value; wait for it through the cache itself.
-        let fresh = common::within(async {
+        let fresh = common::within("the refresh stores its value", async {
             loop {
                 let v = version().await;
                 if v == 2 {
@@ -148,7 +148,7 @@ async fn the_background_refresh_outlives_its_caller() {
         assert_eq!(caller.await.unwrap(), "a#1");
         RUNS.reached(2).await;
         GATE.open();
-        common::within(async {
+        common::within("the background refresh stores its value", async {
             loop {
                 if slow("a").await == "a#2" {
                     break;

@@ -3,18 +3,20 @@
 //! must drop their memory copies when the CLI clears, deletes or invalidates.
 #![cfg(feature = "cli")]
 
-#[path = "common/redis.rs"]
-mod redis_server;
+mod common;
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
+use common::fs::files;
+use common::redis::RedisServer;
+use common::{Runs, dropped_from_memory, wait_for_bus, within};
 use larder::FsStore;
 use larder::RedisStore;
 use larder::{Mount, Options, Runtime, cached};
-use redis_server::RedisServer;
 use serde_json::Value;
 
 /// What one run of the binary gave.
@@ -61,10 +63,6 @@ fn with(flag: &str, value: &str, args: &[&str]) -> Vec<String> {
     [flag, value].iter().chain(args).map(|s| s.to_string()).collect()
 }
 
-async fn within<F: std::future::Future>(what: &str, fut: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(20), fut).await.unwrap_or_else(|_| panic!("timed out: {what}"))
-}
-
 /// A runtime whose mount `cache` is memory in front of `dir`.
 fn fs_instance(dir: &Path) -> Runtime {
     let store = FsStore::new(dir).expect("an fs store");
@@ -85,12 +83,7 @@ async fn redis_instance_on(server: &RedisServer, prefix: &str, mount: &str) -> R
         .connect_lazy()
         .expect("a valid URL");
     let rt = Runtime::builder().mount(mount, Mount::memory(1_000).l2(store)).bus(server.url()).build();
-    within("the bus connects", async {
-        while !rt.bus_connected() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    wait_for_bus(&rt).await;
     rt
 }
 
@@ -98,27 +91,9 @@ fn hour() -> Options {
     Options::new().max_age(Duration::from_secs(3600))
 }
 
-/// Every file under `dir`, as paths relative to it, sorted.
-fn files(dir: &Path) -> Vec<String> {
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        for e in std::fs::read_dir(dir).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(base, &p, out);
-            } else {
-                out.push(p.strip_prefix(base).unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
-}
-
 // --- functions cached by the instances; each test uses its own -------------------------
 
-static FS_USER_RUNS: AtomicUsize = AtomicUsize::new(0);
+static FS_USER_RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
 
 #[cached(max_age = "1h", group = "reports", get_key = |id: &u64| *id)]
 async fn fs_report(id: u64) -> String {
@@ -131,7 +106,7 @@ async fn fs_user(rt: &Runtime, id: u64) -> String {
     rt.cache("cache")
         .namespace("users")
         .get_or_set(&id.to_string(), &opts, move || async move {
-            let n = FS_USER_RUNS.fetch_add(1, Ordering::SeqCst) + 1;
+            let n = FS_USER_RUNS.hit();
             Ok::<_, larder::Error>(format!("user {id} run {n}"))
         })
         .await
@@ -208,10 +183,10 @@ async fn keys_get_stats_delete_and_clear_on_a_directory() {
     );
     let all = larder(&d(&["keys", "--all"])).await.ok();
     assert!(all.stdout.lines().any(|k| k == "_larder:tags:users.json"), "{all:#?}");
-    let runs = FS_USER_RUNS.load(Ordering::SeqCst);
+    let runs = FS_USER_RUNS.get();
     let fresh_instance = fs_instance(tmp.path());
     let again = fs_user(&fresh_instance, 7).await;
-    assert_eq!(FS_USER_RUNS.load(Ordering::SeqCst), runs + 1, "the tagged entry is a miss: {again}");
+    assert_eq!(FS_USER_RUNS.get(), runs + 1, "the tagged entry is a miss: {again}");
     assert_eq!(fresh_instance.scope(fs_report(1)).await, "report 1");
 
     // clear --group: only that group
@@ -222,7 +197,7 @@ async fn keys_get_stats_delete_and_clear_on_a_directory() {
     // clear: everything
     let everything = larder(&d(&["clear"])).await.ok();
     assert!(everything.stdout.contains("cleared everything"), "{everything:#?}");
-    assert_eq!(files(tmp.path()), Vec::<String>::new());
+    assert_eq!(files(tmp.path()), BTreeSet::<String>::new());
     assert_eq!(larder(&d(&["stats", "--json"])).await.ok().json()["entries"], 0);
 }
 
@@ -272,11 +247,11 @@ async fn mistakes_and_failures_are_explained_with_a_non_zero_status() {
     assert_eq!(stats["unreadable"], 1, "{stats}");
 }
 
-static RD_USER_RUNS: AtomicUsize = AtomicUsize::new(0);
+static RD_USER_RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
 
 #[cached(max_age = "1h", group = "rd", get_key = |id: &u64| *id)]
 async fn rd_user(id: u64) -> String {
-    let n = RD_USER_RUNS.fetch_add(1, Ordering::SeqCst) + 1;
+    let n = RD_USER_RUNS.hit();
     format!("user {id} run {n}")
 }
 
@@ -334,12 +309,7 @@ async fn keys_get_stats_and_delete_against_redis() {
     );
     assert_eq!(server.command("EXISTS larder:rd:rd_user:1.json").unwrap(), ":0");
     // The instance dropped its memory copy: its next call runs the body.
-    within("the instance drops its copy", async {
-        while !rt.keys("cache", "rd:rd_user:1.json").is_empty() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    dropped_from_memory("the instance drops its copy", &rt, "cache", "rd:rd_user:1.json").await;
     assert_eq!(rt.scope(rd_user(1)).await, "user 1 run 3");
 
     // An empty prefix would clear the whole database: refused without --force.
@@ -353,18 +323,18 @@ async fn keys_get_stats_and_delete_against_redis() {
     assert_eq!(server.command("EXISTS app2:misc:k.json").unwrap(), ":1");
 }
 
-static GRP_RUNS: AtomicUsize = AtomicUsize::new(0);
-static KEPT_RUNS: AtomicUsize = AtomicUsize::new(0);
+static GRP_RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
+static KEPT_RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
 
 #[cached(max_age = "1h", group = "billing/invoices", get_key = |id: &u64| *id)]
 async fn invoice(id: u64) -> String {
-    let n = GRP_RUNS.fetch_add(1, Ordering::SeqCst) + 1;
+    let n = GRP_RUNS.hit();
     format!("invoice {id} run {n}")
 }
 
 #[cached(max_age = "1h", group = "catalog", get_key = |id: &u64| *id)]
 async fn product(id: u64) -> String {
-    let n = KEPT_RUNS.fetch_add(1, Ordering::SeqCst) + 1;
+    let n = KEPT_RUNS.hit();
     format!("product {id} run {n}")
 }
 
@@ -385,19 +355,14 @@ async fn a_running_instance_drops_its_memory_copies_after_clear_group() {
     assert!(cleared.stdout.contains("told 1 running instance(s)"), "{cleared:#?}");
     assert_eq!(server.command("EXISTS larder:billing:invoices:invoice:1.json").unwrap(), ":0");
 
-    within("the instance drops the group from memory", async {
-        while !rt.keys("cache", "billing:").is_empty() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    dropped_from_memory("the instance drops the group from memory", &rt, "cache", "billing:").await;
     assert_eq!(rt.scope(invoice(1)).await, "invoice 1 run 2", "a miss after the clear");
     assert_eq!(rt.keys("cache", "catalog:").len(), 1, "another group stays in memory");
     assert_eq!(rt.scope(product(1)).await, "product 1 run 1", "and is still a hit");
 }
 
-static TAGGED_RUNS: AtomicUsize = AtomicUsize::new(0);
-static UNTAGGED_RUNS: AtomicUsize = AtomicUsize::new(0);
+static TAGGED_RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
+static UNTAGGED_RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
 
 /// A tagged entry (`plans:{id}.json`, tag `pricing`), through the programmatic API.
 async fn plan(rt: &Runtime, id: u64) -> String {
@@ -405,7 +370,7 @@ async fn plan(rt: &Runtime, id: u64) -> String {
     rt.cache("cache")
         .namespace("plans")
         .get_or_set(&id.to_string(), &opts, move || async move {
-            let n = TAGGED_RUNS.fetch_add(1, Ordering::SeqCst) + 1;
+            let n = TAGGED_RUNS.hit();
             Ok::<_, larder::Error>(format!("plan {id} run {n}"))
         })
         .await
@@ -414,7 +379,7 @@ async fn plan(rt: &Runtime, id: u64) -> String {
 
 #[cached(max_age = "1h", group = "plans", get_key = |id: &u64| *id)]
 async fn plan_name(id: u64) -> String {
-    let n = UNTAGGED_RUNS.fetch_add(1, Ordering::SeqCst) + 1;
+    let n = UNTAGGED_RUNS.hit();
     format!("name {id} run {n}")
 }
 
@@ -454,7 +419,7 @@ async fn a_running_instance_treats_tagged_entries_as_misses_after_clear_tag() {
     assert_eq!(rt.scope(plan_name(1)).await, "name 1 run 1", "an entry without the tag is still a hit");
     // The instance that reads from Redis sees the new entry (produced after the invalidation).
     assert_eq!(plan(&cold, 1).await, "plan 1 run 2");
-    assert_eq!(TAGGED_RUNS.load(Ordering::SeqCst), 2);
+    assert_eq!(TAGGED_RUNS.get(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -474,12 +439,7 @@ async fn without_mount_the_cli_tells_every_mount_and_with_it_only_that_one() {
         every.stdout.contains("told 1 running instance(s)") && every.stdout.contains("(every mount)"),
         "{every:#?}"
     );
-    within("the instance drops its copy of b", async {
-        while !rt.keys("users", "u:b.json").is_empty() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    dropped_from_memory("the instance drops its copy of b", &rt, "users", "u:b.json").await;
     // Messages arrive in order: the one for mount `cache` came first and was not for us.
     assert_eq!(rt.keys("users", "u:a.json"), ["u:a.json"], "a message for another mount leaves this one alone");
 }

@@ -2,20 +2,15 @@
 //! L2, kept honest by the bus, and the failure policy when Redis dies mid-test.
 #![cfg(feature = "redis")]
 
-#[path = "common/redis.rs"]
-mod redis_server;
+mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
+use common::redis::RedisServer;
+use common::{Runs, dropped_from_memory, wait_for_bus, within};
 use larder::RedisStore;
 use larder::{Mount, Options, Runtime, cached};
-use redis_server::RedisServer;
-
-async fn within<F: std::future::Future>(what: &str, fut: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(20), fut).await.unwrap_or_else(|_| panic!("timed out: {what}"))
-}
 
 /// One instance: memory in front of the shared Redis, and the bus.
 async fn instance(server: &RedisServer) -> Runtime {
@@ -28,30 +23,15 @@ async fn instance(server: &RedisServer) -> Runtime {
         .mount("cache", Mount::memory(10_000).l2(store).breaker_cooldown(Duration::from_millis(500)))
         .bus(server.url())
         .build();
-    within("the bus connects", async {
-        while !rt.bus_connected() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    wait_for_bus(&rt).await;
     rt
 }
 
-/// Waits until `rt` no longer holds `key` in memory (a bus message arrived).
-async fn dropped_from_memory(rt: &Runtime, key: &str) {
-    within("the bus message arrives", async {
-        while !rt.keys("cache", key).is_empty() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
-}
-
-static RUNS: LazyLock<AtomicUsize> = LazyLock::new(|| AtomicUsize::new(0));
+static RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
 
 #[cached(max_age = "1h", group = "cluster")]
 async fn profile(id: u64) -> Result<String, String> {
-    let n = RUNS.fetch_add(1, Ordering::SeqCst) + 1;
+    let n = RUNS.hit();
     Ok(format!("profile {id} run {n}"))
 }
 
@@ -66,7 +46,7 @@ async fn an_invalidation_on_one_instance_is_a_miss_on_the_other() {
     assert_eq!(server.command(&format!("EXISTS larder:{}", profile_key(1))).unwrap().trim(), ":1");
 
     a.scope(profile_invalidate(1)).await;
-    dropped_from_memory(&b, &profile_key(1)).await;
+    dropped_from_memory("the bus message arrives", &b, "cache", &profile_key(1)).await;
     let v2 = b.scope(profile(1)).await.unwrap();
     assert_ne!(v2, v1, "B recomputed after A's invalidation");
 }
@@ -79,7 +59,7 @@ async fn a_new_value_stored_by_one_instance_replaces_the_others_memory_copy() {
     a.cache("cache").set("config", "v1".to_owned(), &opts).await;
     assert_eq!(b.cache("cache").get::<String>("config").await.as_deref(), Some("v1"));
     a.cache("cache").set("config", "v2".to_owned(), &opts).await;
-    dropped_from_memory(&b, "config.json").await;
+    dropped_from_memory("the bus message arrives", &b, "cache", "config.json").await;
     assert_eq!(b.cache("cache").get::<String>("config").await.as_deref(), Some("v2"));
 }
 
@@ -88,17 +68,12 @@ async fn a_tag_invalidated_on_one_instance_is_honoured_by_the_other() {
     let server = RedisServer::start();
     let (a, b) = (instance(&server).await, instance(&server).await);
     let opts = Options::new().max_age(Duration::from_secs(3600)).tag("team:7");
-    let runs = Arc::new(AtomicUsize::new(0));
-    let load = |rt: &Runtime, runs: &Arc<AtomicUsize>| {
+    let runs = Runs::new();
+    let load = |rt: &Runtime, runs: &Runs| {
         let (cache, runs) = (rt.cache("cache"), runs.clone());
         let opts = opts.clone();
         async move {
-            cache
-                .get_or_set("members", &opts, move || async move {
-                    Ok::<_, larder::Error>(runs.fetch_add(1, Ordering::SeqCst) + 1)
-                })
-                .await
-                .unwrap()
+            cache.get_or_set("members", &opts, move || async move { Ok::<_, larder::Error>(runs.hit()) }).await.unwrap()
         }
     };
     assert_eq!(load(&a, &runs).await, 1);
@@ -119,10 +94,10 @@ async fn a_tag_invalidated_on_one_instance_is_honoured_by_the_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_redis_dies_every_call_still_answers_quickly_and_it_all_resumes_after_a_restart() {
-    static DOWN_RUNS: AtomicUsize = AtomicUsize::new(0);
+    static DOWN_RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
     #[cached(max_age = "1h", group = "outage")]
     async fn double(n: u64) -> u64 {
-        DOWN_RUNS.fetch_add(1, Ordering::SeqCst);
+        DOWN_RUNS.hit();
         n * 2
     }
     let mut server = RedisServer::start();

@@ -40,7 +40,7 @@ async fn free_function_helpers() {
         FREE_RUNS.reached(2).await;
 
         // invalidate: gone from the cache.
-        common::within(async {
+        common::within("the refresh lands", async {
             loop {
                 // wait until the refresh has landed, then invalidate it
                 if profile(7, "en").await.unwrap().run == 2 {
@@ -113,7 +113,7 @@ async fn method_helpers_with_self_by_value_and_reference_arguments() {
         // A stale method call refreshes in the background with a clone of `self`.
         clock.advance(Duration::from_secs(7200));
         assert_eq!(repo.stars("rust", 2).await.unwrap(), Stars(1));
-        common::within(async {
+        common::within("the background refresh of the method lands", async {
             loop {
                 if repo.stars("rust", 2).await.unwrap() == Stars(9024) {
                     break;

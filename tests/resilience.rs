@@ -72,7 +72,7 @@ async fn a_soft_timeout_answers_with_the_grace_value_and_stores_the_late_result(
         clock.advance(Duration::from_secs(61));
         assert_eq!(report(1).await.unwrap(), "report 1 v1", "slow body: the old value after `timeout`");
         GATE.open();
-        common::within(async {
+        common::within("the late result is stored", async {
             loop {
                 if report(1).await.unwrap() == "report 1 v2" {
                     break;

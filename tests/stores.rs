@@ -4,8 +4,7 @@
 //! the bus between two instances.
 #![cfg(all(feature = "fs", feature = "redis"))]
 
-#[path = "common/redis.rs"]
-mod redis_server;
+mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -17,7 +16,8 @@ use cache_runtime::bus::{Bus, BusEvent, BusMessage, BusOp, BusOptions};
 use cache_runtime::stores::fs::{FsStore, TEMP_PREFIX};
 use cache_runtime::stores::{Store, conformance};
 use cache_runtime::{MemoryStore, escape_key};
-use redis_server::RedisServer;
+use common::fs::files;
+use common::redis::RedisServer;
 
 /// A raw redis-rs connection, to look at what the store wrote.
 async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
@@ -27,23 +27,6 @@ async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
 async fn raw_keys(conn: &mut redis::aio::MultiplexedConnection) -> BTreeSet<String> {
     let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(conn).await.unwrap();
     keys.into_iter().collect()
-}
-
-/// Every regular file under `dir`, as a path relative to it.
-fn files(dir: &Path) -> BTreeSet<String> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(root, &path, out);
-            } else {
-                out.insert(path.strip_prefix(root).unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    let mut out = BTreeSet::new();
-    walk(dir, dir, &mut out);
-    out
 }
 
 /// Retries `f` until it is `Ok` or `within` has passed; the last result.

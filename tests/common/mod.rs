@@ -1,13 +1,22 @@
-//! Shared pieces of the integration tests: a runtime with a manual clock, gates, run
-//! counters, a timeout; the HTTP harness in `http.rs` (feature `http`). A real
-//! `redis-server` is in `redis.rs`, included by path where needed.
+//! Shared pieces of the integration tests, included by every test crate with `mod common;`:
+//!
+//! - here: a runtime with a manual clock, gates, run counters, and bounded waits (a test that
+//!   would hang fails instead, saying what it waited for);
+//! - `fs.rs`: what a store wrote under a directory;
+//! - `http.rs` (feature `http`): an axum app on a loopback port and a client for it;
+//! - `redis.rs`: a real `redis-server` per test (the tiers bench includes it by path).
+//!
+//! Not every test crate uses every helper: dead code is allowed here, once for all.
 #![allow(dead_code)]
 
+pub mod fs;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod redis;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use larder::{Clock, ManualClock, Runtime};
 use tokio::sync::watch;
@@ -73,7 +82,33 @@ impl Runs {
     }
 }
 
-/// Awaits `fut`, failing the test (instead of hanging it) if it takes more than 20 s.
-pub async fn within<F: std::future::Future>(fut: F) -> F::Output {
-    tokio::time::timeout(std::time::Duration::from_secs(20), fut).await.expect("the awaited outcome never came (20 s)")
+/// How long a bounded wait waits before it fails the test.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Awaits `fut`, failing the test (instead of hanging it) if it takes more than
+/// [`PATIENCE`]; `what` names the awaited outcome in the failure.
+pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
+    tokio::time::timeout(PATIENCE, fut).await.unwrap_or_else(|_| panic!("timed out ({PATIENCE:?}): {what}"))
+}
+
+/// Waits until `rt`'s bus has subscribed (a message published before that would never
+/// reach it).
+pub async fn wait_for_bus(rt: &Runtime) {
+    within("the bus connects", async {
+        while !rt.bus_connected() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+/// Waits until `rt` holds nothing under `prefix` in the memory of `mount` any more (a bus
+/// message has made it drop its copy); `what` names the message in a failure.
+pub async fn dropped_from_memory(what: &str, rt: &Runtime, mount: &str, prefix: &str) {
+    within(what, async {
+        while !rt.keys(mount, prefix).is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
 }

@@ -1,6 +1,7 @@
 //! A real `redis-server` for tests: its own free loopback port, its own temp dir, no
-//! persistence; killed on drop. Include it with
-//! `#[path = "common/redis.rs"] mod redis_server;`.
+//! persistence; killed on drop. Tests reach it as `common::redis::RedisServer`; the tiers
+//! bench includes this file alone (`#[path = "../tests/common/redis.rs"]`), so it depends on
+//! nothing else in `common`.
 //!
 //! A missing `redis-server` is a panic that says how to install it, never a skip.
 #![allow(dead_code)]

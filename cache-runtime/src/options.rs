@@ -99,6 +99,7 @@ macro_rules! option_setters {
         }
     };
 }
+#[cfg_attr(not(feature = "http"), allow(unused_imports))] // the HTTP layer's builders use it too
 pub(crate) use option_setters;
 
 impl Options {
@@ -120,6 +121,7 @@ impl Options {
     }
 
     /// These options over `under`: what is set here wins, the rest is `under`'s; tags add up.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn over(&self, under: &Options) -> Options {
         Options {
             max_age: self.max_age.or(under.max_age),

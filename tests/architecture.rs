@@ -1,6 +1,7 @@
-//! The runtime's files depend on each other without a cycle.
+//! The files of the runtime and of the macro crate depend on each other without a cycle.
 //!
-//! Every `crate::…` and `super::…` path in a file of `cache-runtime/src` (outside comments)
+//! Every `crate::…` and `super::…` path in a file of `cache-runtime/src` or
+//! `cache-macros/src` (outside comments)
 //! is a dependency on the file of the longest module prefix that the path names. A folder's
 //! `mod.rs` only declares and re-exports, so a file that imports through it (`crate::bus::Bus`
 //! instead of `crate::bus::connection::Bus`) depends on the folder's face, and the checker
@@ -76,7 +77,17 @@ fn paths_in(text: &str, module: &str) -> Vec<String> {
 
 #[test]
 fn the_runtime_files_depend_on_each_other_without_a_cycle() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("cache-runtime/src");
+    no_cycles_in("cache-runtime/src");
+}
+
+#[test]
+fn the_macro_files_depend_on_each_other_without_a_cycle() {
+    no_cycles_in("cache-macros/src");
+}
+
+/// Fails on any import cycle between the files of the crate whose sources are in `dir`.
+fn no_cycles_in(dir: &str) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
     let modules = modules(&src);
     let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (module, file) in &modules {
@@ -132,6 +143,6 @@ fn the_runtime_files_depend_on_each_other_without_a_cycle() {
         }
     }
     let n_edges: usize = edges.values().map(BTreeSet::len).sum();
-    println!("{} files, {} dependencies between them, {} cycles", modules.len(), n_edges, cycles.len());
-    assert!(cycles.is_empty(), "import cycles between the runtime's files:\n{}", cycles.join("\n"));
+    println!("{dir}: {} files, {} dependencies between them, {} cycles", modules.len(), n_edges, cycles.len());
+    assert!(cycles.is_empty(), "import cycles between the files of {dir}:\n{}", cycles.join("\n"));
 }

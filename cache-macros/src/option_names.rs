@@ -124,7 +124,6 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use darling::FromMeta;
 
     fn metas(tokens: proc_macro2::TokenStream) -> Vec<NestedMeta> {
         NestedMeta::parse_meta_list(tokens).unwrap()
@@ -175,35 +174,5 @@ mod tests {
         assert_eq!(errs.len(), 2);
         assert!(errs[0].to_string().contains("did you mean `max_age`"));
         assert!(errs[1].to_string().contains("`max_age` is given twice"));
-    }
-
-    #[test]
-    fn every_listed_option_is_one_that_raw_options_reads() {
-        let values = quote::quote!(
-            max_age = "1m",
-            swr,
-            stale_max_age = "1h",
-            name = "n",
-            group = "g",
-            base = "b",
-            get_key = |x: &u64| *x,
-            integrity = "v1",
-            should_bypass_cache = |x: &u64| *x == 0,
-            should_invalidate_cache = |x: &u64| *x == 0,
-            tags = ["t"],
-            grace = "1h",
-            grace_backoff = "1m",
-            timeout = "1s",
-            hard_timeout = "5s",
-            crate = ::larder
-        );
-        let given = metas(values);
-        assert_eq!(given.len(), OPTIONS.len());
-        let mut errors = Error::accumulator();
-        let kept = screen(given, &mut errors);
-        assert!(errors.finish().is_ok());
-        if let Err(e) = crate::options::RawOptions::from_list(&kept) {
-            panic!("RawOptions rejects a listed option: {e}");
-        }
     }
 }

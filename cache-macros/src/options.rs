@@ -430,4 +430,35 @@ mod tests {
                 .starts_with("`stale_max_age` only applies with stale-while-revalidate")
         );
     }
+
+    /// Every option that `option_names` lets through is one that `RawOptions` reads.
+    #[test]
+    fn every_listed_option_is_one_that_raw_options_reads() {
+        let values = quote::quote!(
+            max_age = "1m",
+            swr,
+            stale_max_age = "1h",
+            name = "n",
+            group = "g",
+            base = "b",
+            get_key = |x: &u64| *x,
+            integrity = "v1",
+            should_bypass_cache = |x: &u64| *x == 0,
+            should_invalidate_cache = |x: &u64| *x == 0,
+            tags = ["t"],
+            grace = "1h",
+            grace_backoff = "1m",
+            timeout = "1s",
+            hard_timeout = "5s",
+            crate = ::larder
+        );
+        let given = NestedMeta::parse_meta_list(values).unwrap();
+        assert_eq!(given.len(), option_names::OPTIONS.len());
+        let mut errors = Error::accumulator();
+        let kept = option_names::screen(given, &mut errors);
+        assert!(errors.finish().is_ok());
+        if let Err(e) = RawOptions::from_list(&kept) {
+            panic!("RawOptions rejects a listed option: {e}");
+        }
+    }
 }

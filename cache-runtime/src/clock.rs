@@ -44,6 +44,27 @@ impl Clock {
             Clock::Manual(m) => m.now_ms(),
         }
     }
+
+    /// A stamp that orders invalidations against the runs they cancel: microseconds since
+    /// the Unix epoch, strictly increasing within the process (two stamps are never
+    /// equal, even when the clock stands still or steps back). An invalidation stamped
+    /// `s` covers every entry whose run began at a stamp `<= s`; between processes the
+    /// order is as good as their clocks agree.
+    pub fn order_stamp(&self) -> u64 {
+        static LAST: AtomicU64 = AtomicU64::new(0);
+        let now = match self {
+            Clock::System => std_now_us(),
+            Clock::Manual(m) => m.now_ms().saturating_mul(1000),
+        };
+        let mut last = LAST.load(Ordering::Relaxed);
+        loop {
+            let next = now.max(last + 1);
+            match LAST.compare_exchange_weak(last, next, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return next,
+                Err(seen) => last = seen,
+            }
+        }
+    }
 }
 
 /// A clock for tests: starts at a given time and moves only with [`advance`](Self::advance)
@@ -101,4 +122,8 @@ fn system_now_ms() -> u64 {
 
 fn std_now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn std_now_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }

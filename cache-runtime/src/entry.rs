@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// A cache entry as stored in L2 stores, as JSON:
-/// `{"value": …, "mtime": <ms>, "expires": <ms>, "integrity": "<hex>", "tags": [..]}`.
+/// `{"value": …, "mtime": <ms>, "expires": <ms>, "integrity": "<hex>", "tags": [..], "born": <µs>}`.
 ///
 /// `mtime` is when the value was produced; `expires` is `mtime + max_age` (informative:
 /// freshness is decided from `mtime` and the caller's [`Policy`]).
@@ -21,6 +21,12 @@ pub struct Entry<V> {
     /// Its tags.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// When the run that produced it began, as an order stamp (microseconds since the
+    /// Unix epoch; see [`Clock::order_stamp`](crate::Clock::order_stamp)). An invalidation
+    /// stamped at or after it covers the entry, even if the entry was written later.
+    /// `0` (entries written before it existed): `mtime` is used.
+    #[serde(default)]
+    pub born: u64,
 }
 
 /// How long past `max_age` a stale value may be served.

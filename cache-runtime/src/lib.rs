@@ -34,7 +34,7 @@ pub use error::{BusError, CodecError, Error, StoreError};
 pub use key::storage_key::escape_key;
 pub use memo::{in_request_scope, request_scope};
 pub use mount::config::{DEFAULT_CAPACITY, DEFAULT_MOUNT, Mount};
-pub use mount::l2::TierHealth;
+pub use mount::l2::{Invalidation, TierHealth};
 pub use mount::stats::CacheStats;
 pub use options::Options;
 pub use runtime::{Runtime, RuntimeBuilder, clear, clear_group, expire_tag, invalidate_tag};

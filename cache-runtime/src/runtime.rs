@@ -131,6 +131,7 @@ impl RuntimeBuilder {
         let mounts = Arc::new(Mounts::new(
             &self.mounts,
             self.default_mount,
+            self.clock.clone(),
             #[cfg(feature = "redis")]
             bus.clone(),
         ));
@@ -211,6 +212,18 @@ impl Runtime {
         self.with_mount(name, |m| m.l2.as_ref().map(|l2| l2.health()).unwrap_or_default())
     }
 
+    /// Invalidations this runtime made that have not reached everything yet: those kept for
+    /// an L2 that failed (all mounts) and those kept for a bus that could not take them.
+    /// `0`: every invalidation made so far is in L2 and was told to the other instances.
+    pub fn unsettled_invalidations(&self) -> usize {
+        let in_l2: usize = self.mounts().iter().map(|m| m.l2.as_ref().map_or(0, |l2| l2.health().pending)).sum();
+        #[cfg(feature = "redis")]
+        let on_bus = self.state.mounts.bus().map_or(0, |b| b.unsent());
+        #[cfg(not(feature = "redis"))]
+        let on_bus = 0;
+        in_l2 + on_bus
+    }
+
     /// Every key in the memory tier of mount `name` that starts with `prefix`, sorted.
     pub fn keys(&self, name: &str, prefix: &str) -> Vec<String> {
         self.with_mount(name, |m| m.memory.keys(prefix))
@@ -282,19 +295,15 @@ pub async fn clear() -> usize {
 /// whatever the number of entries (they are checked when read). Runs in flight with that
 /// tag don't store their results.
 pub async fn invalidate_tag(tag: &str) {
-    let rt = Runtime::current();
-    let now = rt.clock().stamp_ms();
-    for mount in rt.mounts() {
-        mount.tag_event(tag, true, now).await;
+    for mount in Runtime::current().mounts() {
+        mount.tag_event(tag, true).await;
     }
 }
 
 /// Expires every entry tagged `tag`, on every mount: they are no longer fresh, but still
 /// usable under `swr` and `grace`.
 pub async fn expire_tag(tag: &str) {
-    let rt = Runtime::current();
-    let now = rt.clock().stamp_ms();
-    for mount in rt.mounts() {
-        mount.tag_event(tag, false, now).await;
+    for mount in Runtime::current().mounts() {
+        mount.tag_event(tag, false).await;
     }
 }

@@ -1,6 +1,10 @@
 //! Applying what other instances say: a runtime with a bus connects it (retrying while
-//! Redis is down) and drops or expires its own memory copies when told. After a reconnect
-//! an instance cannot know what it missed, so it expires its whole memory tier.
+//! Redis is down) and, when told of an invalidation, does in its own memory what the
+//! sender did in its own (raise the fence, cancel the runs in flight, drop the copies), so
+//! that a run in flight here when the message arrives stores nothing. After a reconnect
+//! (or a first connection that had to be retried) an instance cannot know what it
+//! missed: it fences and drops its whole memory tier (L2, which the invalidations reached,
+//! refills it).
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -21,6 +25,7 @@ pub(crate) fn start(link: Arc<BusLink>, mounts: Weak<Mounts>) {
     };
     handle.spawn(async move {
         let mut backoff = Duration::from_millis(100);
+        let mut retried = false;
         let mut events = loop {
             if mounts.strong_count() == 0 {
                 return;
@@ -28,9 +33,13 @@ pub(crate) fn start(link: Arc<BusLink>, mounts: Weak<Mounts>) {
             match Bus::connect(&link.url, &link.channel, &link.origin).await {
                 Ok((bus, events)) => {
                     link.connected_with(bus);
+                    if retried && let Some(mounts) = mounts.upgrade() {
+                        apply(&mounts, BusEvent::Reconnected);
+                    }
                     break events;
                 }
                 Err(e) => {
+                    retried = true;
                     tracing::warn!(target: "larder", error = %e, "bus not reachable; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -47,9 +56,9 @@ pub(crate) fn start(link: Arc<BusLink>, mounts: Weak<Mounts>) {
 fn apply(mounts: &Mounts, event: BusEvent) {
     match event {
         BusEvent::Reconnected => {
-            tracing::info!(target: "larder", "bus reconnected: expiring the memory tier (messages may have been missed)");
+            tracing::info!(target: "larder", "bus reconnected: dropping the memory tier (messages may have been missed)");
             for mount in mounts.all() {
-                mount.memory.expire_prefix("");
+                mount.fence_prefix("");
             }
         }
         BusEvent::Message(message) => {
@@ -66,9 +75,15 @@ fn apply(mounts: &Mounts, event: BusEvent) {
 
 fn apply_op(mount: &LiveMount, op: BusOp) {
     match op {
-        BusOp::Set { keys } | BusOp::Delete { keys } => {
+        // A newer value: the copy here is older, not invalid.
+        BusOp::Set { keys } => {
             for k in keys {
                 mount.memory.remove(Key::from_full(k).id());
+            }
+        }
+        BusOp::Delete { keys } => {
+            for k in keys {
+                mount.fence_key(&Key::from_full(k));
             }
         }
         BusOp::Expire { keys } => {
@@ -77,8 +92,7 @@ fn apply_op(mount: &LiveMount, op: BusOp) {
             }
         }
         BusOp::Clear { prefix } => {
-            mount.flights.cancel_where(|key, _, _| key.starts_with(&prefix));
-            mount.memory.remove_prefix(&prefix);
+            mount.fence_prefix(&prefix);
         }
         BusOp::InvalidateTag { tag } => mount.tag_event_in_memory(&tag, true),
         BusOp::ExpireTag { tag } => mount.tag_event_in_memory(&tag, false),

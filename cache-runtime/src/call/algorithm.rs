@@ -136,7 +136,7 @@ where
                     let ctx = Context { rt, mount, spec, key, tags: all_tags.into(), stats, storage };
                     ctx.log(tracing::Level::DEBUG, "stale: refreshing in the background");
                     if let Some(leader) =
-                        ctx.mount.flights.try_lead(ctx.key.id(), ctx.key.as_str(), &ctx.tags, ctx.mount.next_seq())
+                        ctx.mount.flights.try_lead(ctx.key.id(), ctx.key.as_str(), &ctx.tags, ctx.mount.ticket())
                     {
                         refresh.start(&args, Job::new(ctx.clone(), errors, leader));
                     }
@@ -159,7 +159,7 @@ where
         let ctx = Context { rt, mount, spec, key, tags: all_tags.into(), stats, storage };
         ctx.log(tracing::Level::DEBUG, "miss");
         loop {
-            match ctx.mount.flights.join(ctx.key.id(), ctx.key.as_str(), &ctx.tags, ctx.mount.next_seq()) {
+            match ctx.mount.flights.join(ctx.key.id(), ctx.key.as_str(), &ctx.tags, ctx.mount.ticket()) {
                 Join::Lead(leader) => {
                     // A run may have finished between the lookup and the join.
                     let (now, key) = (ctx.rt.clock().now_ms(), (ctx.key.id(), ctx.key.is()));
@@ -201,8 +201,14 @@ where
                         Err(e) => (Err(e), Answer::Miss),
                     };
                 }
-                Join::Follow(rx) => match flights::wait(rx).await {
-                    Awaited::Done(published) => match &*published {
+                Join::Follow(rx) => match follow(&ctx, rx, &grace).await {
+                    Err(stale) => {
+                        return (
+                            Ok(ctx.answer_from_grace(stale, "timeout: answered with the stale value")),
+                            Answer::Grace,
+                        );
+                    }
+                    Ok(Awaited::Done(published)) => match &*published {
                         Published::Value(v) => {
                             if let Some(v) = v.downcast_ref::<V>() {
                                 return (Ok(v.clone()), Answer::Miss);
@@ -221,10 +227,25 @@ where
                             ctx.spec.group, ctx.spec.name
                         ),
                     },
-                    Awaited::Abandoned => {}
+                    Ok(Awaited::Abandoned) => {}
                 },
             }
         }
+    }
+}
+
+/// Waits for the run a follower joined; with a usable old value and a soft `timeout`, no
+/// longer than the timeout (`Err(old value)`), like the caller that leads the run.
+async fn follow<V: Clone>(
+    ctx: &Context,
+    rx: tokio::sync::watch::Receiver<flights::State>,
+    grace: &Option<V>,
+) -> Result<Awaited, V> {
+    match (ctx.spec.timeout_ms, grace) {
+        (Some(ms), Some(stale)) => {
+            tokio::time::timeout(Duration::from_millis(ms), flights::wait(rx)).await.map_err(|_| stale.clone())
+        }
+        _ => Ok(flights::wait(rx).await),
     }
 }
 

@@ -17,6 +17,7 @@ use crate::call::share::Errors;
 use crate::call::spec::SpecRef;
 use crate::entry::{Entry, Policy};
 use crate::key::storage_key::Key;
+use crate::mount::fences::Ticket;
 use crate::mount::flights::{Leader, Published};
 use crate::mount::l1::{NewSlot, Slot};
 use crate::mount::live::LiveMount;
@@ -64,7 +65,7 @@ impl Context {
         V: Clone + Send + Sync + 'static + Serialize + DeserializeOwned,
         Fut: Future<Output = Result<V, E>>,
     {
-        let seq = leader.seq();
+        let ticket = leader.ticket();
         self.stats.runs.incr();
         let outcome = match (self.spec.hard_timeout_ms, errors.timeout) {
             (Some(ms), Some(make)) => {
@@ -80,10 +81,10 @@ impl Context {
         };
         match outcome {
             Ok(Ok(v)) => {
-                let stored = self.store(v.clone(), seq, Some(&leader));
+                let stored = self.store(v.clone(), ticket, Some(&leader));
                 leader.publish(Published::Value(Box::new(v.clone())));
                 if let Some(stored) = stored {
-                    self.write_l2(&v, stored).await;
+                    self.write_l2(&v, stored, ticket).await;
                 }
                 Ok(v)
             }
@@ -100,9 +101,16 @@ impl Context {
         }
     }
 
-    /// Stores a produced value, unless an invalidation arrived while it was produced.
-    pub(crate) fn store<V: Send + Sync + 'static>(&self, v: V, seq: u64, leader: Option<&Leader>) -> Option<InMemory> {
-        if leader.is_some_and(Leader::cancelled) {
+    /// Stores a produced value, unless an invalidation arrived while it was produced
+    /// (after `ticket` was taken).
+    pub(crate) fn store<V: Send + Sync + 'static>(
+        &self,
+        v: V,
+        ticket: Ticket,
+        leader: Option<&Leader>,
+    ) -> Option<InMemory> {
+        let fenced = || leader.is_some_and(Leader::cancelled) || !self.mount.fences.admits(self.key.id(), ticket);
+        if fenced() {
             return None;
         }
         let policy = &self.spec.policy;
@@ -120,22 +128,23 @@ impl Context {
             expires: now.saturating_add(max_age),
             integrity: self.spec.integrity,
             tags: self.tags.iter().cloned().collect(),
-            seq,
+            seq: ticket.seq,
             ttl_ms,
             stats: Some(Arc::clone(&self.stats)),
         });
         let slot = self.mount.memory.insert(self.key.id(), slot);
-        // An invalidation between the check above and the insert cancelled the flight
-        // first and removes the memory entry second; re-checking here closes the gap.
-        if leader.is_some_and(Leader::cancelled) {
+        // An invalidation between the check above and the insert raised the fence (and
+        // cancelled the flight) first and removes the memory entry second; re-checking
+        // here closes the gap.
+        if fenced() {
             self.mount.memory.remove_if_same(self.key.id(), &slot);
             return None;
         }
         Some(InMemory { mtime: now, expires: now.saturating_add(max_age), ttl_ms })
     }
 
-    /// Writes a stored value to L2 (if the mount has one).
-    pub(crate) async fn write_l2<V: Serialize>(&self, v: &V, stored: InMemory) {
+    /// Writes a stored value to L2 (if the mount has one), born at `ticket`.
+    pub(crate) async fn write_l2<V: Serialize>(&self, v: &V, stored: InMemory, ticket: Ticket) {
         if self.mount.l2.is_none() {
             return;
         }
@@ -145,8 +154,9 @@ impl Context {
             expires: stored.expires,
             integrity: format!("{:032x}", self.spec.integrity),
             tags: self.tags.iter().map(|t| t.to_string()).collect(),
+            born: ticket.born,
         };
-        self.mount.write_l2(&self.key, &entry, stored.ttl_ms).await;
+        self.mount.write_l2(&self.key, &entry, stored.ttl_ms, ticket).await;
     }
 
     /// Starts the grace backoff of the entry: the body is not called again for a while.

@@ -54,17 +54,17 @@ pub(crate) async fn prime_in<V>(
     let stats = rt.stats_for(&spec.prefix);
     let tags: Vec<Box<str>> =
         spec.tags.iter().map(|t| Box::<str>::from(&**t)).chain(tags.into_iter().map(String::into_boxed_str)).collect();
-    let seq = mount.next_seq();
+    let ticket = mount.ticket();
     let ctx = Context { rt, mount, spec, key, tags: tags.into(), stats, storage: None };
     if ctx.mount.l2.is_some() {
         let json = serde_json::to_value(&value).ok();
-        if let Some(stored) = ctx.store(value, seq, None)
+        if let Some(stored) = ctx.store(value, ticket, None)
             && let Some(json) = json
         {
-            ctx.write_l2(&json, stored).await;
+            ctx.write_l2(&json, stored, ticket).await;
         }
     } else {
-        ctx.store(value, seq, None);
+        ctx.store(value, ticket, None);
     }
 }
 

@@ -127,7 +127,8 @@ pub(crate) fn fresh_in_memory<V: Clone + 'static>(
 
 /// Puts an entry read from L2 into the memory tier (for the rest of its life under the
 /// windows of `spec`, with the integrity it was written with) and says what it is worth
-/// now. `None` when it is worth nothing.
+/// now. `None` when it is worth nothing, or when an invalidation came after the read
+/// began (the entry may be the invalidated one: it is neither kept nor answered).
 pub(crate) fn fill_from_l2<V: Clone + Send + Sync + 'static>(
     rt: &Runtime,
     mount: &LiveMount,
@@ -138,6 +139,10 @@ pub(crate) fn fill_from_l2<V: Clone + Send + Sync + 'static>(
 ) -> Option<Lookup<V>> {
     let now = rt.clock().now_ms();
     let e = l2;
+    let ticket = e.ticket;
+    if !mount.fences.admits(key.id(), ticket) {
+        return None;
+    }
     let policy = Policy { max_age_ms: e.expires.saturating_sub(e.mtime), ..spec.policy };
     let lookup = match policy.freshness(e.mtime, e.expired, now) {
         Freshness::Fresh => Lookup::Fresh(e.value.clone()),
@@ -156,14 +161,19 @@ pub(crate) fn fill_from_l2<V: Clone + Send + Sync + 'static>(
         // `read_l2` has checked it against the caller's integrity, when it had one.
         integrity: e.integrity.unwrap_or(spec.integrity),
         tags: e.tags.into_iter().collect(),
-        seq: mount.next_seq(),
+        seq: ticket.seq,
         ttl_ms: policy.store_ttl_ms().map(|ttl| ttl.saturating_sub(age).max(1)),
         stats: Some(Arc::clone(stats)),
     });
     if e.expired {
         slot.mark_expired();
     }
-    mount.memory.insert(key.id(), slot);
+    let slot = mount.memory.insert(key.id(), slot);
+    // An invalidation raises the fence, then drops the copy: one of the two checks sees it.
+    if !mount.fences.admits(key.id(), ticket) {
+        mount.memory.remove_if_same(key.id(), &slot);
+        return None;
+    }
     Some(lookup)
 }
 

@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
+
+use crate::mount::fences::Ticket;
 use tokio::sync::watch;
 
 /// What a finished run leaves for its followers.
@@ -25,15 +27,16 @@ pub(crate) enum Published {
     Panicked,
 }
 
-type State = Option<Arc<Published>>;
+/// What a follower's channel holds: nothing yet, or the outcome.
+pub(crate) type State = Option<Arc<Published>>;
 
 pub(crate) struct Flight {
     key: Box<str>,
     tags: Box<[Box<str>]>,
     tx: watch::Sender<State>,
     cancelled: AtomicBool,
-    /// The mount's sequence number when the run was joined (its entry's `seq`).
-    seq: u64,
+    /// Taken when the run was joined: its entry's `seq` and `born`.
+    ticket: Ticket,
 }
 
 #[repr(align(128))]
@@ -68,23 +71,23 @@ impl Flights {
         &self.shards[((id >> 64) as usize) & self.mask].0
     }
 
-    /// Leads a new run of `id`, or follows the one in flight. `seq` is the mount's
-    /// sequence number now: a new run's entry is stored with it.
-    pub fn join(self: &Arc<Self>, id: u128, key: &str, tags: &[Box<str>], seq: u64) -> Join {
+    /// Leads a new run of `id`, or follows the one in flight. `ticket` is the mount's
+    /// ticket now: a new run's entry is stored with it.
+    pub fn join(self: &Arc<Self>, id: u128, key: &str, tags: &[Box<str>], ticket: Ticket) -> Join {
         let mut map = self.shard(id).lock();
         if let Some(flight) = map.get(&id) {
             return Join::Follow(flight.tx.subscribe());
         }
         let (tx, _rx) = watch::channel(None);
         let flight =
-            Arc::new(Flight { key: key.into(), tags: tags.into(), tx, cancelled: AtomicBool::new(false), seq });
+            Arc::new(Flight { key: key.into(), tags: tags.into(), tx, cancelled: AtomicBool::new(false), ticket });
         map.insert(id, Arc::clone(&flight));
         Join::Lead(Leader { flights: Arc::clone(self), id, flight, done: false })
     }
 
     /// Leads a new run of `id` only if none is in flight.
-    pub fn try_lead(self: &Arc<Self>, id: u128, key: &str, tags: &[Box<str>], seq: u64) -> Option<Leader> {
-        match self.join(id, key, tags, seq) {
+    pub fn try_lead(self: &Arc<Self>, id: u128, key: &str, tags: &[Box<str>], ticket: Ticket) -> Option<Leader> {
+        match self.join(id, key, tags, ticket) {
             Join::Lead(l) => Some(l),
             Join::Follow(_) => None,
         }
@@ -115,7 +118,7 @@ impl Flights {
     pub fn cancel_where(&self, pred: impl Fn(&str, &[Box<str>], u64) -> bool) {
         for shard in self.shards.iter() {
             shard.0.lock().retain(|_, f| {
-                let hit = pred(&f.key, &f.tags, f.seq);
+                let hit = pred(&f.key, &f.tags, f.ticket.seq);
                 if hit {
                     f.cancelled.store(true, Ordering::SeqCst);
                 }
@@ -150,9 +153,9 @@ impl Leader {
         self.flight.tx.subscribe()
     }
 
-    /// The sequence number the run was joined at.
-    pub fn seq(&self) -> u64 {
-        self.flight.seq
+    /// The ticket the run was joined with.
+    pub fn ticket(&self) -> Ticket {
+        self.flight.ticket
     }
 
     /// Whether an invalidation arrived since the run started (its result must not be stored).

@@ -324,16 +324,6 @@ impl Memory {
         victims.len()
     }
 
-    /// Expires every slot whose key starts with `prefix`; returns how many.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub fn expire_prefix(&self, prefix: &str) -> usize {
-        let victims = self.matching(prefix);
-        for (_, slot) in &victims {
-            slot.expired.store(true, Ordering::SeqCst);
-        }
-        victims.len()
-    }
-
     /// Keys of every slot whose key starts with `prefix`, sorted.
     pub fn keys(&self, prefix: &str) -> Vec<String> {
         let mut keys: Vec<String> = self.matching(prefix).into_iter().map(|(_, s)| s.key.to_string()).collect();

@@ -1,7 +1,21 @@
 //! A live mount ([`LiveMount`]): its memory tier, its L2, its runs in flight, its tag
-//! events, and every operation that spans them. Each operation here is the one place
-//! where it touches every tier: reading and filling from L2, writing to L2, deleting,
-//! expiring, clearing a prefix, recording a tag event, and telling other instances.
+//! events, its invalidation fences, and every operation that spans them. Each operation
+//! here is the one place where it touches every tier: reading and filling from L2, writing
+//! to L2, deleting, expiring, clearing a prefix, recording a tag event, and telling other
+//! instances.
+//!
+//! Every invalidation (a key, a prefix, a tag) is done the same way, so that nothing that
+//! was in flight when it began can bring the old value back:
+//!
+//! 1. in memory: raise the fence ([`Fences`]), cancel the runs in flight, drop the copies;
+//! 2. in L2: raise the invalidation's stamp (an order stamp, see
+//!    [`Clock::order_stamp`](crate::Clock::order_stamp)), then delete; an L2 entry is
+//!    refused when a stamp of its key, of a `:`-ended prefix of its key or of one of its
+//!    tags is at or after the stamp of the run that produced it (`born`), so a late write
+//!    from any instance cannot resurrect it; if L2 fails, the invalidation is kept and
+//!    replayed ([`L2::invalidate`]);
+//! 3. in memory again: a second fence, for the L2 reads that began during step 2;
+//! 4. on the bus: other instances do step 1 when they hear it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,13 +24,20 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::clock::Clock;
 use crate::entry::Entry;
 use crate::key::storage_key::Key;
 use crate::mount::config::Mount;
+use crate::mount::fences::{Fences, Ticket};
 use crate::mount::flights::Flights;
 use crate::mount::l1::Memory;
-use crate::mount::l2::L2;
-use crate::mount::tags::{TagStamps, Tags, tag_key};
+use crate::mount::l2::{Invalidation as Target, L2, gone_keys};
+use crate::mount::tags::{TagVerdict, Tags, tag_expired_key, tag_invalidated_key};
+use crate::stores::store::parse_stamp;
+
+/// The shortest time an invalidation's stamp is kept in L2 (runs in flight when it was
+/// made may still try to write for that long).
+pub(crate) const MIN_STAMP_LIFETIME: Duration = Duration::from_secs(300);
 
 /// A live mount: its memory tier, its L2, its runs in flight, its tag events.
 pub(crate) struct LiveMount {
@@ -28,13 +49,19 @@ pub(crate) struct LiveMount {
     /// Where changes are announced to other instances.
     #[cfg(feature = "redis")]
     bus: Option<Arc<crate::bus::link::BusLink>>,
-    /// Orders stores against tag events.
+    /// Orders stores against tag events and invalidations.
     seq: AtomicU64,
+    /// What keeps an invalidated value from landing after its invalidation.
+    pub fences: Fences,
+    clock: Clock,
+    /// The longest lifetime in L2 of an entry this mount wrote or read, ms (`u64::MAX`:
+    /// one lives forever): how long invalidation stamps and tag events must be kept.
+    longest_ms: AtomicU64,
 }
 
 impl LiveMount {
     /// A mount named `name`, configured by `config`, that tells no other instance.
-    pub fn new(name: &str, config: &Mount) -> LiveMount {
+    pub fn new(name: &str, config: &Mount, clock: Clock) -> LiveMount {
         LiveMount {
             name: name.into(),
             memory: Memory::new(config.capacity()),
@@ -44,6 +71,9 @@ impl LiveMount {
             #[cfg(feature = "redis")]
             bus: None,
             seq: AtomicU64::new(1),
+            fences: Fences::new(),
+            clock,
+            longest_ms: AtomicU64::new(MIN_STAMP_LIFETIME.as_millis() as u64),
         }
     }
 
@@ -57,6 +87,41 @@ impl LiveMount {
     pub fn next_seq(&self) -> u64 {
         self.seq.fetch_add(1, Ordering::AcqRel) + 1
     }
+
+    /// A ticket for a value about to be produced (a run, an L2 read).
+    pub fn ticket(&self) -> Ticket {
+        Ticket { seq: self.next_seq(), born: self.clock.order_stamp() }
+    }
+
+    /// Notes that an entry lives `ttl_ms` in L2 (`None`: forever).
+    fn note_lifetime(&self, ttl_ms: Option<u64>) {
+        self.longest_ms.fetch_max(ttl_ms.unwrap_or(u64::MAX), Ordering::AcqRel);
+    }
+
+    /// How long an invalidation's stamp must stay in L2: as long as any entry it may
+    /// refuse could live (`None`: forever).
+    fn stamp_ttl(&self) -> Option<Duration> {
+        match self.longest_ms.load(Ordering::Acquire) {
+            u64::MAX => None,
+            ms => Some(Duration::from_millis(ms).max(MIN_STAMP_LIFETIME)),
+        }
+    }
+
+    /// Step 1 (and 3) of an invalidation of one key: fence, cancel, drop. Whether memory
+    /// held it.
+    pub(crate) fn fence_key(&self, key: &Key) -> bool {
+        self.fences.raise(key.id(), self.next_seq());
+        self.flights.cancel(key.id());
+        self.memory.remove(key.id())
+    }
+
+    /// Step 1 (and 3) of an invalidation of a prefix (`""`: everything); how many copies
+    /// memory held.
+    pub(crate) fn fence_prefix(&self, prefix: &str) -> usize {
+        self.fences.raise_all(self.next_seq());
+        self.flights.cancel_where(|key, _, _| key.starts_with(prefix));
+        self.memory.remove_prefix(prefix)
+    }
 }
 
 /// An entry read from L2, checked against its tags.
@@ -69,6 +134,8 @@ pub(crate) struct FromL2<V> {
     pub integrity: Option<u128>,
     /// A tag was expired after the entry was produced.
     pub expired: bool,
+    /// Taken before the read: a fill of memory from it lands only past the fences.
+    pub ticket: Ticket,
 }
 
 /// The entry as [`LiveMount::read_l2`] decodes it: the integrity and the tags
@@ -78,6 +145,8 @@ struct EntryView<'a, V> {
     value: V,
     mtime: u64,
     expires: u64,
+    #[serde(default)]
+    born: u64,
     #[serde(borrow)]
     integrity: std::borrow::Cow<'a, str>,
     #[serde(default, borrow)]
@@ -115,12 +184,19 @@ impl LiveMount {
         let _ = change;
     }
 
-    /// Reads `key` from L2: decodes it, checks integrity and tags (one round trip for all
-    /// of its tags). An unreadable entry is deleted and is a miss; a foreign integrity is
-    /// a miss.
+    /// Reads `key` from L2: decodes it, checks integrity, its invalidation stamps (the
+    /// key's and its prefixes', in the same round trip as the entry) and its tags' (one
+    /// more round trip for all of them), and what L2 has not applied yet. An unreadable
+    /// entry is deleted and is a miss; a foreign integrity is a miss.
     pub(crate) async fn read_l2<V: DeserializeOwned>(&self, key: &Key, integrity: Option<u128>) -> Option<FromL2<V>> {
         let l2 = self.l2.as_ref()?;
-        let bytes = l2.get(key.as_str()).await?;
+        let ticket = self.ticket();
+        if l2.covers(key.as_str(), None) {
+            return None;
+        }
+        let keys: Vec<String> = std::iter::once(key.as_str().to_owned()).chain(gone_keys(key.as_str())).collect();
+        let mut got = l2.get_many(&keys).await?;
+        let bytes = got.first_mut()?.take()?;
         let entry: EntryView<'_, V> = match serde_json::from_slice(&bytes) {
             Ok(e) => e,
             Err(e) => {
@@ -133,16 +209,28 @@ impl LiveMount {
         if integrity.is_some_and(|i| parsed != Some(i)) {
             return None;
         }
+        // Entries written before runs had a birth stamp: born when produced.
+        let born = if entry.born > 0 { entry.born } else { entry.mtime.saturating_mul(1000) };
+        if got[1..].iter().flatten().any(|raw| parse_stamp(raw).is_some_and(|s| s >= born)) {
+            return None;
+        }
         let mut expired = false;
         if !entry.tags.is_empty() {
-            let keys: Vec<String> = entry.tags.iter().map(|t| tag_key(t)).collect();
+            match l2.tags_verdict(&entry.tags, born) {
+                TagVerdict::Invalid => return None,
+                TagVerdict::Expired => expired = true,
+                TagVerdict::Valid => {}
+            }
+            let keys: Vec<String> =
+                entry.tags.iter().flat_map(|t| [tag_invalidated_key(t), tag_expired_key(t)]).collect();
             let stamps = l2.get_many(&keys).await?;
-            for raw in stamps.into_iter().flatten() {
-                let Ok(s) = serde_json::from_slice::<TagStamps>(&raw) else { continue };
-                if s.invalidated >= entry.mtime {
-                    return None;
+            for (i, raw) in stamps.iter().enumerate() {
+                if raw.as_deref().and_then(parse_stamp).is_some_and(|s| s >= born) {
+                    if i % 2 == 0 {
+                        return None;
+                    }
+                    expired = true;
                 }
-                expired |= s.expired >= entry.mtime;
             }
         }
         let tags = entry.tags.into_iter().map(|t| Box::<str>::from(&*t)).collect();
@@ -153,12 +241,18 @@ impl LiveMount {
             tags,
             integrity: parsed,
             expired,
+            ticket,
         })
     }
 
-    /// Writes an entry to L2 (a failure is logged, never returned).
-    pub(crate) async fn write_l2<V: Serialize>(&self, key: &Key, entry: &Entry<&V>, ttl_ms: Option<u64>) {
+    /// Writes an entry to L2 (a failure is logged, never returned), unless an
+    /// invalidation came after `ticket` (the run that produced it began before it).
+    pub(crate) async fn write_l2<V: Serialize>(&self, key: &Key, entry: &Entry<&V>, ttl_ms: Option<u64>, ticket: Ticket) {
         let Some(l2) = &self.l2 else { return };
+        if !self.fences.admits(key.id(), ticket) {
+            return;
+        }
+        self.note_lifetime(ttl_ms);
         match serde_json::to_vec(entry) {
             Ok(bytes) => {
                 if l2.set(key.as_str(), bytes, ttl_ms.map(Duration::from_millis)).await {
@@ -171,12 +265,17 @@ impl LiveMount {
         }
     }
 
-    /// Deletes one entry from every tier and cancels its run in flight.
+    /// Deletes one entry from every tier and cancels its run in flight (see the steps at
+    /// the top of this file).
     pub(crate) async fn delete(&self, key: &Key) -> bool {
-        self.flights.cancel(key.id());
-        let in_memory = self.memory.remove(key.id());
+        let stamp = self.clock.order_stamp();
+        let in_memory = self.fence_key(key);
         let in_l2 = match &self.l2 {
-            Some(l2) => l2.delete(key.as_str()).await,
+            Some(l2) => {
+                let n = l2.invalidate(Target::Key(key.as_str().to_owned()), stamp, self.stamp_ttl()).await;
+                self.fence_key(key);
+                n.is_some_and(|n| n > 0)
+            }
             None => false,
         };
         self.announce(Change::Delete(key.as_str()));
@@ -184,29 +283,36 @@ impl LiveMount {
     }
 
     /// Marks one entry stale in every tier: still usable under `swr`/`grace`, not fresh.
+    /// L2 keeps the entry for the time it had left.
     pub(crate) async fn expire(&self, key: &Key) -> bool {
         let in_memory = self.memory.expire(key.id());
         let mut in_l2 = false;
         if let Some(l2) = &self.l2
             && let Some(bytes) = l2.get(key.as_str()).await
-            && let Ok(mut entry) = serde_json::from_slice::<Entry<serde_json::Value>>(&bytes)
+            && let Ok(mut entry) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes)
+            && let Some(mtime) = entry.get("mtime").and_then(serde_json::Value::as_u64)
         {
             // Stale in L2: no longer fresh from its production on.
-            entry.expires = entry.mtime;
+            entry.insert("expires".into(), mtime.into());
             if let Ok(bytes) = serde_json::to_vec(&entry) {
-                in_l2 = l2.set(key.as_str(), bytes, None).await;
+                in_l2 = l2.replace(key.as_str(), bytes).await.unwrap_or(false);
             }
         }
         self.announce(Change::Expire(key.as_str()));
         in_memory || in_l2
     }
 
-    /// Deletes every entry whose key starts with `prefix` from every tier.
+    /// Deletes every entry whose key starts with `prefix` from every tier (see the steps
+    /// at the top of this file).
     pub(crate) async fn clear_prefix(&self, prefix: &str) -> usize {
-        self.flights.cancel_where(|key, _, _| key.starts_with(prefix));
-        let in_memory = self.memory.remove_prefix(prefix);
+        let stamp = self.clock.order_stamp();
+        let in_memory = self.fence_prefix(prefix);
         let in_l2 = match &self.l2 {
-            Some(l2) => l2.delete_prefix(prefix).await as usize,
+            Some(l2) => {
+                let n = l2.invalidate(Target::Prefix(prefix.to_owned()), stamp, self.stamp_ttl()).await;
+                self.fence_prefix(prefix);
+                n.unwrap_or(0) as usize
+            }
             None => 0,
         };
         self.announce(Change::Clear(prefix));
@@ -217,32 +323,25 @@ impl LiveMount {
     /// local event and for one heard on the bus.
     pub(crate) fn tag_event_in_memory(&self, tag: &str, invalidate: bool) {
         let seq = self.next_seq();
+        let (now, keep) = (self.clock.now_ms(), self.longest_ms.load(Ordering::Acquire));
         if invalidate {
-            self.tags.invalidate(tag, seq);
+            self.tags.invalidate(tag, seq, now, keep);
             // Runs that began after the event produce values from after it: kept.
             self.flights.cancel_where(|_, tags, started| started < seq && tags.iter().any(|t| &**t == tag));
         } else {
-            self.tags.expire(tag, seq);
+            self.tags.expire(tag, seq, now, keep);
         }
     }
 
-    /// Records a tag event locally and in L2.
-    pub(crate) async fn tag_event(&self, tag: &str, invalidate: bool, now_ms: u64) {
+    /// Records a tag event locally and in L2 (see the steps at the top of this file).
+    pub(crate) async fn tag_event(&self, tag: &str, invalidate: bool) {
+        let stamp = self.clock.order_stamp();
         self.tag_event_in_memory(tag, invalidate);
         if let Some(l2) = &self.l2 {
-            let key = tag_key(tag);
-            let mut stamps = match l2.get(&key).await {
-                Some(raw) => serde_json::from_slice::<TagStamps>(&raw).unwrap_or_default(),
-                None => TagStamps::default(),
-            };
-            if invalidate {
-                stamps.invalidated = now_ms;
-            } else {
-                stamps.expired = now_ms;
-            }
-            if let Ok(bytes) = serde_json::to_vec(&stamps) {
-                l2.set(&key, bytes, None).await;
-            }
+            let target =
+                if invalidate { Target::TagInvalidated(tag.to_owned()) } else { Target::TagExpired(tag.to_owned()) };
+            l2.invalidate(target, stamp, self.stamp_ttl()).await;
+            self.tag_event_in_memory(tag, invalidate);
         }
         self.announce(if invalidate { Change::InvalidateTag(tag) } else { Change::ExpireTag(tag) });
     }

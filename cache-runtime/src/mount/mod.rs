@@ -3,6 +3,7 @@
 //! that spans the tiers; the other files are the parts.
 
 pub(crate) mod config;
+pub(crate) mod fences;
 pub(crate) mod flights;
 pub(crate) mod l1;
 pub(crate) mod l2;

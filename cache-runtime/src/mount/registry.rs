@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use crate::clock::Clock;
 use crate::mount::config::{DEFAULT_MOUNT, Mount};
 use crate::mount::live::LiveMount;
 
@@ -18,6 +19,7 @@ pub(crate) struct Mounts {
     /// Where every mount announces its changes to other instances.
     #[cfg(feature = "redis")]
     bus: Option<Arc<crate::bus::link::BusLink>>,
+    clock: Clock,
 }
 
 impl Mounts {
@@ -25,6 +27,7 @@ impl Mounts {
     pub fn new(
         configured: &[(String, Mount)],
         default_config: Mount,
+        clock: Clock,
         #[cfg(feature = "redis")] bus: Option<Arc<crate::bus::link::BusLink>>,
     ) -> Mounts {
         let mut mounts = Mounts {
@@ -33,6 +36,7 @@ impl Mounts {
             default_config,
             #[cfg(feature = "redis")]
             bus,
+            clock,
         };
         let mut live: Vec<Arc<LiveMount>> = configured.iter().map(|(name, config)| mounts.live(name, config)).collect();
         if !live.iter().any(|m| &*m.name == DEFAULT_MOUNT) {
@@ -43,7 +47,7 @@ impl Mounts {
     }
 
     fn live(&self, name: &str, config: &Mount) -> Arc<LiveMount> {
-        let mount = LiveMount::new(name, config);
+        let mount = LiveMount::new(name, config, self.clock.clone());
         #[cfg(feature = "redis")]
         let mount = mount.announcing_on(self.bus.clone());
         Arc::new(mount)

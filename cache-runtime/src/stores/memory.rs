@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use moka::Expiry;
 use moka::sync::Cache;
 
-use crate::stores::store::{Store, StoreFuture};
+use crate::stores::store::{Store, StoreFuture, parse_stamp};
 
 /// The default bound of a [`MemoryStore`]: 64 MiB of keys and values.
 const DEFAULT_MAX_BYTES: u64 = 64 * 1024 * 1024;
@@ -161,6 +161,35 @@ impl Store for MemoryStore {
 
     fn keys<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<String>> {
         Box::pin(async move { Ok(self.live_keys(prefix)) })
+    }
+
+    fn raise<'a>(&'a self, key: &'a str, stamp: u64, ttl: Option<Duration>) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            // moka runs the closure under the key's lock: concurrent raises are serialized.
+            let entry = self.cache.entry(key.to_owned()).and_upsert_with(|current| {
+                let now = Instant::now();
+                if let Some(current) = current.map(|e| e.into_value()).filter(|b| b.live(now))
+                    && parse_stamp(&current.bytes).is_some_and(|s| s >= stamp)
+                {
+                    return current;
+                }
+                Bytes { bytes: stamp.to_string().into_bytes().into(), expires: ttl.and_then(|t| now.checked_add(t)) }
+            });
+            Ok(parse_stamp(&entry.into_value().bytes).unwrap_or(stamp))
+        })
+    }
+
+    fn replace<'a>(&'a self, key: &'a str, value: Vec<u8>) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            use moka::ops::compute::{CompResult, Op};
+            let result = self.cache.entry(key.to_owned()).and_compute_with(|current| {
+                match current.map(|e| e.into_value()).filter(|b| b.live(Instant::now())) {
+                    Some(old) => Op::Put(Bytes { bytes: value.into(), expires: old.expires }),
+                    None => Op::Nop,
+                }
+            });
+            Ok(matches!(result, CompResult::ReplacedWith(_) | CompResult::Inserted(_)))
+        })
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! Values live under `{prefix}{key}` (prefix `larder:` unless configured), written with
 //! `SET key value PX ttl` (no `PX` without a TTL), read with `GET` and `MGET`, deleted with
-//! `UNLINK`; prefix deletes and key listings walk the keyspace with
+//! `UNLINK`; stamps raised by a Lua script (never lowered, whatever the order of concurrent
+//! raises); values replaced with `SET … XX KEEPTTL` (Redis 6 or later); prefix deletes and key listings walk the keyspace with
 //! `SCAN MATCH {escaped prefix}* COUNT 500` (never `KEYS`), deleting each page with one
 //! `UNLINK`.
 //!
@@ -311,6 +312,26 @@ impl Store for RedisStore {
         })
     }
 
+    fn raise<'a>(&'a self, key: &'a str, stamp: u64, ttl: Option<Duration>) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let ttl = ttl.map_or(String::new(), |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1).to_string());
+            let mut call = RAISE.prepare_invoke();
+            call.key(self.full(key)).arg(stamp.to_string()).arg(ttl);
+            let now: String = self.run("raise (EVALSHA)", call.invoke_async(&mut conn)).await?;
+            Ok(now.parse().unwrap_or(stamp))
+        })
+    }
+
+    fn replace<'a>(&'a self, key: &'a str, value: Vec<u8>) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let set = cmd("SET").arg(self.full(key)).arg(value).arg("XX").arg("KEEPTTL").to_owned();
+            let done: Option<String> = self.run("SET XX KEEPTTL", set.query_async(&mut conn)).await?;
+            Ok(done.is_some())
+        })
+    }
+
     fn keys<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<String>> {
         Box::pin(async move {
             let pattern = self.pattern(prefix);
@@ -335,6 +356,25 @@ impl Store for RedisStore {
         })
     }
 }
+
+/// [`Store::raise`] in one step on the server: the stamp is replaced only by a larger one,
+/// so concurrent raises (from any number of instances) leave the largest.
+static RAISE: std::sync::LazyLock<::redis::Script> = std::sync::LazyLock::new(|| {
+    ::redis::Script::new(
+        r"
+local current = tonumber(redis.call('GET', KEYS[1]) or '')
+if current and current >= tonumber(ARGV[1]) then
+  return tostring(redis.call('GET', KEYS[1]))
+end
+if ARGV[2] == '' then
+  redis.call('SET', KEYS[1], ARGV[1])
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return ARGV[1]
+",
+    )
+});
 
 /// Escapes the glob metacharacters of `MATCH` (`*`, `?`, `[`, `]`, `\`), so that a prefix
 /// matches only itself.

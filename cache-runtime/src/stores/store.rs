@@ -48,6 +48,43 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every key that starts with `prefix`, in any order.
     fn keys<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<String>>;
+
+    /// Raises the stamp under `key` (a `u64` stored as decimal text) to at least `stamp`,
+    /// never lowering it, keeps it for `ttl` from now, and returns the stamp now stored.
+    /// The runtime records invalidations this way: concurrent raises of one key must give
+    /// the largest of their stamps, whatever their order.
+    ///
+    /// The default reads, then writes: atomic only when nothing else raises the key at the
+    /// same moment. Stores shared between instances must override it with an atomic
+    /// operation (the Redis store runs a script, the memory store updates under its lock).
+    fn raise<'a>(&'a self, key: &'a str, stamp: u64, ttl: Option<Duration>) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let current = self.get(key).await?.as_deref().and_then(parse_stamp).unwrap_or(0);
+            if current >= stamp {
+                return Ok(current);
+            }
+            self.set(key, stamp.to_string().into_bytes(), ttl).await?;
+            Ok(stamp)
+        })
+    }
+
+    /// Replaces the bytes under `key`, keeping the time it has left to live; returns
+    /// whether there was a value to replace (nothing is written otherwise). Used to mark
+    /// an entry stale without changing how long the store keeps it.
+    ///
+    /// The default returns an error (a store cannot tell its TTLs through this trait);
+    /// the runtime then deletes the entry instead, which is safe but loses the stale copy.
+    fn replace<'a>(&'a self, key: &'a str, value: Vec<u8>) -> StoreFuture<'a, bool> {
+        let _ = (key, value);
+        Box::pin(async move {
+            Err(Error::Store(format!("the {} store cannot replace a value keeping its TTL", self.name()).into()))
+        })
+    }
+}
+
+/// A stamp as stored by [`Store::raise`]: decimal text; anything else is no stamp.
+pub fn parse_stamp(bytes: &[u8]) -> Option<u64> {
+    std::str::from_utf8(bytes).ok()?.trim().parse().ok()
 }
 
 /// A conformance suite that every store must pass: the crate's stores run it in their
@@ -103,11 +140,26 @@ pub mod conformance {
         assert!(store.keys(&k("g:")).await.expect("keys").is_empty(), "delete_prefix deletes");
         assert!(store.get(&k("a.json")).await.expect("get").is_some(), "delete_prefix leaves other keys");
 
+        // stamps only move forward
+        assert_eq!(store.raise(&k("stamp.json"), 5, None).await.expect("raise"), 5, "a first raise stores its stamp");
+        assert_eq!(store.raise(&k("stamp.json"), 3, None).await.expect("raise"), 5, "a lower stamp does not lower it");
+        assert_eq!(store.raise(&k("stamp.json"), 9, None).await.expect("raise"), 9, "a higher stamp raises it");
+
+        // replace keeps the TTL, and writes nothing for a missing key (when supported)
+        store.set(&k("keep.json"), b"old".to_vec(), Some(Duration::from_millis(600))).await.expect("set");
+        if let Ok(replaced) = store.replace(&k("keep.json"), b"new".to_vec()).await {
+            assert!(replaced, "replace of a present key is true");
+            assert_eq!(store.get(&k("keep.json")).await.expect("get").as_deref(), Some(&b"new"[..]), "replaced");
+            assert!(!store.replace(&k("absent.json"), b"x".to_vec()).await.expect("replace"), "nothing to replace");
+            assert_eq!(store.get(&k("absent.json")).await.expect("get"), None, "replace creates nothing");
+        }
+
         // TTL
         store.set(&k("ttl.json"), b"t".to_vec(), Some(Duration::from_millis(300))).await.expect("set");
         assert!(store.get(&k("ttl.json")).await.expect("get").is_some(), "alive before its TTL");
         tokio::time::sleep(Duration::from_millis(1100)).await;
         assert_eq!(store.get(&k("ttl.json")).await.expect("get"), None, "gone after its TTL");
+        assert_eq!(store.get(&k("keep.json")).await.expect("get"), None, "a replaced value keeps its TTL");
 
         // clean up
         store.delete_prefix(p).await.expect("delete_prefix");

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use cache_keyspace::{group_segment, is_segment};
 use larder::bus::BusOp;
-use larder::escape_key;
+use larder::{Clock, Invalidation};
 use serde_json::{Value, json};
 
 use crate::args::Command;
@@ -102,7 +102,7 @@ async fn delete(target: &Target, keys: &[String], out: &mut String) -> Result<()
     let notifier = target.notifier().await?;
     let (mut deleted, mut missing, mut failed) = (0usize, Vec::new(), Vec::new());
     for key in keys {
-        match target.store.delete(key).await {
+        match Invalidation::Key(key.clone()).apply_to(&*target.store, Clock::System.order_stamp(), CLI_STAMP_TTL).await.map(|n| n > 0) {
             Ok(true) => {
                 deleted += 1;
                 let _ = writeln!(out, "deleted {key}");
@@ -152,7 +152,10 @@ async fn clear(
     let notifier = target.notifier().await?;
 
     if everything {
-        let n = target.store.delete_prefix("").await.map_err(|e| store_failed("clearing", e))?;
+        let n = Invalidation::Prefix(String::new())
+            .apply_to(&*target.store, Clock::System.order_stamp(), CLI_STAMP_TTL)
+            .await
+            .map_err(|e| store_failed("clearing", e))?;
         let _ = writeln!(out, "cleared everything: {n} key(s) deleted from {}", target.describe);
         if let Some(notifier) = &notifier {
             let _ = writeln!(out, "{}", notifier.publish(BusOp::Clear { prefix: String::new() }).await?);
@@ -160,8 +163,10 @@ async fn clear(
     }
     for g in groups {
         let prefix = format!("{}:", group_segment(g));
-        let n =
-            target.store.delete_prefix(&prefix).await.map_err(|e| store_failed(&format!("clearing group {g:?}"), e))?;
+        let n = Invalidation::Prefix(prefix.clone())
+            .apply_to(&*target.store, Clock::System.order_stamp(), CLI_STAMP_TTL)
+            .await
+            .map_err(|e| store_failed(&format!("clearing group {g:?}"), e))?;
         let _ = writeln!(out, "cleared group {g}: {n} key(s) under {prefix:?} deleted");
         if let Some(notifier) = &notifier {
             let _ = writeln!(out, "{}", notifier.publish(BusOp::Clear { prefix }).await?);
@@ -177,27 +182,16 @@ async fn clear(
     Ok(())
 }
 
-/// The key of a tag's timestamps (the runtime's layout: `_larder:tags:{escaped tag}.json`).
-fn tag_key(tag: &str) -> String {
-    format!("{INTERNAL}tags:{}.json", escape_key(tag))
-}
+/// How long the stamps of the CLI's deletes stay in the store (runs in flight on running
+/// instances cannot write the deleted entries back for that long).
+const CLI_STAMP_TTL: Option<std::time::Duration> = Some(std::time::Duration::from_secs(24 * 3600));
 
-/// Sets the tag's `invalidated` timestamp to now (never back in time), keeping the others;
-/// returns it.
+/// Raises the tag's invalidation stamp to now (never back in time); returns now, in ms.
 async fn invalidate_tag(target: &Target, tag: &str) -> Result<u64, Failure> {
-    let key = tag_key(tag);
     let failed = |e| store_failed(&format!("invalidating tag {tag:?}"), e);
-    let old = target.store.get(&key).await.map_err(failed)?;
-    let mut stamps = match old.and_then(|b| serde_json::from_slice::<Value>(&b).ok()) {
-        Some(Value::Object(map)) => map,
-        _ => serde_json::Map::new(),
-    };
-    let now = now_ms().max(stamps.get("invalidated").and_then(Value::as_u64).unwrap_or(0));
-    stamps.insert("invalidated".into(), now.into());
-    stamps.entry("expired").or_insert(0.into());
-    let bytes = serde_json::to_vec(&stamps).expect("a JSON object can be encoded");
-    target.store.set(&key, bytes, None).await.map_err(failed)?;
-    Ok(now)
+    let stamp = Clock::System.order_stamp();
+    Invalidation::TagInvalidated(tag.to_owned()).apply_to(&*target.store, stamp, None).await.map_err(failed)?;
+    Ok(stamp / 1000)
 }
 
 #[derive(Default)]
@@ -314,12 +308,6 @@ fn describe_age(mtime: u64, expires: u64, now: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tag_keys_follow_the_runtime_layout() {
-        assert_eq!(tag_key("users"), "_larder:tags:users.json");
-        assert!(tag_key("a b").starts_with("_larder:tags:ab."));
-    }
 
     #[test]
     fn sizes_and_durations_read_well() {

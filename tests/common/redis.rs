@@ -20,6 +20,8 @@ pub struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Keeps an append-only file, synced on every write (see [`start_persistent`](Self::start_persistent)).
+    persistent: bool,
 }
 
 impl RedisServer {
@@ -27,15 +29,25 @@ impl RedisServer {
     ///
     /// Panics if `redis-server` is not on `PATH` or does not come up in time.
     pub fn start() -> RedisServer {
+        RedisServer::start_with(false)
+    }
+
+    /// Like [`start`](Self::start), with an append-only file synced on every write: a
+    /// [`restart`](Self::restart) after a SIGKILL comes back with every acknowledged write.
+    pub fn start_persistent() -> RedisServer {
+        RedisServer::start_with(true)
+    }
+
+    fn start_with(persistent: bool) -> RedisServer {
         let dir = tempfile::Builder::new().prefix("larder-redis-").tempdir().expect("a temp dir for redis-server");
         // Another process may take the port between our probe and redis-server's bind:
         // try a few ports.
         let mut last_error = String::new();
         for _ in 0..5 {
             let port = free_port();
-            match spawn(port, dir.path()) {
+            match spawn(port, dir.path(), persistent) {
                 Ok(child) => {
-                    return RedisServer { port, dir, child: Some(child) };
+                    return RedisServer { port, dir, child: Some(child), persistent };
                 }
                 Err(e) => last_error = e,
             }
@@ -59,7 +71,7 @@ impl RedisServer {
     }
 
     /// Kills the server (SIGKILL: like a crash) and waits for the process to end. Data is
-    /// lost: nothing is persisted.
+    /// lost unless the server is persistent.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -72,7 +84,7 @@ impl RedisServer {
     /// Panics if it does not come up in time.
     pub fn restart(&mut self) {
         self.stop();
-        match spawn(self.port, self.dir.path()) {
+        match spawn(self.port, self.dir.path(), self.persistent) {
             Ok(child) => self.child = Some(child),
             Err(e) => panic!("redis-server did not restart on port {}: {e}", self.port),
         }
@@ -114,13 +126,16 @@ impl Drop for RedisServer {
 }
 
 /// Spawns `redis-server` on `port` with `dir` as its working dir, and waits until it answers.
-fn spawn(port: u16, dir: &Path) -> Result<Child, String> {
+fn spawn(port: u16, dir: &Path, persistent: bool) -> Result<Child, String> {
     let log = dir.join("redis.log");
+    let persistence: &[&str] =
+        if persistent { &["--appendonly", "yes", "--appendfsync", "always"] } else { &["--appendonly", "no"] };
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .arg("--dir")
         .arg(dir)
-        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .args(["--save", "", "--daemonize", "no"])
+        .args(persistence)
         .arg("--logfile")
         .arg(&log)
         .stdin(Stdio::null())

@@ -128,6 +128,8 @@ struct Shared {
     /// `pending.len()`, read without the lock on every L2 read.
     pending_len: AtomicUsize,
     replaying: AtomicBool,
+    /// A task is applying the pending invalidations (or waiting to).
+    retrying: AtomicBool,
 }
 
 /// A store behind its failure policy.
@@ -161,6 +163,7 @@ impl L2 {
             pending: Mutex::new(HashMap::new()),
             pending_len: AtomicUsize::new(0),
             replaying: AtomicBool::new(false),
+            retrying: AtomicBool::new(false),
         });
         L2 { store, shared }
     }
@@ -238,6 +241,7 @@ impl L2 {
         if !s.breaker.closed() {
             s.skipped.fetch_add(1, Ordering::Relaxed);
             s.keep(target, Pending { stamp, ttl });
+            Shared::replay_in_background(s);
             return None;
         }
         match apply(&*s.store, &target, stamp, ttl).await {
@@ -253,6 +257,7 @@ impl L2 {
                 tracing::warn!(target: "larder", store = self.store.name(), ?target, error = %e, "store error during an invalidation; kept, applied when L2 answers again");
                 s.keep(target, Pending { stamp, ttl });
                 Shared::failed(s);
+                Shared::replay_in_background(s);
                 None
             }
         }
@@ -380,18 +385,38 @@ impl Shared {
         }
     }
 
+    /// Makes sure one task applies the pending invalidations: now if the store answers,
+    /// else again and again (every 100 ms to 1 s) until it does, even if no call comes.
     fn replay_in_background(self: &Arc<Self>) {
-        if self.replaying.load(Ordering::Acquire) {
+        if self.retrying.swap(true, Ordering::AcqRel) {
             return;
         }
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let me = Arc::clone(self);
-            handle.spawn(async move {
-                if !me.replay().await {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            self.retrying.store(false, Ordering::Release);
+            return;
+        };
+        let me = Arc::clone(self);
+        handle.spawn(async move {
+            let mut wait = Duration::from_millis(100);
+            loop {
+                if me.breaker.closed() {
+                    if me.replay().await {
+                        break;
+                    }
                     me.failed();
                 }
-            });
-        }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(1));
+                if Arc::strong_count(&me) == 1 {
+                    break;
+                }
+            }
+            me.retrying.store(false, Ordering::Release);
+            // Kept while this task was finishing: start again.
+            if me.pending_len.load(Ordering::Acquire) > 0 && me.breaker.closed() {
+                me.replay_in_background();
+            }
+        });
     }
 
     /// Applies every pending invalidation; false if the store failed on one.

@@ -11,7 +11,7 @@ pub mod redis;
 pub mod store;
 
 #[cfg(feature = "fs")]
-pub use fs::FsStore;
+pub use fs::{FsStore, FsStoreBuilder};
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use redis::{RedisStore, RedisStoreBuilder};

@@ -42,6 +42,11 @@ pub struct TargetArgs {
     #[arg(long, value_name = "PATH", global = true)]
     pub dir: Option<PathBuf>,
 
+    /// Accept a --dir that another user owns or that group or others may write to (refused
+    /// by default, as `FsStore` does without `allow_shared_directory(true)`)
+    #[arg(long, global = true)]
+    pub shared_dir: bool,
+
     /// The pub/sub channel of the bus, as configured with `bus_channel` [default: larder:bus]
     #[arg(long, value_name = "CHANNEL", global = true)]
     pub channel: Option<String>,

@@ -111,7 +111,7 @@ impl Target {
                 if args.prefix.is_some() {
                     return Err(Failure::usage("--prefix applies to Redis (--redis) only"));
                 }
-                let store = open_dir(dir).await?;
+                let store = open_dir(dir, args.shared_dir).await?;
                 Ok(Target {
                     describe: format!("fs {}", store.dir().display()),
                     store: Arc::new(store),
@@ -187,7 +187,7 @@ impl Notifier {
     }
 }
 
-async fn open_dir(dir: &Path) -> Result<FsStore, Failure> {
+async fn open_dir(dir: &Path, shared: bool) -> Result<FsStore, Failure> {
     let hint = "give the directory of your FsStore (`FsStore::new(dir)`); larder never creates it";
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => {}
@@ -199,7 +199,10 @@ async fn open_dir(dir: &Path) -> Result<FsStore, Failure> {
         }
         Err(e) => return Err(Failure::new(format!("cannot read {}: {e}", dir.display()))),
     }
-    FsStore::open(dir).await.map_err(|e| Failure::new(format!("cannot open the fs store: {e}")))
+    FsStore::builder(dir).allow_shared_directory(shared).open().await.map_err(|e| {
+        let failure = Failure::new(format!("cannot open the fs store: {e}"));
+        if shared { failure } else { failure.hint("if the directory is shared on purpose, add --shared-dir") }
+    })
 }
 
 fn seconds(s: f64) -> Result<Duration, Failure> {

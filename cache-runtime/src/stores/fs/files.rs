@@ -1,12 +1,12 @@
 //! File system primitives shared by the store's reads, writes and walks: what counts as
 //! "not there", as expired, and removals that never fail a call.
 
-use std::fs::{self, Metadata};
 use std::io;
 use std::path::Path;
 use std::time::SystemTime;
 
 use crate::error::Error;
+use crate::stores::fs::beneath::{Dir, Meta};
 
 pub(super) fn io_error(what: &str, path: &Path, e: &io::Error) -> Error {
     // `io::Error` is not `Clone`: the source keeps its kind and text.
@@ -20,32 +20,23 @@ pub(super) fn is_absent(e: &io::Error) -> bool {
 
 /// Whether a file's expiry (its mtime) has passed. An mtime that can't be read counts as
 /// expired: the file can't be trusted to be fresh.
-pub(super) fn expired(meta: &Metadata) -> bool {
-    meta.modified().map_or(true, |mtime| mtime <= SystemTime::now())
+pub(super) fn expired(meta: &Meta) -> bool {
+    meta.mtime.is_none_or(|mtime| mtime <= SystemTime::now())
 }
 
-pub(super) fn remove_quietly(path: &Path) {
-    if let Err(e) = fs::remove_file(path)
+/// Unlinks `name` in `dir` (`path` is the same file, for the log).
+pub(super) fn remove_quietly(dir: &Dir, name: &str, path: &Path) {
+    if let Err(e) = dir.remove_file(name)
         && !is_absent(&e)
     {
         tracing::warn!(target: "larder", path = %path.display(), error = %e, "fs store: cannot remove a file");
     }
 }
 
-/// Removes `path` only if it is still the file described by `meta`: an expired file that a
-/// concurrent `set` just replaced stays.
-pub(super) fn remove_if_same(path: &Path, meta: &Metadata) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        match fs::symlink_metadata(path) {
-            Ok(now) if now.dev() == meta.dev() && now.ino() == meta.ino() => remove_quietly(path),
-            _ => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = meta;
-        remove_quietly(path);
+/// Removes `name` in `dir` only if it is still the file described by `meta`: an expired
+/// file that a concurrent `set` just replaced stays.
+pub(super) fn remove_if_same(dir: &Dir, name: &str, path: &Path, meta: &Meta) {
+    if dir.stat(name).is_ok_and(|now| now.same_file(meta)) {
+        remove_quietly(dir, name, path);
     }
 }

@@ -32,10 +32,27 @@
 //! A key is refused (`Err`, before any file system call) unless each of its `:`-separated
 //! segments is 1 to 255 bytes long, is not `.` or `..`, contains no `/`, `\` or NUL, and does
 //! not start with the temp-file prefix; the whole path must be shorter than 4096 bytes. So no
-//! key names a path outside the directory: no absolute path, no parent segment. The file
-//! at a key is opened without following a symlink; anything there that is not a regular file
-//! (a symlink, a FIFO, a socket) is a miss and is unlinked; a directory is a miss and left
-//! alone. Keys built by larder ([`escape_key`](crate::escape_key)) always pass.
+//! key names a path outside the directory: no absolute path, no parent segment. Keys built
+//! by larder ([`escape_key`](crate::escape_key)) always pass.
+//!
+//! Nor does a link planted in the directory lead outside it: the store holds its directory
+//! open and (on Unix) makes every call relative to it, one segment at a time with
+//! `O_NOFOLLOW` (`openat`, `mkdirat`, `renameat`, `unlinkat`, `fstatat` with
+//! `AT_SYMLINK_NOFOLLOW`; on Linux one `openat2` with `RESOLVE_NO_SYMLINKS` for a read).
+//! Anything at a key's place that is not a regular file (a symlink, a FIFO, a socket) is a
+//! miss and `get` unlinks it (a link itself, never its target); a directory is a miss and
+//! left alone. A link where a directory of a key should be makes the key a miss, is
+//! skipped by listings and prefix deletes, and makes a `set` under it fail. Elsewhere than
+//! on Unix, each segment is checked with `symlink_metadata` first (a link placed between
+//! the check and the call would be followed).
+//!
+//! # Size bound and shared directories
+//!
+//! An entry larger than [`DEFAULT_MAX_ENTRY_SIZE`] (or the bound set with
+//! [`FsStoreBuilder::max_entry_size`]) is a miss, logged, and never read into memory. A
+//! directory that belongs to another user, or that group or others may write to, is
+//! refused when the store is built, unless [`FsStoreBuilder::allow_shared_directory`]
+//! says it is shared on purpose; the store creates its directory with mode `0o700`.
 //!
 //! # Blocking
 //!
@@ -47,6 +64,7 @@
 //! a slow or network file system, where a read may wait on the wire, turn that off with
 //! [`FsStore::blocking_reads`]. The store's methods must be called inside a Tokio runtime.
 
+mod beneath;
 mod files;
 mod path;
 mod root;
@@ -55,5 +73,5 @@ mod walk;
 mod write;
 
 pub use path::TEMP_PREFIX;
-pub use root::{INLINE_READ_MAX, ROOT_RECHECK};
-pub use store::{FsStore, NO_TTL_MTIME};
+pub use root::{DEFAULT_MAX_ENTRY_SIZE, INLINE_READ_MAX, ROOT_RECHECK};
+pub use store::{FsStore, FsStoreBuilder, NO_TTL_MTIME};

@@ -1,63 +1,108 @@
-//! Atomic writes (a temp file in the destination directory, then a rename) and the cleanup
-//! of temp files that a crash left behind.
+//! Atomic writes (a temp file in the destination directory, then a rename, both relative to
+//! that directory opened without following links) and the cleanup of temp files that a crash
+//! left behind.
 
-use std::fs::{self};
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use filetime::FileTime;
 
 use crate::error::Error;
-
+use crate::stores::fs::beneath::{Dir, is_link};
 use crate::stores::fs::files::{io_error, remove_quietly};
 use crate::stores::fs::path::TEMP_PREFIX;
+use crate::stores::fs::root::Root;
 
 /// Temp files older than this are leftovers of a crash; younger ones may be a write in
 /// progress.
 pub(super) const TEMP_GRACE: Duration = Duration::from_secs(60);
 
-/// Writes `value` to `path` atomically (temp file in the same directory, then rename), with
-/// `mtime` as its expiry.
-pub(super) fn write_atomic(path: &Path, value: &[u8], mtime: FileTime) -> Result<(), Error> {
-    let parent = path.parent().expect("a key's path has its directory as parent");
+/// Writes `value` to the file at `rel` below the root (`path` is the same file, for
+/// errors) atomically (temp file in the same directory, then rename), with `mtime` as its
+/// expiry. A link where a directory of the path should be is an error, never gone through.
+pub(super) fn write_atomic(root: &Root, rel: &Path, path: &Path, value: &[u8], mtime: FileTime) -> Result<(), Error> {
+    let name = rel.file_name().expect("a key's path has a file name");
+    let parent = rel.parent().unwrap_or(Path::new(""));
+    let parent_path = path.parent().unwrap_or(path);
     // A concurrent `delete_prefix` may remove an empty directory between its creation and
     // the temp file's: try again a few times.
     let mut attempts = 0;
-    let mut temp = loop {
+    let (dir, temp_name, mut temp) = loop {
         attempts += 1;
-        fs::create_dir_all(parent).map_err(|e| io_error("cannot create the directory", parent, &e))?;
-        match tempfile::Builder::new().prefix(&temp_prefix()).tempfile_in(parent) {
-            Ok(temp) => break temp,
+        let dir = match root.for_write()?.descend_or_create(parent) {
+            Ok(dir) => dir,
             Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 4 => continue,
-            Err(e) => return Err(io_error("cannot create a temp file in", parent, &e)),
+            Err(e) if is_link(&e) => return Err(link_in_the_way(path, root.path())),
+            Err(e) => return Err(io_error("cannot create the directory", parent_path, &e)),
+        };
+        match create_temp(&dir) {
+            Ok((temp_name, temp)) => break (dir, temp_name, temp),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 4 => continue,
+            Err(e) => return Err(io_error("cannot create a temp file in", parent_path, &e)),
         }
     };
-    temp.write_all(value).map_err(|e| io_error("cannot write", temp.path(), &e))?;
-    filetime::set_file_handle_times(temp.as_file(), None, Some(mtime))
-        .map_err(|e| io_error("cannot set the expiry (mtime) of", temp.path(), &e))?;
-    // On failure the temp file is removed when the error's handle drops.
-    temp.persist(path).map_err(|e| io_error("cannot rename a temp file to", path, &e.error))?;
-    Ok(())
+    let temp_path = parent_path.join(&temp_name);
+    let written = temp
+        .write_all(value)
+        .map_err(|e| io_error("cannot write", &temp_path, &e))
+        .and_then(|()| {
+            filetime::set_file_handle_times(&temp, None, Some(mtime))
+                .map_err(|e| io_error("cannot set the expiry (mtime) of", &temp_path, &e))
+        })
+        .and_then(|()| dir.rename(&temp_name, name).map_err(|e| io_error("cannot rename a temp file to", path, &e)));
+    if written.is_err() {
+        remove_quietly(&dir, &temp_name, &temp_path);
+    }
+    written
 }
 
-/// `.larder-tmp.{ms since epoch}.`: the time tells later cleanups how old a temp file is.
-pub(super) fn temp_prefix() -> String {
-    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
-    format!("{TEMP_PREFIX}{ms}.")
+fn link_in_the_way(path: &Path, root: &Path) -> Error {
+    Error::Store(
+        format!(
+            "fs store: refused to write {}: a directory on its way is a symbolic link, and the store never \
+             follows links below {}; remove the link (or point the store's directory itself elsewhere)",
+            path.display(),
+            root.display()
+        )
+        .into(),
+    )
 }
 
-/// Removes a temp file if its name says it is older than [`TEMP_GRACE`] (or can't say).
-pub(super) fn remove_old_temp(path: &Path) {
-    let born = path
-        .file_name()
-        .and_then(|name| name.to_str())
-        .and_then(|name| name.strip_prefix(TEMP_PREFIX))
+/// A new temp file in `dir`: `.larder-tmp.{ms since epoch}.{random}` (the time tells later
+/// cleanups how old it is), created exclusively.
+fn create_temp(dir: &Dir) -> io::Result<(String, File)> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut tries = 0;
+    loop {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let seed = [
+            u64::from(std::process::id()),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            u64::from(now.subsec_nanos()),
+            now.as_secs(),
+        ];
+        let bytes: Vec<u8> = seed.iter().flat_map(|n| n.to_le_bytes()).collect();
+        let name = format!("{TEMP_PREFIX}{}.{:016x}", now.as_millis(), xxhash_rust::xxh3::xxh3_64(&bytes));
+        match dir.create_new(&name) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 8 => tries += 1,
+            created => return created.map(|file| (name, file)),
+        }
+    }
+}
+
+/// Removes the temp file `name` in `dir` if its name says it is older than [`TEMP_GRACE`]
+/// (or can't say).
+pub(super) fn remove_old_temp(dir: &Dir, name: &str, path: &Path) {
+    let born = name
+        .strip_prefix(TEMP_PREFIX)
         .and_then(|rest| rest.split('.').next())
         .and_then(|ms| ms.parse::<u64>().ok())
         .map(|ms| UNIX_EPOCH + Duration::from_millis(ms));
     let old = born.is_none_or(|born| born + TEMP_GRACE <= SystemTime::now());
     if old {
-        remove_quietly(path);
+        remove_quietly(dir, name, path);
     }
 }

@@ -354,9 +354,9 @@ async fn get_key_results_are_escaped_per_part() {
     async fn stars(repo: &str) -> u64 {
         repo.len() as u64
     }
-    assert_eq!(stars_key("rust-lang/rust"), "github:api:stars:rust-lang:rust.json");
+    assert_eq!(stars_key("rust-lang/rust"), "github.api:stars:rust-lang:rust.json");
     let hostile = stars_key("../../etc/passwd");
-    assert!(hostile.starts_with("github:api:stars:"));
+    assert!(hostile.starts_with("github.api:stars:"));
     assert!(!hostile.contains("..") && !hostile.contains('/'), "{hostile}");
-    assert_eq!(hostile, format!("github:api:stars:{}.json", larder::escape_key("../../etc/passwd")));
+    assert_eq!(hostile, format!("github.api:stars:{}.json", larder::escape_key("../../etc/passwd")));
 }

@@ -351,18 +351,18 @@ async fn a_running_instance_drops_its_memory_copies_after_clear_group() {
     let rt = redis_instance(&server, "larder:").await;
     assert_eq!(rt.scope(invoice(1)).await, "invoice 1 run 1");
     assert_eq!(rt.scope(product(1)).await, "product 1 run 1");
-    assert_eq!(rt.keys("cache", "billing:invoices:").len(), 1, "in memory");
+    assert_eq!(rt.keys("cache", "billing.invoices:").len(), 1, "in memory");
     assert_eq!(rt.scope(invoice(1)).await, "invoice 1 run 1", "a memory hit");
 
     let cleared = larder(&["--redis", &server.url(), "clear", "--group", "billing/invoices"]).await.ok();
     assert!(
-        cleared.stdout.contains("cleared group billing/invoices: 1 key(s) under \"billing:invoices:\""),
+        cleared.stdout.contains("cleared group billing/invoices: 1 key(s) under \"billing.invoices:\""),
         "{cleared:#?}"
     );
     assert!(cleared.stdout.contains("told 1 running instance(s)"), "{cleared:#?}");
-    assert_eq!(server.command("EXISTS larder:billing:invoices:invoice:1.json").unwrap(), ":0");
+    assert_eq!(server.command("EXISTS larder:billing.invoices:invoice:1.json").unwrap(), ":0");
 
-    dropped_from_memory("the instance drops the group from memory", &rt, "cache", "billing:").await;
+    dropped_from_memory("the instance drops the group from memory", &rt, "cache", "billing.invoices:").await;
     assert_eq!(rt.scope(invoice(1)).await, "invoice 1 run 2", "a miss after the clear");
     assert_eq!(rt.keys("cache", "catalog:").len(), 1, "another group stays in memory");
     assert_eq!(rt.scope(product(1)).await, "product 1 run 1", "and is still a hit");

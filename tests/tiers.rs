@@ -142,6 +142,33 @@ async fn cache_get_on_another_instance_fills_its_memory_for_as_long_as_the_entry
 }
 
 #[tokio::test]
+async fn has_reads_every_tier_like_get() {
+    let (a, b, store, clock) = two_instances();
+    let opts = larder::Options::new().max_age(Duration::from_secs(60));
+    let (on_a, on_b) = (a.cache("cache").namespace("has"), b.cache("cache").namespace("has"));
+    on_a.set("k", 7u64, &opts).await;
+    let key = on_a.storage_key("k");
+    assert!(b.keys("cache", &key).is_empty(), "B's memory is cold");
+    assert!(on_b.has("k").await, "B finds it in L2");
+    assert!(!on_b.has("other").await);
+
+    // Deleted (on A, from every tier): B's L2 read finds nothing either.
+    assert!(on_a.delete("k").await);
+    assert!(!on_b.has("k").await, "after delete");
+    assert!(!on_a.has("k").await);
+
+    // Past its max_age: not fresh in memory (A), nor in L2 (B, cold), though L2 still holds it.
+    on_a.set("k", 8u64, &opts).await;
+    assert!(on_a.has("k").await && on_b.has("k").await);
+    clock.advance(Duration::from_secs(61));
+    assert!(store.raw(&key).is_some(), "the test store keeps it past its TTL");
+    assert!(!on_a.has("k").await, "past max_age in memory");
+    assert!(!on_b.has("k").await, "past max_age in L2");
+    assert!(b.keys("cache", &key).is_empty(), "has leaves B's memory as it was");
+    assert_eq!(on_b.get::<u64>("k").await, None, "as get says");
+}
+
+#[tokio::test]
 async fn the_stored_entry_has_the_spec_format() {
     let (a, _b, store, clock) = two_instances();
     a.scope(repo("tiers/format")).await.unwrap();

@@ -13,6 +13,7 @@ use crate::call::outcome::{Answer, Storage};
 use crate::call::share::{Errors, Pick, PickFrom as _};
 use crate::call::spec::{FnSpec, SpecRef};
 use crate::call::strategy::{NoTags, spawn_refresh};
+use crate::entry::{Freshness, Policy};
 use crate::error::Error;
 use crate::key::storage_key::{Key, escape_key};
 use crate::mount::config::DEFAULT_MOUNT;
@@ -20,7 +21,8 @@ use crate::mount::live::LiveMount;
 use crate::options::{Options, ms};
 use crate::runtime::Runtime;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
+use std::time::Duration;
 
 /// A handle on one mount (and namespace) of a runtime.
 ///
@@ -67,11 +69,20 @@ impl Runtime {
 impl Cache {
     /// A handle whose keys live under `name` (nested namespaces add up); [`clear`](Self::clear)
     /// on it deletes only its keys.
+    ///
+    /// A namespace is one key segment, stored as a `group` is: `users` → `users:`,
+    /// `github/users` → `github.users:` (a `/` is a `.`: `namespace("a/b")` is not
+    /// `namespace("a").namespace("b")`), any other text as its plain characters, `%` and a
+    /// hash. So `namespace(group).namespace(name)` holds exactly the entries of the
+    /// `#[cached]` function `name` of `group`, and a namespace's prefix starts only its own
+    /// keys (its nested namespaces' among them). A key's `/`-separated parts are stored as a
+    /// `get_key` result's are ([`escape_key`](crate::escape_key)): `ns.get("b/c")` reads the
+    /// key `c` of `ns.namespace("b")`.
     pub fn namespace(&self, name: &str) -> Cache {
         Cache {
             rt: self.rt.clone(),
             mount: Arc::clone(&self.mount),
-            prefix: format!("{}{}:", self.prefix, escape_key(name)),
+            prefix: format!("{}{}:", self.prefix, cache_keyspace::segment(name)),
         }
     }
 
@@ -121,9 +132,19 @@ impl Cache {
         }
     }
 
-    /// Whether a fresh entry exists under `key` (of any type) in the memory tier.
+    /// Whether a fresh entry exists under `key` (of any type), in any tier: whether
+    /// [`get`](Self::get) of the right type would return a value. Memory first, then L2 (the same read as `get`'s:
+    /// integrity and tags checked, freshness judged by the `max_age` the entry was stored
+    /// with). An entry found only in L2 is not put in memory, as its type is not known here.
     pub async fn has(&self, key: &str) -> bool {
-        is_fresh_in_memory(&self.mount, &self.key(key), self.rt.clock().now_ms())
+        let key = self.key(key);
+        if is_fresh_in_memory(&self.mount, &key, self.rt.clock().now_ms()) {
+            return true;
+        }
+        // Any type: the value is skipped, not decoded.
+        let Some(e) = self.mount.read_l2::<IgnoredAny>(&key, None).await else { return false };
+        let stored = Policy { max_age_ms: e.expires.saturating_sub(e.mtime), ..Policy::max_age(Duration::ZERO) };
+        stored.freshness(e.mtime, e.expired, self.rt.clock().now_ms()) == Freshness::Fresh
     }
 
     /// Stores `value` under `key`, as produced now.

@@ -272,12 +272,17 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Runtime) -> R) -> R {
     (f.take().expect("called once"))(GLOBAL.get_or_init(|| Runtime::builder().build()))
 }
 
-/// Deletes every entry of `group` (and of its sub-groups `group/…`) on every mount.
+/// Deletes every entry of `group` (and of its sub-groups `group/…`) on every mount: the
+/// keys under `{group}:` and `{group}.` (a `/` in a group is stored as `.`). No other
+/// group's entries are touched: clearing `a` leaves `ab`, and clearing `a/b` leaves the
+/// function `b` of the group `a`.
 pub async fn clear_group(group: &str) -> usize {
-    let prefix = format!("{}:", crate::key::storage_key::group_segment(group));
+    let prefixes = cache_keyspace::group_prefixes(group);
     let mut n = 0;
     for mount in Runtime::current().mounts() {
-        n += mount.clear_prefix(&prefix).await;
+        for prefix in &prefixes {
+            n += mount.clear_prefix(prefix).await;
+        }
     }
     n
 }

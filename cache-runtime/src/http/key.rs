@@ -1,6 +1,8 @@
 //! The key layout of cached responses: every entry of a path shares a key prefix.
 //!
-//! Inside the layer's namespace (`{group}:{name}:`), a key is
+//! Inside the layer's namespace (`{group}:{name}:`, the layer's `group` and `name` stored as
+//! a `#[cached]` function's are: one `:`-free segment each, so `clear_group` and the layer's
+//! own invalidations stay inside it), a key is
 //!
 //! ```text
 //! {path segment}:{path segment}:…:_h{host}:_v{method}[-{variant hash}].json

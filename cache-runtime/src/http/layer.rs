@@ -127,7 +127,8 @@ impl CacheLayer {
         self.with(|l| l.mount = base.into())
     }
 
-    /// The first key segment (default `"http"`); `larder::clear_group` clears it.
+    /// The first key segment (default `"http"`), stored as a `#[cached]` group is (`/` as
+    /// `.`); `larder::clear_group` clears it.
     pub fn group(self, group: impl Into<String>) -> Self {
         self.with(|l| l.group = group.into())
     }

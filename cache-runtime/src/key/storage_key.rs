@@ -1,4 +1,5 @@
-//! Storage keys: `{group}:{name}:{key}.json`.
+//! Storage keys: `{group}:{name}:{key}.json`, the group and the name one `:`-free part
+//! each (the rule is in the [module above](super)), the key escaped by [`escape_key`].
 //!
 //! A [`Key`] is built on the stack for the common case. Its [`id`](Key::id) is a 128-bit
 //! function of the full key string ([`id_of`]); the memory tier and the single-flight
@@ -313,6 +314,9 @@ pub(crate) fn hex128(v: u128, out: &mut [u8; 32]) {
 /// stays as it is; any other part becomes its allowed characters (at most 64) followed by
 /// `.` and the hex xxh3-128 of the raw part. Parts are joined with `:`. Two different raw
 /// keys never share an escaped key, and the result never contains `..`, `/`, `\` or NUL.
+/// The key is the last part of a storage key, after the group and the name (which never
+/// contain `:`), so its own `:`s can't be taken for theirs: `a/b` in the function `b` of the
+/// group `a` is `a:b:a:b.json`, and the group `a/b` is stored as `a.b`.
 ///
 /// ```
 /// use cache_runtime::escape_key;
@@ -423,11 +427,6 @@ impl<const N: usize> fmt::Write for StackString<N> {
         }
         Ok(())
     }
-}
-
-/// `group` with `/` stored as `:`.
-pub fn group_segment(group: &str) -> String {
-    cache_keyspace::group_segment(group)
 }
 
 #[cfg(test)]

@@ -144,13 +144,14 @@ pub(crate) fn gone_key(prefix: &str) -> String {
     format!("_larder:gone:{}.json", crate::key::storage_key::escape_key(prefix))
 }
 
-/// The stamps that can invalidate `key`: its own and those of each `:`-ended prefix of it
-/// (the whole store, its group, its function, …), in that order.
+/// The stamps that can invalidate `key`: its own, the whole store's, and those of each
+/// prefix of it that a clear can name: every `:`-ended one (its group, its function, …) and,
+/// within the group, every `.`-ended one (the parent groups of a sub-group `a.b`).
 pub(crate) fn gone_keys(key: &str) -> impl Iterator<Item = String> + '_ {
-    std::iter::once(key)
-        .chain(std::iter::once(""))
-        .chain(key.match_indices(':').map(|(i, _)| &key[..=i]).filter(move |p| p.len() < key.len()))
-        .map(gone_key)
+    let group_end = key.find(':').unwrap_or(0);
+    let parents = key[..group_end].match_indices('.').map(|(i, _)| &key[..=i]);
+    let segments = key.match_indices(':').map(|(i, _)| &key[..=i]).filter(move |p| p.len() < key.len());
+    std::iter::once(key).chain(std::iter::once("")).chain(parents).chain(segments).map(gone_key)
 }
 
 impl L2 {
@@ -450,6 +451,10 @@ mod tests {
     fn a_key_is_invalidated_by_its_own_stamp_and_its_prefixes() {
         let keys: Vec<String> = gone_keys("g:n:k.json").collect();
         let expect: Vec<String> = ["g:n:k.json", "", "g:", "g:n:"].iter().map(|p| gone_key(p)).collect();
+        assert_eq!(keys, expect);
+        let keys: Vec<String> = gone_keys("a.b:n:k:x.json").collect();
+        let expect: Vec<String> =
+            ["a.b:n:k:x.json", "", "a.", "a.b:", "a.b:n:", "a.b:n:k:"].iter().map(|p| gone_key(p)).collect();
         assert_eq!(keys, expect);
     }
 }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cache_keyspace::{group_segment, is_segment};
+use cache_keyspace::{group_prefixes, is_segment};
 use larder::bus::BusOp;
 use larder::{Clock, Invalidation};
 use serde_json::{Value, json};
@@ -162,14 +162,16 @@ async fn clear(
         }
     }
     for g in groups {
-        let prefix = format!("{}:", group_segment(g));
-        let n = Invalidation::Prefix(prefix.clone())
-            .apply_to(&*target.store, Clock::System.order_stamp(), CLI_STAMP_TTL)
-            .await
-            .map_err(|e| store_failed(&format!("clearing group {g:?}"), e))?;
-        let _ = writeln!(out, "cleared group {g}: {n} key(s) under {prefix:?} deleted");
-        if let Some(notifier) = &notifier {
-            let _ = writeln!(out, "{}", notifier.publish(BusOp::Clear { prefix }).await?);
+        // The group's own keys, then its sub-groups' (`a/b` is stored as `a.b`).
+        for prefix in group_prefixes(g) {
+            let n = Invalidation::Prefix(prefix.clone())
+                .apply_to(&*target.store, Clock::System.order_stamp(), CLI_STAMP_TTL)
+                .await
+                .map_err(|e| store_failed(&format!("clearing group {g:?}"), e))?;
+            let _ = writeln!(out, "cleared group {g}: {n} key(s) under {prefix:?} deleted");
+            if let Some(notifier) = &notifier {
+                let _ = writeln!(out, "{}", notifier.publish(BusOp::Clear { prefix }).await?);
+            }
         }
     }
     for t in tags {
@@ -185,6 +187,12 @@ async fn clear(
 /// How long the stamps of the CLI's deletes stay in the store (runs in flight on running
 /// instances cannot write the deleted entries back for that long).
 const CLI_STAMP_TTL: Option<std::time::Duration> = Some(std::time::Duration::from_secs(24 * 3600));
+/// A key's first segment as the group it stores (`billing.invoices` is `billing/invoices`),
+/// or as it is when it is no group's.
+fn shown_group(segment: &str) -> String {
+    let group = segment.replace('.', "/");
+    if is_segment(&group, true) { group } else { segment.to_owned() }
+}
 
 /// Raises the tag's invalidation stamp to now (never back in time); returns now, in ms.
 async fn invalidate_tag(target: &Target, tag: &str) -> Result<u64, Failure> {
@@ -233,9 +241,9 @@ async fn stats(target: &Target, as_json: bool, out: &mut String) -> Result<(), F
         for (key, value) in chunk.iter().zip(values) {
             // Gone since it was listed (expired or deleted): not counted.
             let Some(bytes) = value else { continue };
-            let group = key.split_once(':').map_or("(none)", |(g, _)| g);
+            let group = key.split_once(':').map_or("(none)".to_owned(), |(g, _)| shown_group(g));
             total.add(&bytes, now);
-            groups.entry(group.to_owned()).or_default().add(&bytes, now);
+            groups.entry(group).or_default().add(&bytes, now);
         }
     }
     let tag_timestamps = internal.iter().filter(|k| k.starts_with(&format!("{INTERNAL}tags:"))).count();

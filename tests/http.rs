@@ -909,3 +909,38 @@ async fn put_refuses_what_the_layer_would_not_store_and_says_why() {
     store.put(&req, Response::new(Full::new(Bytes::from("ok")))).await.unwrap();
     assert_eq!(store.keys().await, vec![store.storage_key(&req).unwrap()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_with_an_old_response_gets_it_after_the_soft_timeout() {
+    let (rt, clock) = runtime();
+    let runs = Runs::default();
+    let gate = common::Gate::new();
+    let (r, g) = (runs.clone(), gate.clone());
+    let handler = get(move || {
+        let (r, g) = (r.clone(), g.clone());
+        async move {
+            let n = r.hit();
+            if n > 1 {
+                g.wait().await;
+            }
+            format!("page v{n}")
+        }
+    });
+    let app = Router::new().route("/page", handler).layer(
+        layer(&rt).max_age(Duration::from_secs(10)).grace(Duration::from_secs(3600)).timeout(Duration::from_millis(50)),
+    );
+    let s = Arc::new(serve(app).await);
+    assert_eq!(s.get("/page").await.text(), "page v1");
+    clock.advance(Duration::from_secs(11));
+    // The handler hangs (the gate stays closed): every request must still answer.
+    let replies = futures::future::join_all((0..4).map(|_| {
+        let s = Arc::clone(&s);
+        async move { common::within("a request answers", s.get("/page")).await }
+    }))
+    .await;
+    for reply in &replies {
+        assert_eq!((reply.status, reply.text().as_str()), (StatusCode::OK, "page v1"));
+    }
+    assert_eq!(runs.get(), 2, "one handler run for all of them");
+    gate.open();
+}

@@ -147,3 +147,61 @@ async fn stats_count_hits_misses_runs_and_stale_hits() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_caller_with_an_old_value_gets_it_after_the_soft_timeout_not_only_the_first() {
+    static RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
+    static GATE: LazyLock<common::Gate> = LazyLock::new(common::Gate::new);
+    #[cached(max_age = "1m", grace = "1h", timeout = "50ms")]
+    async fn slow_report(id: u32) -> Result<String, ApiError> {
+        let n = RUNS.hit();
+        if n > 1 {
+            GATE.wait().await;
+        }
+        Ok(format!("report {id} v{n}"))
+    }
+    let (rt, clock) = runtime();
+    rt.scope(async {
+        assert_eq!(slow_report(1).await.unwrap(), "report 1 v1");
+        clock.advance(Duration::from_secs(61));
+        // The first caller leads the slow run; the others join it while it goes on. The
+        // gate stays closed: a caller that waited for the body would never answer.
+        let callers = (0..4).map(|_| async { common::within("a caller answers", slow_report(1)).await.unwrap() });
+        let answers = futures::future::join_all(callers).await;
+        assert_eq!(answers, vec!["report 1 v1"; 4], "every caller got the old value after `timeout`");
+        assert_eq!(RUNS.get(), 2, "one run for all of them");
+        // Callers arriving later still find the run going on, and get the old value too.
+        assert_eq!(common::within("a late caller answers", slow_report(1)).await.unwrap(), "report 1 v1");
+        GATE.open();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_or_set_waiters_get_the_old_value_after_the_soft_timeout() {
+    let (rt, clock) = runtime();
+    let cache = rt.cache("cache");
+    let gate = common::Gate::new();
+    let runs = Runs::new();
+    let opts = larder::Options::new()
+        .max_age(Duration::from_secs(60))
+        .grace(Duration::from_secs(3600))
+        .timeout(Duration::from_millis(50));
+    async fn produce(gate: common::Gate, runs: Runs) -> Result<String, larder::Error> {
+        let n = runs.hit();
+        if n > 1 {
+            gate.wait().await;
+        }
+        Ok(format!("v{n}"))
+    }
+    let (g, r) = (gate.clone(), runs.clone());
+    assert_eq!(cache.get_or_set("k", &opts, move || produce(g, r)).await.unwrap(), "v1");
+    clock.advance(Duration::from_secs(61));
+    let callers = (0..3).map(|_| {
+        let (c, o, g, r) = (cache.clone(), opts.clone(), gate.clone(), runs.clone());
+        async move { common::within("a waiter answers", c.get_or_set("k", &o, move || produce(g, r))).await.unwrap() }
+    });
+    assert_eq!(futures::future::join_all(callers).await, vec!["v1"; 3]);
+    assert_eq!(runs.get(), 2);
+    gate.open();
+}

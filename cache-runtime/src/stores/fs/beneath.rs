@@ -158,6 +158,12 @@ mod unix {
             Ok(Meta::from_stat(&rustix::fs::fstat(&self.fd)?))
         }
 
+        /// Takes this directory's exclusive `flock` (every process that opens it waits for
+        /// it), held until the `Dir` is dropped.
+        pub(crate) fn lock(&self) -> io::Result<()> {
+            Ok(rustix::fs::flock(&self.fd, rustix::fs::FlockOperation::LockExclusive)?)
+        }
+
         /// The subdirectory `name`: a link there is an error that [`is_link`](super::is_link)
         /// recognizes, a file one that [`is_absent`](crate::stores::fs::files::is_absent) does.
         pub(crate) fn sub(&self, name: impl AsRef<OsStr>) -> io::Result<Dir> {
@@ -382,6 +388,12 @@ mod fallback {
 
         pub(crate) fn meta(&self) -> io::Result<Meta> {
             Ok(Meta::from_std(&fs::symlink_metadata(&self.path)?))
+        }
+
+        /// No cross-process lock off Unix: writers of one stamp in this process are
+        /// serialized by the store itself.
+        pub(crate) fn lock(&self) -> io::Result<()> {
+            Ok(())
         }
 
         pub(crate) fn sub(&self, name: impl AsRef<OsStr>) -> io::Result<Dir> {

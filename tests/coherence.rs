@@ -244,3 +244,56 @@ async fn clear_and_delete_many_fence_reads_in_flight_too() {
         assert_ne!(reader.scope(price(id)).await.unwrap(), old, "{how}: the old value came back");
     }
 }
+
+static FS_RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
+
+#[cached(max_age = "1h", group = "coherence", base = "disk", get_key = |id: &u64| *id)]
+async fn on_disk(id: u64) -> Result<String, String> {
+    let seen = DATA.load(Ordering::SeqCst);
+    FS_RUNS.hit();
+    Ok(format!("on disk {id} data {seen}"))
+}
+
+#[cfg(feature = "fs")]
+fn fs_instance(dir: &std::path::Path) -> Runtime {
+    let store = larder::FsStore::new(dir).expect("an fs store");
+    Runtime::builder().mount("disk", Mount::memory(1000).l2(store).breaker_cooldown(Duration::from_millis(300))).build()
+}
+
+#[cfg(feature = "fs")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidations_made_while_the_directory_is_read_only_are_applied_when_it_is_writable_again() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let switch = common::fs::ReadOnlySwitch::new(dir.path());
+    let a = fs_instance(dir.path());
+    let ids: Vec<u64> = (1..=50).collect();
+    let mut old = Vec::new();
+    for &id in &ids {
+        old.push(a.scope(on_disk(id)).await.unwrap());
+    }
+
+    switch.read_only();
+    DATA.fetch_add(1, Ordering::SeqCst);
+    for &id in &ids {
+        a.scope(on_disk_invalidate(id)).await;
+    }
+    assert!(a.unsettled_invalidations() > 0, "the failed invalidations are kept");
+    for (&id, old) in ids.iter().zip(&old) {
+        assert_ne!(&a.scope(on_disk(id)).await.unwrap(), old, "{id}: served during the read-only phase");
+    }
+    // Another instance that opens the directory now may read the old files (nothing could
+    // be written); once the directory is writable again, nobody may.
+    switch.writable();
+    within("the invalidations are applied", async {
+        while a.unsettled_invalidations() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let cold = fs_instance(dir.path());
+    for (&id, old) in ids.iter().zip(&old) {
+        assert_ne!(&a.scope(on_disk(id)).await.unwrap(), old, "{id}: served by the instance after recovery");
+        assert_ne!(&cold.scope(on_disk(id)).await.unwrap(), old, "{id}: read back from disk after recovery");
+    }
+}

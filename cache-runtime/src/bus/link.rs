@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
 use parking_lot::Mutex;
 
 use crate::bus::connection::Bus;
@@ -121,17 +122,26 @@ impl BusLink {
             let Some(bus) = self.bus.get().cloned() else { continue };
             let todo: Vec<(String, BusMessage)> =
                 self.unsent.lock().iter().map(|(k, m)| (k.clone(), m.clone())).collect();
-            let mut failed = false;
-            for (target, message) in todo {
-                if bus.publish(message.clone()).await.is_err() {
-                    failed = true;
-                    break;
-                }
-                let mut unsent = self.unsent.lock();
-                if unsent.get(&target).is_some_and(|m| *m == message) {
-                    unsent.remove(&target);
-                }
-            }
+            // Many at a time: the connection pipelines them.
+            let failures = futures_util::stream::iter(todo)
+                .map(|(target, message)| {
+                    let bus = bus.clone();
+                    let me = &self;
+                    async move {
+                        if bus.publish(message.clone()).await.is_err() {
+                            return 1usize;
+                        }
+                        let mut unsent = me.unsent.lock();
+                        if unsent.get(&target).is_some_and(|m| *m == message) {
+                            unsent.remove(&target);
+                        }
+                        0
+                    }
+                })
+                .buffer_unordered(32)
+                .fold(0usize, |n, f| async move { n + f })
+                .await;
+            let failed = failures > 0;
             backoff = if failed { (backoff * 2).min(Duration::from_secs(1)) } else { Duration::from_millis(50) };
             let unsent = self.unsent.lock();
             if unsent.is_empty() {

@@ -13,7 +13,8 @@
 //! The breaker does not let a user's call discover whether L2 is back: when it opens, a
 //! background probe waits for the cool-down, then tries the store for up to a second
 //! ([`PROBE_WINDOW`], which is also what a reconnecting client needs after a server
-//! restart), applies the pending invalidations, and only then closes.
+//! restart). When the store answers, the breaker closes and the pending invalidations are
+//! applied, many at a time; until each is, reads of what it covers stay refused.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,6 +33,8 @@ pub(crate) const BREAKER_THRESHOLD: u32 = 3;
 pub(crate) const MAX_PENDING: usize = 10_000;
 /// How long the probe tries the store after the cool-down before it opens the breaker again.
 pub(crate) const PROBE_WINDOW: Duration = Duration::from_secs(1);
+/// How many pending invalidations are applied at once when L2 answers again.
+const REPLAY_CONCURRENCY: usize = 32;
 /// The key the probe reads (any key would do; this one is never written).
 const PROBE_KEY: &str = "_larder:probe.json";
 
@@ -130,6 +133,9 @@ struct Shared {
     replaying: AtomicBool,
     /// A task is applying the pending invalidations (or waiting to).
     retrying: AtomicBool,
+    /// Told of each pending invalidation once it is applied (the mount tells the other
+    /// instances again: one may have read the old entry from L2 in the meantime).
+    replayed: std::sync::OnceLock<Box<dyn Fn(&Invalidation) + Send + Sync>>,
 }
 
 /// A store behind its failure policy.
@@ -165,8 +171,14 @@ impl L2 {
             pending_len: AtomicUsize::new(0),
             replaying: AtomicBool::new(false),
             retrying: AtomicBool::new(false),
+            replayed: std::sync::OnceLock::new(),
         });
         L2 { store, shared }
+    }
+
+    /// Calls `f` with each pending invalidation once it is applied.
+    pub fn on_replayed(&self, f: impl Fn(&Invalidation) + Send + Sync + 'static) {
+        let _ = self.shared.replayed.set(Box::new(f));
     }
 
     pub fn health(&self) -> TierHealth {
@@ -372,9 +384,15 @@ impl Shared {
             tokio::time::sleep(Duration::from_millis(self.breaker.cooldown_ms)).await;
             let start = tokio::time::Instant::now();
             loop {
-                if self.store.get(PROBE_KEY).await.is_ok() && self.replay().await {
+                if self.store.get(PROBE_KEY).await.is_ok() {
+                    // L2 answers: used again at once, except for what a pending invalidation
+                    // covers (reads of it are refused until the invalidation is applied,
+                    // which starts now).
                     self.breaker.close();
                     tracing::info!(target: "larder", store = self.store.name(), "L2 answers again: breaker closed");
+                    if self.pending_len.load(Ordering::Acquire) > 0 {
+                        self.replay_in_background();
+                    }
                     return;
                 }
                 if start.elapsed() >= PROBE_WINDOW {
@@ -402,9 +420,14 @@ impl Shared {
             loop {
                 if me.breaker.closed() {
                     if me.replay().await {
-                        break;
+                        if me.pending_len.load(Ordering::Acquire) == 0 {
+                            break;
+                        }
+                        continue;
                     }
-                    me.failed();
+                    if !me.replaying.load(Ordering::Acquire) {
+                        me.failed();
+                    }
                 }
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(1));
@@ -420,26 +443,36 @@ impl Shared {
         });
     }
 
-    /// Applies every pending invalidation; false if the store failed on one.
+    /// Applies every invalidation pending when it starts, [`REPLAY_CONCURRENCY`] at a time;
+    /// false if the store failed on one (those applied are forgotten all the same) or
+    /// another replay is under way.
     async fn replay(&self) -> bool {
+        use futures_util::StreamExt as _;
         if self.replaying.swap(true, Ordering::AcqRel) {
-            // Another replay is on it; the caller must not trust L2 before it is done.
-            return self.pending_len.load(Ordering::Acquire) == 0;
+            return false;
         }
         let todo: Vec<(Target, Pending)> = self.pending.lock().iter().map(|(t, p)| (t.clone(), *p)).collect();
-        let mut ok = true;
-        for (target, p) in todo {
-            match apply(&*self.store, &target, p.stamp, p.ttl).await {
-                Ok(_) => self.settled(&target, p.stamp),
-                Err(e) => {
-                    tracing::debug!(target: "larder", store = self.store.name(), error = %e, "replaying a pending invalidation failed");
-                    ok = false;
-                    break;
+        let failures = futures_util::stream::iter(todo)
+            .map(|(target, p)| async move {
+                match apply(&*self.store, &target, p.stamp, p.ttl).await {
+                    Ok(_) => {
+                        self.settled(&target, p.stamp);
+                        if let Some(tell) = self.replayed.get() {
+                            tell(&target);
+                        }
+                        0
+                    }
+                    Err(e) => {
+                        tracing::debug!(target: "larder", store = self.store.name(), error = %e, "replaying a pending invalidation failed");
+                        1
+                    }
                 }
-            }
-        }
+            })
+            .buffer_unordered(REPLAY_CONCURRENCY)
+            .fold(0usize, |n, failed| async move { n + failed })
+            .await;
         self.replaying.store(false, Ordering::Release);
-        ok && self.pending_len.load(Ordering::Acquire) == 0
+        failures == 0
     }
 }
 

@@ -80,6 +80,21 @@ impl LiveMount {
     /// The same mount, announcing its changes on `bus`.
     #[cfg(feature = "redis")]
     pub fn announcing_on(self, bus: Option<Arc<crate::bus::link::BusLink>>) -> LiveMount {
+        if let (Some(link), Some(l2)) = (&bus, &self.l2) {
+            // An invalidation L2 applies late is told again: another instance may have
+            // read the old entry from L2 (and kept it) before it was applied.
+            use crate::bus::wire::BusOp;
+            let (link, name) = (Arc::clone(link), self.name.to_string());
+            l2.on_replayed(move |applied| {
+                let op = match applied {
+                    Target::Key(k) => BusOp::Delete { keys: vec![k.clone()] },
+                    Target::Prefix(p) => BusOp::Clear { prefix: p.clone() },
+                    Target::TagInvalidated(t) => BusOp::InvalidateTag { tag: t.clone() },
+                    Target::TagExpired(t) => BusOp::ExpireTag { tag: t.clone() },
+                };
+                link.publish(&name, op);
+            });
+        }
         LiveMount { bus, ..self }
     }
 

@@ -209,3 +209,25 @@ async fn a_cached_function_may_call_cached_functions_and_itself() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cycle_back_to_the_same_key_panics_at_once_naming_the_key_instead_of_hanging() {
+    #[larder::cached(max_age = "1h", group = "cycle", get_key = |n: &u64| *n)]
+    async fn ping(n: u64) -> Result<u64, String> {
+        Box::pin(pong(n)).await
+    }
+    #[larder::cached(max_age = "1h", group = "cycle", get_key = |n: &u64| *n)]
+    async fn pong(n: u64) -> Result<u64, String> {
+        Box::pin(ping(n)).await
+    }
+    let (rt, _clock) = common::runtime();
+    let spawn = |rt: larder::Runtime| tokio::spawn(async move { rt.scope(ping(1)).await });
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(10), spawn(rt.clone())).await;
+    let joined = outcome.expect("the cycle hung instead of failing");
+    let panic = joined.expect_err("the cycle must fail").into_panic();
+    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(message.contains("cycle") && message.contains("cycle:ping:1.json"), "{message}");
+    // The unwinding freed both keys: calling again fails the same way, at once.
+    let again = tokio::time::timeout(std::time::Duration::from_secs(10), spawn(rt)).await;
+    assert!(again.expect("the second call hung on a key left in flight").is_err());
+}

@@ -12,7 +12,7 @@ use futures_util::FutureExt as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::call::context::{Context, StorageFn};
+use crate::call::context::{Context, StorageFn, inside_run_of};
 use crate::call::lookup::{Lookup, fill_from_l2, lookup};
 use crate::call::outcome::{Answer, Storage};
 use crate::call::share::Errors;
@@ -201,6 +201,13 @@ where
                         Err(e) => (Err(e), Answer::Miss),
                     };
                 }
+                Join::Follow(_) if inside_run_of(ctx.key.id()) => panic!(
+                    "cycle: the cached function {}:{} was called again with the key {} while its run for that key \
+                     was computing it (f(x) → … → f(x)); that call would wait for itself forever",
+                    ctx.spec.group,
+                    ctx.spec.name,
+                    ctx.key.as_str()
+                ),
                 Join::Follow(rx) => match follow(&ctx, rx, &grace).await {
                     Err(stale) => {
                         return (

@@ -47,6 +47,17 @@ pub(crate) struct InMemory {
 
 pub(crate) type StorageFn = Arc<dyn Fn(&(dyn Any + Send + Sync)) -> Storage + Send + Sync>;
 
+tokio::task_local! {
+    /// The keys whose runs this task is inside, outermost first (a body that calls a cached
+    /// function runs that call inside its own run).
+    static LEADING: Vec<u128>;
+}
+
+/// Whether this task is inside the run of `id`: waiting for that run would wait for itself.
+pub(crate) fn inside_run_of(id: u128) -> bool {
+    LEADING.try_with(|ids| ids.contains(&id)).unwrap_or(false)
+}
+
 impl Context {
     pub(crate) fn log(&self, level: tracing::Level, what: &str) {
         let (group, name, key) = (&*self.spec.group, &*self.spec.name, self.key.as_str());
@@ -67,6 +78,9 @@ impl Context {
     {
         let ticket = leader.ticket();
         self.stats.runs.incr();
+        let id = self.key.id();
+        let chain = LEADING.try_with(|ids| ids.iter().copied().chain([id]).collect()).unwrap_or_else(|_| vec![id]);
+        let fut = LEADING.scope(chain, fut);
         let outcome = match (self.spec.hard_timeout_ms, errors.timeout) {
             (Some(ms), Some(make)) => {
                 match tokio::time::timeout(Duration::from_millis(ms), AssertUnwindSafe(fut).catch_unwind()).await {

@@ -231,3 +231,18 @@ async fn a_cycle_back_to_the_same_key_panics_at_once_naming_the_key_instead_of_h
     let again = tokio::time::timeout(std::time::Duration::from_secs(10), spawn(rt)).await;
     assert!(again.expect("the second call hung on a key left in flight").is_err());
 }
+
+#[test]
+fn cached_recursion_goes_5000_levels_deep_on_a_2_mib_stack() {
+    #[larder::cached(max_age = "1h", group = "recursion", get_key = |n: &u64| *n)]
+    async fn depth(n: u64) -> Result<u64, String> {
+        if n == 0 { Ok(0) } else { Ok(Box::pin(depth(n - 1)).await? + 1) }
+    }
+    // A Tokio worker's stack: every level is a miss, each nests one more poll.
+    let worker = std::thread::Builder::new().stack_size(2 << 20).spawn(|| {
+        let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let (rt, _clock) = common::runtime();
+        tokio.block_on(rt.scope(depth(5000)))
+    });
+    assert_eq!(worker.unwrap().join().expect("no stack overflow"), Ok(5000));
+}

@@ -53,6 +53,21 @@ tokio::task_local! {
     static LEADING: Vec<u128>;
 }
 
+/// How much stack a body's poll must have left; below it, the poll goes on a new segment.
+const RED_ZONE: usize = 128 * 1024;
+/// The size of a new stack segment.
+const SEGMENT: usize = 2 * 1024 * 1024;
+
+/// `fut`, polled where at least [`RED_ZONE`] of stack is left: a cached function that calls
+/// itself (or another) nests one poll per level, and each level of the call machinery costs
+/// a few KiB of stack; when a thread's stack runs low, the next levels are polled on a new
+/// segment (the `stacker` crate), so recursion is bounded by memory, not by the 2 MiB of a
+/// Tokio worker. A check of the stack pointer per poll of a running body; never on a hit.
+async fn on_enough_stack<F: Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(move |cx| stacker::maybe_grow(RED_ZONE, SEGMENT, || fut.as_mut().poll(cx))).await
+}
+
 /// Whether this task is inside the run of `id`: waiting for that run would wait for itself.
 pub(crate) fn inside_run_of(id: u128) -> bool {
     LEADING.try_with(|ids| ids.contains(&id)).unwrap_or(false)
@@ -80,7 +95,7 @@ impl Context {
         self.stats.runs.incr();
         let id = self.key.id();
         let chain = LEADING.try_with(|ids| ids.iter().copied().chain([id]).collect()).unwrap_or_else(|_| vec![id]);
-        let fut = LEADING.scope(chain, fut);
+        let fut = on_enough_stack(LEADING.scope(chain, fut));
         let outcome = match (self.spec.hard_timeout_ms, errors.timeout) {
             (Some(ms), Some(make)) => {
                 match tokio::time::timeout(Duration::from_millis(ms), AssertUnwindSafe(fut).catch_unwind()).await {

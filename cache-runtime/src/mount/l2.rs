@@ -121,6 +121,9 @@ struct Pending {
     ttl: Option<Duration>,
 }
 
+/// What is told of an invalidation applied late.
+type Replayed = Box<dyn Fn(&Invalidation) + Send + Sync>;
+
 /// What the store's user and its background probe share.
 struct Shared {
     store: Arc<dyn Store>,
@@ -135,7 +138,7 @@ struct Shared {
     retrying: AtomicBool,
     /// Told of each pending invalidation once it is applied (the mount tells the other
     /// instances again: one may have read the old entry from L2 in the meantime).
-    replayed: std::sync::OnceLock<Box<dyn Fn(&Invalidation) + Send + Sync>>,
+    replayed: std::sync::OnceLock<Replayed>,
 }
 
 /// A store behind its failure policy.

@@ -122,6 +122,16 @@ impl Tags {
     }
 }
 
+/// The L2 key of the stamp of `tag`'s latest invalidation (see [`Store::raise`](crate::Store::raise)).
+pub(crate) fn tag_invalidated_key(tag: &str) -> String {
+    format!("_larder:tags:invalidated:{}.json", crate::key::storage_key::escape_key(tag))
+}
+
+/// The L2 key of the stamp of `tag`'s latest expiry.
+pub(crate) fn tag_expired_key(tag: &str) -> String {
+    format!("_larder:tags:expired:{}.json", crate::key::storage_key::escape_key(tag))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,14 +169,4 @@ mod tests {
         assert_eq!(t.check(&[tag_id("other")], 10), TagVerdict::Invalid);
         assert_eq!(t.check(&[tag_id("other")], 2_000_000), TagVerdict::Valid);
     }
-}
-
-/// The L2 key of the stamp of `tag`'s latest invalidation (see [`Store::raise`](crate::Store::raise)).
-pub(crate) fn tag_invalidated_key(tag: &str) -> String {
-    format!("_larder:tags:invalidated:{}.json", crate::key::storage_key::escape_key(tag))
-}
-
-/// The L2 key of the stamp of `tag`'s latest expiry.
-pub(crate) fn tag_expired_key(tag: &str) -> String {
-    format!("_larder:tags:expired:{}.json", crate::key::storage_key::escape_key(tag))
 }

@@ -333,11 +333,21 @@ impl Memory {
 
     /// The number of entries (after pending evictions have run).
     pub fn len(&self) -> u64 {
-        // Twice: what moka evicts in one pass may still be referenced by its queues until
-        // the next, and a `Resident` leaves the index when moka's last reference goes.
-        self.policy.run_pending_tasks();
-        self.policy.run_pending_tasks();
-        self.index.shards.iter().map(|s| s.0.read().len() as u64).sum()
+        // Until it settles: one pass of moka's maintenance handles a bounded batch of
+        // writes, what it evicts may still be referenced by its queues until the next, and
+        // a `Resident` leaves the index only when moka's last reference goes. (A fixed
+        // number of passes was not always enough on a loaded machine.)
+        let count = || self.index.shards.iter().map(|s| s.0.read().len() as u64).sum::<u64>();
+        let mut last = u64::MAX;
+        for _ in 0..256 {
+            self.policy.run_pending_tasks();
+            let now = count();
+            if now == last && self.policy.entry_count() <= self.capacity {
+                return now;
+            }
+            last = now;
+        }
+        last
     }
 }
 

@@ -205,3 +205,65 @@ async fn get_or_set_waiters_get_the_old_value_after_the_soft_timeout() {
     assert_eq!(runs.get(), 2);
     gate.open();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_ahead_refreshes_a_hot_key_before_it_expires_so_callers_never_wait() {
+    static RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
+    static GATE: LazyLock<common::Gate> = LazyLock::new(common::Gate::new);
+    #[cached(max_age = "100s", refresh_ahead = 0.8)]
+    async fn quote(id: u32) -> Result<String, ApiError> {
+        let n = RUNS.hit();
+        if n > 1 {
+            GATE.wait().await;
+        }
+        Ok(format!("quote {id} v{n}"))
+    }
+    let (rt, clock) = runtime();
+    rt.scope(async {
+        assert_eq!(quote(1).await.unwrap(), "quote 1 v1");
+        clock.advance(Duration::from_secs(79));
+        assert_eq!(quote(1).await.unwrap(), "quote 1 v1");
+        assert_eq!(RUNS.get(), 1, "before 80 % of max_age, a plain hit");
+        clock.advance(Duration::from_secs(2));
+        // Past 80 %: still a hit, at once (the refresh is held at its gate), and one refresh.
+        for _ in 0..5 {
+            assert_eq!(common::within("a hit answers", quote(1)).await.unwrap(), "quote 1 v1");
+        }
+        common::within("the background refresh starts", RUNS.reached(2)).await;
+        assert_eq!(quote(1).await.unwrap(), "quote 1 v1");
+        assert_eq!(RUNS.get(), 2, "one background refresh for all the hits");
+        GATE.open();
+        common::within("the refreshed value is stored", async {
+            while quote(1).await.unwrap() != "quote 1 v2" {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        // Past the first entry's max_age: the refreshed one is fresh, no miss ever happened.
+        clock.advance(Duration::from_secs(30));
+        assert_eq!(quote(1).await.unwrap(), "quote 1 v2");
+        assert_eq!(RUNS.get(), 2);
+        let stats = quote_stats();
+        assert_eq!((stats.misses, stats.stale_hits), (1, 0), "{stats:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_or_set_refreshes_ahead_too() {
+    let (rt, clock) = runtime();
+    let cache = rt.cache("cache");
+    let opts = larder::Options::new().max_age(Duration::from_secs(100)).refresh_ahead(0.8);
+    let v1 = cache.get_or_set("k", &opts, || async { Ok::<_, larder::Error>("v1".to_owned()) }).await.unwrap();
+    assert_eq!(v1, "v1");
+    clock.advance(Duration::from_secs(81));
+    let (answer, how) =
+        cache.get_or_set_with("k", &opts, None, || async { Ok::<_, larder::Error>("v2".to_owned()) }).await;
+    assert_eq!((answer.unwrap().as_str(), how), ("v1", larder::Answer::Hit), "answered at once, as a hit");
+    common::within("the refresh ahead stores v2", async {
+        while cache.get::<String>("k").await.as_deref() != Some("v2") {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}

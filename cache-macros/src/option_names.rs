@@ -23,6 +23,7 @@ pub const OPTIONS: &[&str] = &[
     "grace_backoff",
     "timeout",
     "hard_timeout",
+    "refresh_ahead",
     "crate",
 ];
 
@@ -33,6 +34,8 @@ const ALIASES: &[(&str, &str)] = &[
     ("maxage", "max_age"),
     ("max_age_secs", "max_age"),
     ("stale_while_revalidate", "swr"),
+    ("eager_refresh", "refresh_ahead"),
+    ("refresh_before_expiry", "refresh_ahead"),
     ("key", "get_key"),
     ("convert", "get_key"),
     ("namespace", "group"),

@@ -92,6 +92,32 @@ impl FromMeta for Flag {
     }
 }
 
+/// A fraction strictly between 0 and 1 (`refresh_ahead = 0.8`), in thousandths.
+#[derive(Debug, Clone, Copy)]
+pub struct Fraction(u16);
+
+impl FromMeta for Fraction {
+    fn from_meta(meta: &syn::Meta) -> darling::Result<Self> {
+        let option = option_name(meta);
+        let wrong = |at: &dyn ToTokens| {
+            Error::custom(format!(
+                "`{option}` is the part of `max_age` after which a hit starts a background refresh: \
+                 a number between 0 and 1, such as `{option} = 0.8`"
+            ))
+            .with_span(&at.to_token_stream())
+        };
+        let value = value_of(meta, "0.8")?;
+        let number = match value {
+            syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Float(f), .. }) => f.base10_parse::<f64>().ok(),
+            _ => None,
+        };
+        match number {
+            Some(f) if f > 0.0 && f < 1.0 => Ok(Fraction(((f * 1000.0).round() as u16).clamp(1, 999))),
+            _ => Err(wrong(value)),
+        }
+    }
+}
+
 /// A string option (`name = "…"`) and where it was written.
 #[derive(Debug, Clone)]
 pub struct Text {
@@ -201,6 +227,7 @@ pub struct RawOptions {
     grace_backoff: Option<DurationLit>,
     timeout: Option<DurationLit>,
     hard_timeout: Option<DurationLit>,
+    refresh_ahead: Option<Fraction>,
     #[darling(rename = "crate")]
     krate: Option<CratePath>,
 }
@@ -231,6 +258,8 @@ pub struct Options {
     pub timeout_ms: Option<u64>,
     /// With where it was written (a non-`Result` function can't have it).
     pub hard_timeout: Option<(u64, Span)>,
+    /// Refresh ahead, in thousandths of `max_age` (0: off).
+    pub refresh_ahead_permille: u16,
     pub krate: syn::Path,
 }
 
@@ -362,6 +391,7 @@ impl RawOptions {
             grace_backoff_ms,
             timeout_ms,
             hard_timeout,
+            refresh_ahead_permille: self.refresh_ahead.map_or(0, |Fraction(p)| p),
             krate,
         })
     }
@@ -394,6 +424,15 @@ mod tests {
         assert_eq!(o.stale, Stale::For(86_400_000));
         assert_eq!((o.name.as_str(), o.group.as_str(), o.base.as_str()), ("gh_stars", "github", "cache"));
         assert!(o.get_key.is_some());
+    }
+
+    #[test]
+    fn refresh_ahead_is_a_fraction_of_max_age() {
+        assert_eq!(build(quote::quote!(refresh_ahead = 0.8)).map(|o| o.refresh_ahead_permille), Ok(800));
+        assert_eq!(build(quote::quote!(max_age = "1m")).map(|o| o.refresh_ahead_permille), Ok(0));
+        for bad in [quote::quote!(refresh_ahead = 1.0), quote::quote!(refresh_ahead = 0.0), quote::quote!(refresh_ahead = "0.8")] {
+            assert!(build(bad).err().is_some_and(|e| e.contains("a number between 0 and 1")));
+        }
     }
 
     #[test]
@@ -450,6 +489,7 @@ mod tests {
             grace_backoff = "1m",
             timeout = "1s",
             hard_timeout = "5s",
+            refresh_ahead = 0.8,
             crate = ::larder
         );
         let given = NestedMeta::parse_meta_list(values).unwrap();

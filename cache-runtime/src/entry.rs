@@ -72,12 +72,29 @@ pub struct Policy {
     pub stale: Window,
     /// Fail-safe: how long past `max_age` a value may answer for a failing body.
     pub grace: Window,
+    /// Refresh ahead, in thousandths of `max_age` (`0`: off): a hit on an entry at least
+    /// this far into its freshness still answers at once, and starts one background
+    /// refresh, so that the callers of a hot key never see it stale or missing.
+    pub refresh_ahead_permille: u16,
 }
 
 impl Policy {
+    /// Whether a fresh entry produced at `mtime` is due for a refresh ahead of its expiry
+    /// at `now` (see [`refresh_ahead_permille`](Self::refresh_ahead_permille)).
+    #[inline]
+    pub const fn refresh_due(&self, mtime: u64, now: u64) -> bool {
+        self.refresh_ahead_permille != 0
+            && (now.saturating_sub(mtime) as u128) * 1000 >= self.max_age_ms as u128 * self.refresh_ahead_permille as u128
+    }
+
     /// A policy with only `max_age`.
     pub const fn max_age(max_age: Duration) -> Policy {
-        Policy { max_age_ms: max_age.as_millis() as u64, stale: Window::None, grace: Window::None }
+        Policy {
+            max_age_ms: max_age.as_millis() as u64,
+            stale: Window::None,
+            grace: Window::None,
+            refresh_ahead_permille: 0,
+        }
     }
 
     /// Whether entries are stored at all (`max_age > 0`).
@@ -126,7 +143,7 @@ impl Policy {
 mod tests {
     use super::*;
 
-    const P: Policy = Policy { max_age_ms: 1000, stale: Window::For(500), grace: Window::None };
+    const P: Policy = Policy { max_age_ms: 1000, stale: Window::For(500), grace: Window::None, refresh_ahead_permille: 0 };
 
     #[test]
     fn fresh_up_to_max_age_inclusive() {

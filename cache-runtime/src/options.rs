@@ -30,6 +30,7 @@ pub struct Options {
     pub(crate) grace_backoff: Option<Duration>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) hard_timeout: Option<Duration>,
+    pub(crate) refresh_ahead: Option<f64>,
     pub(crate) tags: Vec<String>,
     pub(crate) integrity: Option<String>,
 }
@@ -87,6 +88,14 @@ macro_rules! option_setters {
             self.$options().hard_timeout = Some(d);
             self
         }
+        /// Refresh ahead: a hit on an entry past this part of `max_age` (between 0 and 1,
+        /// such as `0.8`) answers at once and starts one background refresh, so that the
+        /// callers of a hot key never see it stale or missing. Values outside (0, 1) turn
+        /// it off.
+        pub fn refresh_ahead(mut self, fraction: f64) -> Self {
+            self.$options().refresh_ahead = Some(fraction);
+            self
+        }
         /// Adds a tag (tags add up: an HTTP layer's and its route's).
         pub fn tag(mut self, tag: impl Into<String>) -> Self {
             self.$options().tags.push(tag.into());
@@ -131,6 +140,7 @@ impl Options {
             grace_backoff: self.grace_backoff.or(under.grace_backoff),
             timeout: self.timeout.or(under.timeout),
             hard_timeout: self.hard_timeout.or(under.hard_timeout),
+            refresh_ahead: self.refresh_ahead.or(under.refresh_ahead),
             tags: under.tags.iter().chain(&self.tags).cloned().collect(),
             integrity: self.integrity.clone().or_else(|| under.integrity.clone()),
         }
@@ -161,6 +171,10 @@ impl Options {
                 (true, Some(d)) => Window::For(ms(d)),
             },
             grace: self.grace.map_or(Window::None, |d| Window::For(ms(d))),
+            refresh_ahead_permille: match self.refresh_ahead {
+                Some(f) if f > 0.0 && f < 1.0 => ((f * 1000.0).round() as u16).clamp(1, 999),
+                _ => 0,
+            },
         }
     }
 }

@@ -37,7 +37,7 @@ fn gen_refresh(x: &Expansion<'_>) -> TokenStream {
     let idents: Vec<&syn::Ident> = sig.args.iter().map(|a| &a.ident).collect();
     let arg_tys: Vec<&syn::Type> = sig.args.iter().map(|a| &a.ty).collect();
     let uncached = format_ident!("{}_uncached", x.func.sig.ident);
-    if matches!(opts.stale, Stale::Off) && opts.timeout_ms.is_none() {
+    if matches!(opts.stale, Stale::Off) && opts.timeout_ms.is_none() && opts.refresh_ahead_permille == 0 {
         quote!(#p::NoRefresh)
     } else {
         let owned: Vec<syn::Ident> = (0..sig.args.len()).map(|i| format_ident!("__larder_owned{}", i)).collect();

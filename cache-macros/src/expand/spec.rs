@@ -36,6 +36,7 @@ pub(crate) fn gen_spec(opts: &Options, func: &syn::ItemFn, p: &TokenStream) -> (
     };
     let timeout = some_ms(opts.timeout_ms);
     let hard_timeout = some_ms(opts.hard_timeout.map(|(ms, _)| ms));
+    let refresh_ahead = opts.refresh_ahead_permille;
     let spec = quote! {
         static __LARDER_SPEC: #p::FnSpec = #p::FnSpec {
             group: #p::Cow::Borrowed(#group),
@@ -44,7 +45,12 @@ pub(crate) fn gen_spec(opts: &Options, func: &syn::ItemFn, p: &TokenStream) -> (
             prefix_id: #prefix_id,
             mount: #p::Cow::Borrowed(#base),
             integrity: #integrity,
-            policy: #p::Policy { max_age_ms: #max_age, stale: #stale, grace: #grace },
+            policy: #p::Policy {
+                max_age_ms: #max_age,
+                stale: #stale,
+                grace: #grace,
+                refresh_ahead_permille: #refresh_ahead,
+            },
             tags: #p::Cow::Borrowed(&[#(#p::Cow::Borrowed(#static_tags)),*]),
             grace_backoff_ms: #grace_backoff,
             timeout_ms: #timeout,

@@ -128,20 +128,25 @@ where
         let storage = storage.map(|decide| -> StorageFn {
             Arc::new(move |v: &(dyn Any + Send + Sync)| v.downcast_ref::<V>().map_or(Storage::Default, decide))
         });
+        let ahead = matches!(found, Lookup::RefreshAhead(_));
         let grace = match found {
-            Lookup::Stale(v) => {
-                stats.stale.incr();
+            // Stale, or fresh but due for a refresh ahead: answered now, refreshed behind.
+            Lookup::Stale(v) | Lookup::RefreshAhead(v) => {
+                if !ahead {
+                    stats.stale.incr();
+                }
                 if R::ENABLED && !mount.flights.is_running(key.id()) {
                     all_tags.extend(tags.tags(&args).into_iter().map(String::into_boxed_str));
                     let ctx = Context { rt, mount, spec, key, tags: all_tags.into(), stats, storage };
-                    ctx.log(tracing::Level::DEBUG, "stale: refreshing in the background");
+                    let what = if ahead { "refreshing ahead of expiry" } else { "stale: refreshing in the background" };
+                    ctx.log(tracing::Level::DEBUG, what);
                     if let Some(leader) =
                         ctx.mount.flights.try_lead(ctx.key.id(), ctx.key.as_str(), &ctx.tags, ctx.mount.ticket())
                     {
                         refresh.start(&args, Job::new(ctx.clone(), errors, leader));
                     }
                 }
-                return (Ok(v), Answer::Stale);
+                return (Ok(v), if ahead { Answer::Hit } else { Answer::Stale });
             }
             Lookup::Grace { value, backing_off: true } => {
                 let ctx = Context { rt, mount, spec, key, tags: all_tags.into(), stats, storage };

@@ -17,6 +17,8 @@ use crate::runtime::{Runtime, with_current};
 /// What the memory tier (or L2) holds for a key, judged now.
 pub(crate) enum Lookup<V> {
     Fresh(V),
+    /// Fresh, and due for a refresh ahead of its expiry: answered as a hit.
+    RefreshAhead(V),
     Stale(V),
     /// Past every window but `grace`: usable only if the body fails (or is backed off).
     Grace {
@@ -45,6 +47,9 @@ pub(crate) fn lookup<V: Clone + 'static>(
                 Freshness::Fresh => {
                     if count_hit {
                         slot.count_hit();
+                    }
+                    if policy.refresh_due(slot.mtime(), now) {
+                        return Lookup::RefreshAhead(v.clone());
                     }
                     Lookup::Fresh(v.clone())
                 }

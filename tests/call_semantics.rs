@@ -360,3 +360,40 @@ async fn get_key_results_are_escaped_per_part() {
     assert!(!hostile.contains("..") && !hostile.contains('/'), "{hostile}");
     assert_eq!(hostile, format!("github.api:stars:{}.json", larder::escape_key("../../etc/passwd")));
 }
+
+/// A `Result` under another name.
+type Fallible<T> = Result<T, String>;
+
+#[tokio::test]
+async fn result_true_treats_an_alias_as_a_result_so_errors_are_not_cached() {
+    static RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
+    #[cached(max_age = "1h", result = true)]
+    async fn lookup(id: u64) -> Fallible<u64> {
+        if RUNS.hit() == 1 { Err("down".to_owned()) } else { Ok(id * 10) }
+    }
+    let (rt, _clock) = runtime();
+    rt.scope(async {
+        assert_eq!(lookup(1).await, Err("down".to_owned()));
+        assert_eq!(lookup(1).await, Ok(10), "the error was not cached: the body ran again");
+        assert_eq!(lookup(1).await, Ok(10));
+        assert_eq!(RUNS.get(), 2, "the Ok value was cached");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn result_false_caches_a_result_as_a_plain_value() {
+    static RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
+    #[cached(max_age = "1h", result = false)]
+    async fn probe(id: u64) -> Result<u64, String> {
+        RUNS.hit();
+        Err(format!("{id} is down"))
+    }
+    let (rt, _clock) = runtime();
+    rt.scope(async {
+        assert_eq!(probe(1).await, Err("1 is down".to_owned()));
+        assert_eq!(probe(1).await, Err("1 is down".to_owned()));
+        assert_eq!(RUNS.get(), 1, "the error was cached as a value");
+    })
+    .await;
+}

@@ -24,6 +24,7 @@ pub const OPTIONS: &[&str] = &[
     "timeout",
     "hard_timeout",
     "refresh_ahead",
+    "result",
     "crate",
 ];
 

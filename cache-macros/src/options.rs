@@ -228,6 +228,7 @@ pub struct RawOptions {
     timeout: Option<DurationLit>,
     hard_timeout: Option<DurationLit>,
     refresh_ahead: Option<Fraction>,
+    result: Option<Flag>,
     #[darling(rename = "crate")]
     krate: Option<CratePath>,
 }
@@ -260,6 +261,9 @@ pub struct Options {
     pub hard_timeout: Option<(u64, Span)>,
     /// Refresh ahead, in thousandths of `max_age` (0: off).
     pub refresh_ahead_permille: u16,
+    /// `result = true`: the return type is a `Result` whatever its name (an alias);
+    /// `result = false`: cache it as a plain value even if it is one.
+    pub result: Option<bool>,
     pub krate: syn::Path,
 }
 
@@ -392,6 +396,7 @@ impl RawOptions {
             timeout_ms,
             hard_timeout,
             refresh_ahead_permille: self.refresh_ahead.map_or(0, |Fraction(p)| p),
+            result: self.result.map(|Flag(on)| on),
             krate,
         })
     }
@@ -490,6 +495,7 @@ mod tests {
             timeout = "1s",
             hard_timeout = "5s",
             refresh_ahead = 0.8,
+            result,
             crate = ::larder
         );
         let given = NestedMeta::parse_meta_list(values).unwrap();

@@ -176,6 +176,11 @@ pub fn timeout_error<E: TimeoutError>() -> E {
 }
 
 /// A return type that is a `Result`: only `Ok` is cached.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a `Result`, so `#[cached]` can't tell its errors from its values",
+    label = "not a `Result`",
+    note = "remove `result = true`, or return a `Result` (or an alias of one)"
+)]
 pub trait IsResult {
     /// The cached value.
     type Ok;

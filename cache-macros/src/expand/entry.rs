@@ -52,7 +52,14 @@ fn check(attr: TokenStream, func: &syn::ItemFn) -> darling::Result<(Options, Sig
     let raw = metas.and_then(|m| errors.handle(RawOptions::from_list(&m)));
     let opts = raw.and_then(|r| errors.handle(r.build(&func.sig.ident.to_string())));
     let has_get_key = opts.as_ref().is_some_and(|o| o.get_key.is_some());
-    let sig = errors.handle(signature::analyse(&func.sig, has_get_key));
+    let mut sig = errors.handle(signature::analyse(&func.sig, has_get_key));
+    // `result = true`: a `Result` behind an alias of another name; `false`: a plain value.
+    if let (Some(force), Some(s)) = (opts.as_ref().and_then(|o| o.result), sig.as_mut()) {
+        let ty = match &s.ret {
+            Ret::Plain(t) | Ret::Result(t) => t.clone(),
+        };
+        s.ret = if force { Ret::Result(ty) } else { Ret::Plain(ty) };
+    }
     if let (Some(o), Some(s)) = (&opts, &sig) {
         for (option, expr) in
             [("get_key", &o.get_key), ("should_bypass_cache", &o.bypass), ("should_invalidate_cache", &o.invalidate)]

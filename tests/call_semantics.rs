@@ -397,3 +397,88 @@ async fn result_false_caches_a_result_as_a_plain_value() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_body_tags_its_entry_from_its_result() {
+    static RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
+    #[cached(max_age = "1h")]
+    async fn cart(id: u64) -> Vec<u64> {
+        RUNS.hit();
+        let products = vec![id * 10, id * 10 + 1];
+        for p in &products {
+            assert!(larder::this_entry::tag(format!("product:{p}")), "inside a running body");
+        }
+        products
+    }
+    let (rt, _clock) = runtime();
+    rt.scope(async {
+        assert_eq!(cart(1).await, vec![10, 11]);
+        assert_eq!(cart(2).await, vec![20, 21]);
+        assert_eq!(cart(1).await, vec![10, 11]);
+        assert_eq!(RUNS.get(), 2);
+        larder::invalidate_tag("product:11").await;
+        cart(1).await;
+        assert_eq!(RUNS.get(), 3, "the cart holding product 11 was invalidated by its tag");
+        cart(2).await;
+        assert_eq!(RUNS.get(), 3, "the other cart was not");
+    })
+    .await;
+    assert!(!larder::this_entry::tag("x"), "outside a body it does nothing, and says so");
+}
+
+#[tokio::test]
+async fn a_body_shortens_its_entrys_life_or_keeps_it_out_of_the_cache() {
+    static RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
+    #[cached(max_age = "1h")]
+    async fn search(q: String) -> Vec<String> {
+        RUNS.hit();
+        match q.as_str() {
+            "partial" => {
+                larder::this_entry::max_age(Duration::from_secs(10));
+            }
+            "volatile" => {
+                larder::this_entry::skip();
+            }
+            _ => {}
+        }
+        vec![q]
+    }
+    let (rt, clock) = runtime();
+    rt.scope(async {
+        search("full".into()).await;
+        search("partial".into()).await;
+        search("volatile".into()).await;
+        assert_eq!(RUNS.get(), 3);
+        search("volatile".into()).await;
+        assert_eq!(RUNS.get(), 4, "a skipped value is not stored");
+        clock.advance(Duration::from_secs(11));
+        search("full".into()).await;
+        assert_eq!(RUNS.get(), 4, "the function's max_age still holds for the others");
+        search("partial".into()).await;
+        assert_eq!(RUNS.get(), 5, "the body's shorter max_age was kept");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_get_or_set_factory_decides_too() {
+    let (rt, _clock) = runtime();
+    let cache = rt.cache("cache");
+    let opts = larder::Options::new().max_age(Duration::from_secs(3600));
+    let runs = Runs::new();
+    for _ in 0..2 {
+        let r = runs.clone();
+        let v = cache
+            .get_or_set("k", &opts, move || async move {
+                r.hit();
+                larder::this_entry::tag("from-factory");
+                Ok::<_, larder::Error>(1u64)
+            })
+            .await
+            .unwrap();
+        assert_eq!(v, 1);
+    }
+    assert_eq!(runs.get(), 1);
+    rt.scope(larder::invalidate_tag("from-factory")).await;
+    assert!(cache.get::<u64>("k").await.is_none(), "the factory's tag reached the entry");
+}

@@ -944,3 +944,44 @@ async fn every_request_with_an_old_response_gets_it_after_the_soft_timeout() {
     assert_eq!(runs.get(), 2, "one handler run for all of them");
     gate.open();
 }
+
+#[tokio::test]
+async fn a_handler_tags_its_response_and_cannot_make_a_private_one_shared() {
+    let (rt, _clock) = runtime();
+    let runs = Runs::default();
+    let (r1, r2) = (runs.clone(), runs.clone());
+    let app = Router::new()
+        .route(
+            "/product/{id}",
+            get(move |axum::extract::Path(id): axum::extract::Path<u32>| {
+                r1.hit();
+                async move {
+                    larder::this_entry::tag(format!("product:{id}"));
+                    format!("product {id}")
+                }
+            }),
+        )
+        .route(
+            "/me",
+            get(move || {
+                r2.hit();
+                async move {
+                    // The body asks for a long life, but the response is private.
+                    larder::this_entry::max_age(Duration::from_secs(3600));
+                    response(200, &[("cache-control", "private")], "mine")
+                }
+            }),
+        )
+        .layer(layer(&rt));
+    let s = serve(app).await;
+    assert_eq!(s.get("/product/1").await.x_cache(), "MISS");
+    assert_eq!(s.get("/product/2").await.x_cache(), "MISS");
+    assert_eq!(s.get("/product/1").await.x_cache(), "HIT");
+    rt.scope(larder::invalidate_tag("product:1")).await;
+    assert_eq!(s.get("/product/1").await.x_cache(), "MISS", "the handler's tag reached its entry");
+    assert_eq!(s.get("/product/2").await.x_cache(), "HIT");
+    s.get("/me").await;
+    let runs_before = runs.get();
+    s.get("/me").await;
+    assert_eq!(runs.get(), runs_before + 1, "a private response is never stored, whatever the body says");
+}

@@ -28,6 +28,7 @@ pub mod stores;
 
 pub use cache::{Cache, cache};
 pub use call::outcome::{Answer, Storage};
+pub use call::this_entry;
 pub use clock::{Clock, ManualClock};
 pub use entry::{Entry, Freshness, Policy, Window};
 pub use error::{BusError, CodecError, Error, StoreError};

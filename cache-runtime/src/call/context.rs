@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::call::outcome::Storage;
 use crate::call::share::Errors;
 use crate::call::spec::SpecRef;
+use crate::call::this_entry::{Decisions, deciding};
 use crate::entry::{Entry, Policy};
 use crate::key::storage_key::Key;
 use crate::mount::fences::Ticket;
@@ -95,29 +96,36 @@ impl Context {
         self.stats.runs.incr();
         let id = self.key.id();
         let chain = LEADING.try_with(|ids| ids.iter().copied().chain([id]).collect()).unwrap_or_else(|_| vec![id]);
-        let fut = on_enough_stack(LEADING.scope(chain, fut));
+        let fut = on_enough_stack(LEADING.scope(chain, deciding(fut)));
         let outcome = match (self.spec.hard_timeout_ms, errors.timeout) {
             (Some(ms), Some(make)) => {
                 match tokio::time::timeout(Duration::from_millis(ms), AssertUnwindSafe(fut).catch_unwind()).await {
                     Ok(outcome) => outcome,
                     Err(_) => {
                         self.log(tracing::Level::WARN, "abandoned after hard_timeout");
-                        Ok(Err(make()))
+                        Ok((Err(make()), Decisions::default()))
                     }
                 }
             }
             _ => AssertUnwindSafe(fut).catch_unwind().await,
         };
         match outcome {
-            Ok(Ok(v)) => {
-                let stored = self.store(v.clone(), ticket, Some(&leader));
+            Ok((Ok(v), decided)) => {
+                let decided_ctx;
+                let ctx = if decided.is_empty() {
+                    self
+                } else {
+                    decided_ctx = self.as_decided(decided);
+                    &decided_ctx
+                };
+                let stored = ctx.store(v.clone(), ticket, Some(&leader));
                 leader.publish(Published::Value(Box::new(v.clone())));
                 if let Some(stored) = stored {
-                    self.write_l2(&v, stored, ticket).await;
+                    ctx.write_l2(&v, stored, ticket).await;
                 }
                 Ok(v)
             }
-            Ok(Err(e)) => {
+            Ok((Err(e), _)) => {
                 self.stats.errors.incr();
                 leader.publish(Published::Error((errors.share.to_shared)(&e)));
                 Err(e)
@@ -128,6 +136,34 @@ impl Context {
                 resume_unwind(panic)
             }
         }
+    }
+
+    /// This context, with what the body decided for its entry: more tags, another
+    /// `max_age`, or no storing at all.
+    fn as_decided(&self, decided: Decisions) -> Context {
+        let mut tags: Vec<Box<str>> = self.tags.to_vec();
+        for t in decided.tags {
+            if !tags.iter().any(|have| **have == *t) {
+                tags.push(t.into_boxed_str());
+            }
+        }
+        // The call's own decision comes first: what it would not store (an HTTP response
+        // that is private, say) stays unstored whatever the body says.
+        let storage: Option<StorageFn> = match (decided.skip, decided.max_age) {
+            (false, None) => self.storage.clone(),
+            (skip, max_age) => {
+                let base = self.storage.clone();
+                let max_age = max_age.map(|d| d.as_millis().min(u64::MAX as u128) as u64);
+                Some(Arc::new(move |v: &(dyn Any + Send + Sync)| {
+                    match base.as_ref().map_or(Storage::Default, |decide| decide(v)) {
+                        Storage::Skip => Storage::Skip,
+                        _ if skip || max_age == Some(0) => Storage::Skip,
+                        own => max_age.map_or(own, Storage::MaxAge),
+                    }
+                }))
+            }
+        };
+        Context { tags: tags.into(), storage, ..self.clone() }
     }
 
     /// Stores a produced value, unless an invalidation arrived while it was produced

@@ -9,3 +9,4 @@ pub(crate) mod outcome;
 pub(crate) mod share;
 pub(crate) mod spec;
 pub(crate) mod strategy;
+pub mod this_entry;

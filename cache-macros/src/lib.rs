@@ -20,6 +20,14 @@ pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::entry::cached(attr.into(), item.into()).into()
 }
 
+/// On an `impl Trait for Type` block: its `#[cached(…)]` methods move to an inherent
+/// `impl Type` beside it (where their helpers live) and the trait methods call them. See
+/// the `larder` crate.
+#[proc_macro_attribute]
+pub fn cached_impl(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::trait_impl::cached_impl(attr.into(), item.into()).into()
+}
+
 /// Memoizes an `async fn` within one request: inside `larder::request_scope(…)`, calls
 /// with equal arguments (`Hash`) run once, concurrent ones included, and the result
 /// (`Clone`) is dropped with the scope. Outside a scope the function just runs. See the

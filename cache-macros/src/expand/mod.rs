@@ -2,7 +2,7 @@
 //! attribute (parse → check → expand, or the error path), `expansion.rs` what every item
 //! needs, `spec.rs` the spec static, `key.rs` the key expression, `function.rs` the
 //! rewritten function and its body, `helpers.rs` the generated helpers, `spans.rs` the
-//! spans that point type errors at the user's code.
+//! spans that point type errors at the user's code; `trait_impl.rs` is `#[cached_impl]`.
 
 pub(crate) mod entry;
 mod expansion;
@@ -11,3 +11,4 @@ mod helpers;
 mod key;
 mod spans;
 mod spec;
+pub(crate) mod trait_impl;

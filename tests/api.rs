@@ -208,3 +208,38 @@ async fn a_tag_invalidation_cancels_the_runs_begun_before_it_only() {
     assert_eq!(late.unwrap(), 2);
     assert_eq!(cache.get::<u32>("a").await, Some(2), "the run began after the invalidation: stored");
 }
+
+#[tokio::test]
+async fn get_or_set_many_loads_only_the_missing_keys_in_one_call_in_order() {
+    use std::collections::HashMap;
+    use std::sync::Mutex as StdMutex;
+    let store = larder::MemoryStore::new();
+    let make = || larder::Runtime::builder().mount("cache", larder::Mount::memory(10_000).l2(store.clone())).build();
+    let (warm, cold) = (make(), make());
+    let opts = Options::new().max_age(Duration::from_secs(3600));
+    let keys: Vec<String> = (0..100).map(|i| format!("user:{i}")).collect();
+    let calls = Arc::new(StdMutex::new(Vec::<Vec<String>>::new()));
+    let loader = |calls: Arc<StdMutex<Vec<Vec<String>>>>| {
+        move |missing: Vec<String>| async move {
+            calls.lock().unwrap().push(missing.clone());
+            // The loader finds every key but `user:99`.
+            Ok::<_, larder::Error>(
+                missing.into_iter().filter(|k| k != "user:99").map(|k| (k.clone(), format!("{k}!"))).collect::<HashMap<_, _>>(),
+            )
+        }
+    };
+    let cache = warm.cache("cache");
+    for k in &keys[..90] {
+        cache.set(k, format!("{k}!"), &opts).await;
+    }
+    let got = cache.get_or_set_many(&keys, &opts, loader(Arc::clone(&calls))).await.unwrap();
+    let want: Vec<Option<String>> = (0..100).map(|i| (i != 99).then(|| format!("user:{i}!"))).collect();
+    assert_eq!(got, want, "in order, None for what the loader did not find");
+    assert_eq!(calls.lock().unwrap().len(), 1, "one loader call");
+    assert_eq!(calls.lock().unwrap()[0], keys[90..].to_vec(), "with exactly the missing keys");
+
+    // A cold instance on the same L2: everything but user:99 comes from L2, no load but it.
+    let got = cold.cache("cache").get_or_set_many(&keys, &opts, loader(Arc::clone(&calls))).await.unwrap();
+    assert_eq!(got, want);
+    assert_eq!(calls.lock().unwrap().last().unwrap(), &vec!["user:99".to_owned()], "only the key nobody found");
+}

@@ -172,6 +172,114 @@ impl Cache {
         self.get_or_set_with(key, opts, None, factory).await.0
     }
 
+    /// The values under `keys`, in their order, loading the missing ones with one call of
+    /// `loader` (a `WHERE id IN (…)` query, a batch endpoint). Fresh values come from memory,
+    /// then from L2 in one round trip for all the others (and one more for their tags);
+    /// `loader` gets the keys still missing, as given, and returns what it found: each value
+    /// is stored (under the options) and answered. Each key is still one run for concurrent
+    /// callers: a key another call is producing is waited for, not loaded again. A key the
+    /// loader does not return is `None` (nothing is stored for it).
+    ///
+    /// Errors: the loader's; nothing is stored then, and callers waiting for its keys run
+    /// them themselves. Stale and grace entries count as missing here, and the loader's
+    /// keys share its one run: a body's [`this_entry`](crate::this_entry) decisions don't
+    /// apply to it.
+    pub async fn get_or_set_many<V, E, F, Fut>(
+        &self,
+        keys: &[impl AsRef<str>],
+        opts: &Options,
+        loader: F,
+    ) -> Result<Vec<Option<V>>, E>
+    where
+        V: Clone + Send + Sync + 'static + Serialize + DeserializeOwned,
+        F: FnOnce(Vec<String>) -> Fut,
+        Fut: Future<Output = Result<std::collections::HashMap<String, V>, E>>,
+    {
+        use crate::call::context::Context;
+        use crate::call::lookup::lookup;
+        use crate::mount::flights::{self, Awaited, Join, Published};
+
+        let spec = SpecRef::Shared(Arc::new(self.spec(opts)));
+        let stats = self.rt.stats_for(&spec.prefix);
+        let given: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
+        let storage_keys: Vec<Key> = given.iter().map(|k| self.key(k)).collect();
+        let mut out: Vec<Option<V>> = given.iter().map(|_| None).collect();
+        if !spec.policy.stores() {
+            let mut found = loader(given.iter().map(|k| (*k).to_owned()).collect()).await?;
+            return Ok(given.iter().map(|k| found.remove(*k)).collect());
+        }
+        // 1. Memory, one pass.
+        let now = self.rt.clock().now_ms();
+        let mut missing: Vec<usize> = Vec::new();
+        for (i, key) in storage_keys.iter().enumerate() {
+            match lookup::<V>(&self.mount, &spec, (key.id(), key.is()), now, true) {
+                Lookup::Fresh(v) | Lookup::RefreshAhead(v) => out[i] = Some(v),
+                _ => missing.push(i),
+            }
+        }
+        // 2. L2, one round trip for all the rest.
+        if self.mount.l2.is_some() && !missing.is_empty() {
+            let wanted: Vec<&Key> = missing.iter().map(|&i| &storage_keys[i]).collect();
+            let read = self.mount.read_l2_many::<V>(&wanted, Some(spec.integrity)).await;
+            let mut still = Vec::new();
+            for (&i, found) in missing.iter().zip(read) {
+                let filled = found.and_then(|l2| fill_from_l2(&self.rt, &self.mount, &spec, &storage_keys[i], l2, &stats));
+                match filled {
+                    Some(Lookup::Fresh(v)) | Some(Lookup::RefreshAhead(v)) => out[i] = Some(v),
+                    _ => still.push(i),
+                }
+            }
+            missing = still;
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        // 3. Single-flight: lead the keys nobody is producing, follow the others.
+        let tags: Arc<[Box<str>]> = spec.tags.iter().map(|t| Box::<str>::from(&**t)).collect();
+        let mut leaders = Vec::new();
+        let mut followers = Vec::new();
+        for &i in &missing {
+            let key = &storage_keys[i];
+            stats.misses.incr();
+            match self.mount.flights.join(key.id(), key.as_str(), &tags, self.mount.ticket()) {
+                Join::Lead(leader) => leaders.push((i, leader)),
+                Join::Follow(rx) => followers.push((i, rx)),
+            }
+        }
+        if !leaders.is_empty() {
+            stats.runs.incr();
+            // Dropping the leaders on an error frees their keys for their waiters.
+            let mut found = loader(leaders.iter().map(|(i, _)| given[*i].to_owned()).collect()).await?;
+            for (i, leader) in leaders {
+                let Some(v) = found.remove(given[i]) else { continue };
+                let ctx = Context {
+                    rt: self.rt.clone(),
+                    mount: Arc::clone(&self.mount),
+                    spec: spec.clone(),
+                    key: storage_keys[i].clone(),
+                    tags: Arc::clone(&tags),
+                    stats: Arc::clone(&stats),
+                    storage: None,
+                };
+                let ticket = leader.ticket();
+                let stored = ctx.store(v.clone(), ticket, Some(&leader));
+                leader.publish(Published::Value(Box::new(v.clone())));
+                if let Some(stored) = stored {
+                    ctx.write_l2(&v, stored, ticket).await;
+                }
+                out[i] = Some(v);
+            }
+        }
+        for (i, rx) in followers {
+            if let Awaited::Done(published) = flights::wait(rx).await
+                && let Published::Value(v) = &*published
+            {
+                out[i] = v.downcast_ref::<V>().cloned();
+            }
+        }
+        Ok(out)
+    }
+
     /// [`get_or_set`](Self::get_or_set), with a per-value storage decision (`storage`:
     /// keep as the options say, keep for another `max_age`, or don't keep), and how the
     /// call was answered (hit, stale, miss, grace).

@@ -4,23 +4,26 @@
 //! cache.
 //!
 //! ```
-//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! use larder::{cached, this_entry};
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use cache_runtime::{Options, Runtime, this_entry};
 //! use std::time::Duration;
 //!
-//! #[cached(max_age = "1h")]
-//! async fn cart(id: u64) -> Result<Vec<u64>, String> {
-//!     let products = vec![7, 9];
-//!     for p in &products {
-//!         // `invalidate_tag("product:7")` now makes this cart a miss.
-//!         this_entry::tag(format!("product:{p}"));
-//!     }
-//!     if products.is_empty() {
-//!         this_entry::max_age(Duration::from_secs(10)); // an empty cart: not for an hour
-//!     }
-//!     Ok(products)
-//! }
-//! assert_eq!(cart(1).await, Ok(vec![7, 9]));
+//! let carts = Runtime::builder().build().cache("cache");
+//! let opts = Options::new().max_age(Duration::from_secs(3600));
+//! let cart = carts
+//!     .get_or_set("cart:1", &opts, || async {
+//!         let products: Vec<u64> = vec![7, 9];
+//!         for p in &products {
+//!             // `invalidate_tag("product:7")` now makes this cart a miss.
+//!             this_entry::tag(format!("product:{p}"));
+//!         }
+//!         if products.is_empty() {
+//!             this_entry::max_age(Duration::from_secs(10)); // an empty cart: not for an hour
+//!         }
+//!         Ok::<_, cache_runtime::Error>(products)
+//!     })
+//!     .await;
+//! assert_eq!(cart.unwrap(), vec![7, 9]);
 //! # });
 //! ```
 //!

@@ -204,60 +204,107 @@ impl LiveMount {
     /// more round trip for all of them), and what L2 has not applied yet. An unreadable
     /// entry is deleted and is a miss; a foreign integrity is a miss.
     pub(crate) async fn read_l2<V: DeserializeOwned>(&self, key: &Key, integrity: Option<u128>) -> Option<FromL2<V>> {
-        let l2 = self.l2.as_ref()?;
+        self.read_l2_many(&[key], integrity).await.pop().flatten()
+    }
+
+    /// [`read_l2`](Self::read_l2) for many keys at once: every entry and its key's stamps
+    /// in one round trip, the stamps of all their tags in a second.
+    pub(crate) async fn read_l2_many<V: DeserializeOwned>(
+        &self,
+        keys: &[&Key],
+        integrity: Option<u128>,
+    ) -> Vec<Option<FromL2<V>>> {
+        let mut out: Vec<Option<FromL2<V>>> = keys.iter().map(|_| None).collect();
+        let Some(l2) = self.l2.as_ref() else { return out };
         let ticket = self.ticket();
-        if l2.covers(key.as_str(), None) {
-            return None;
-        }
-        let keys: Vec<String> = std::iter::once(key.as_str().to_owned()).chain(gone_keys(key.as_str())).collect();
-        let mut got = l2.get_many(&keys).await?;
-        let bytes = got.first_mut()?.take()?;
-        let entry: EntryView<'_, V> = match serde_json::from_slice(&bytes) {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::warn!(target: "larder", key = key.as_str(), error = %e, "unreadable entry in L2: deleted, treated as a miss");
-                l2.delete(key.as_str()).await;
-                return None;
+        // Each key's entry, then its stamps; a key a pending invalidation covers is not read.
+        let mut all = Vec::new();
+        let mut spans = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            if !l2.covers(key.as_str(), None) {
+                let start = all.len();
+                all.push(key.as_str().to_owned());
+                all.extend(gone_keys(key.as_str()));
+                spans.push((i, start, all.len()));
             }
-        };
-        let parsed = u128::from_str_radix(&entry.integrity, 16).ok();
-        if integrity.is_some_and(|i| parsed != Some(i)) {
-            return None;
         }
-        // Entries written before runs had a birth stamp: born when produced.
-        let born = if entry.born > 0 { entry.born } else { entry.mtime.saturating_mul(1000) };
-        if got[1..].iter().flatten().any(|raw| parse_stamp(raw).is_some_and(|s| s >= born)) {
-            return None;
+        if spans.is_empty() {
+            return out;
         }
-        let mut expired = false;
-        if !entry.tags.is_empty() {
-            match l2.tags_verdict(&entry.tags, born) {
-                TagVerdict::Invalid => return None,
-                TagVerdict::Expired => expired = true,
-                TagVerdict::Valid => {}
+        let Some(mut got) = l2.get_many(&all).await else { return out };
+        let mut borns = vec![0u64; keys.len()];
+        for (i, start, end) in spans {
+            let Some(bytes) = got[start].take() else { continue };
+            let entry: EntryView<'_, V> = match serde_json::from_slice(&bytes) {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(target: "larder", key = keys[i].as_str(), error = %e, "unreadable entry in L2: deleted, treated as a miss");
+                    l2.delete(keys[i].as_str()).await;
+                    continue;
+                }
+            };
+            let parsed = u128::from_str_radix(&entry.integrity, 16).ok();
+            if integrity.is_some_and(|want| parsed != Some(want)) {
+                continue;
             }
-            let keys: Vec<String> =
-                entry.tags.iter().flat_map(|t| [tag_invalidated_key(t), tag_expired_key(t)]).collect();
-            let stamps = l2.get_many(&keys).await?;
-            for (i, raw) in stamps.iter().enumerate() {
-                if raw.as_deref().and_then(parse_stamp).is_some_and(|s| s >= born) {
-                    if i % 2 == 0 {
-                        return None;
+            // Entries written before runs had a birth stamp: born when produced.
+            let born = if entry.born > 0 { entry.born } else { entry.mtime.saturating_mul(1000) };
+            if got[start + 1..end].iter().flatten().any(|raw| parse_stamp(raw).is_some_and(|s| s >= born)) {
+                continue;
+            }
+            let expired = match l2.tags_verdict(&entry.tags, born) {
+                TagVerdict::Invalid => continue,
+                TagVerdict::Expired => true,
+                TagVerdict::Valid => false,
+            };
+            borns[i] = born;
+            out[i] = Some(FromL2 {
+                value: entry.value,
+                mtime: entry.mtime,
+                expires: entry.expires,
+                tags: entry.tags.into_iter().map(|t| Box::<str>::from(&*t)).collect(),
+                integrity: parsed,
+                expired,
+                ticket,
+            });
+        }
+        // The stamps of every tag of every entry found, in one more round trip.
+        let tag_keys: Vec<String> = out
+            .iter()
+            .flatten()
+            .flat_map(|e| e.tags.iter().flat_map(|t| [tag_invalidated_key(t), tag_expired_key(t)]))
+            .collect();
+        if tag_keys.is_empty() {
+            return out;
+        }
+        let stamps = l2.get_many(&tag_keys).await;
+        let mut at = 0;
+        for (i, slot) in out.iter_mut().enumerate() {
+            let Some(entry) = slot else { continue };
+            let n = entry.tags.len() * 2;
+            let Some(stamps) = &stamps else {
+                // The tags could not be checked: a miss.
+                if n > 0 {
+                    *slot = None;
+                }
+                continue;
+            };
+            let mut invalid = false;
+            for (j, raw) in stamps[at..at + n].iter().enumerate() {
+                if raw.as_deref().and_then(parse_stamp).is_some_and(|s| s >= borns[i]) {
+                    if j % 2 == 0 {
+                        invalid = true;
+                    } else {
+                        entry.expired = true;
                     }
-                    expired = true;
                 }
             }
+            at += n;
+            if invalid {
+                *slot = None;
+            }
         }
-        let tags = entry.tags.into_iter().map(|t| Box::<str>::from(&*t)).collect();
-        Some(FromL2 {
-            value: entry.value,
-            mtime: entry.mtime,
-            expires: entry.expires,
-            tags,
-            integrity: parsed,
-            expired,
-            ticket,
-        })
+        out
     }
 
     /// Writes an entry to L2 (a failure is logged, never returned), unless an

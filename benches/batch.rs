@@ -47,7 +47,8 @@ async fn singles(cache: &Cache, keys: &[String]) -> usize {
     let mut n = 0;
     for k in keys {
         let owned = k.clone();
-        let v: String = cache.get_or_set(k, &opts(), move || async move { Ok::<_, larder::Error>(owned) }).await.unwrap();
+        let v: String =
+            cache.get_or_set(k, &opts(), move || async move { Ok::<_, larder::Error>(owned) }).await.unwrap();
         n += usize::from(!v.is_empty());
     }
     n

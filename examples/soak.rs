@@ -19,18 +19,18 @@
 //! served after the fault's recovery (both instances have applied and told everything, plus
 //! 100 ms for the bus).
 
-#[path = "../tests/common/redis.rs"]
-mod redis_server;
 #[path = "../tests/common/fs.rs"]
 #[allow(dead_code)]
 mod fs_switch;
+#[path = "../tests/common/redis.rs"]
+mod redis_server;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use larder::{FsStore, Mount, RedisStore, Runtime, cached};
 use fs_switch::ReadOnlySwitch;
+use larder::{FsStore, Mount, RedisStore, Runtime, cached};
 use redis_server::RedisServer;
 
 /// `std`'s mutex, without poisoning (a panic fails the run anyway).
@@ -151,18 +151,34 @@ fn judge(tally: &Tally, disk: bool, me: usize, id: u64, answer: (u64, u64), seen
     let (_, version) = answer;
     if version < seen[me].0 {
         tally.stale_here.fetch_add(1, Ordering::Relaxed);
-        eprintln!("STALE on the invalidating instance: {} key {id}: version {version} < {}", if disk { "disk" } else { "redis" }, seen[me].0);
+        eprintln!(
+            "STALE on the invalidating instance: {} key {id}: version {version} < {}",
+            if disk { "disk" } else { "redis" },
+            seen[me].0
+        );
     }
     let other = seen[1 - me];
     if version < other.0 {
-        tally.late.lock().push(Late { answered: Instant::now(), invalidated: other.1, disk, id, me, version, wanted: other.0 });
+        tally.late.lock().push(Late {
+            answered: Instant::now(),
+            invalidated: other.1,
+            disk,
+            id,
+            me,
+            version,
+            wanted: other.0,
+        });
     }
 }
 
 async fn call(tally: &Tally, rt: &Runtime, me: usize, disk: bool, id: u64) {
     let t = truth(disk);
     let watched = disk || id < HOT;
-    let seen = if watched { [*t.settled[0][id as usize].lock(), *t.settled[1][id as usize].lock()] } else { [(0, Instant::now()); 2] };
+    let seen = if watched {
+        [*t.settled[0][id as usize].lock(), *t.settled[1][id as usize].lock()]
+    } else {
+        [(0, Instant::now()); 2]
+    };
     let started = Instant::now();
     let result = if disk { rt.scope(on_disk(id)).await } else { rt.scope(item(id)).await };
     tally.max_latency_us.fetch_max(started.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -179,7 +195,11 @@ async fn call(tally: &Tally, rt: &Runtime, me: usize, disk: bool, id: u64) {
 async fn invalidate(rt: &Runtime, me: usize, disk: bool, id: u64) {
     let t = truth(disk);
     let v = t.versions[id as usize].fetch_add(1, Ordering::SeqCst) + 1;
-    if disk { rt.scope(on_disk_invalidate(id)).await } else { rt.scope(item_invalidate(id)).await }
+    if disk {
+        rt.scope(on_disk_invalidate(id)).await
+    } else {
+        rt.scope(item_invalidate(id)).await
+    }
     let mut s = t.settled[me][id as usize].lock();
     if s.0 < v {
         *s = (v, Instant::now());
@@ -281,7 +301,10 @@ async fn main() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
-    println!("larder soak: {seconds} s, 2 instances, {TASKS} tasks, redis-server on port {} (AOF, fsync always)", server.port());
+    println!(
+        "larder soak: {seconds} s, 2 instances, {TASKS} tasks, redis-server on port {} (AOF, fsync always)",
+        server.port()
+    );
 
     let tally = Arc::new(Tally::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -347,16 +370,20 @@ async fn main() {
         // Invalidated while the fault was on, answered after everything recovered (and not
         // during the next fault).
         let in_a_fault = ws.iter().any(|(a, _, b)| *a <= l.answered && l.answered <= *b);
-        if let Some(i) = ws
-            .iter()
-            .position(|(a, lifted, b)| *a <= l.invalidated && l.invalidated <= *lifted && l.answered > *b && !in_a_fault)
-        {
+        if let Some(i) = ws.iter().position(|(a, lifted, b)| {
+            *a <= l.invalidated && l.invalidated <= *lifted && l.answered > *b && !in_a_fault
+        }) {
             after_outage += 1;
             if after_outage <= 10 || std::env::var_os("SOAK_DEBUG").is_some() {
                 eprintln!(
                     "  after fault {i}: {} key {} on instance {}: v{} < v{}, invalidated at {:.3} s, answered at {:.3} s (window ends {:.3} s)",
-                    if l.disk { "disk" } else { "redis" }, l.id, l.me, l.version, l.wanted,
-                    l.invalidated.duration_since(start).as_secs_f64(), l.answered.duration_since(start).as_secs_f64(),
+                    if l.disk { "disk" } else { "redis" },
+                    l.id,
+                    l.me,
+                    l.version,
+                    l.wanted,
+                    l.invalidated.duration_since(start).as_secs_f64(),
+                    l.answered.duration_since(start).as_secs_f64(),
                     ws[i].2.duration_since(start).as_secs_f64()
                 );
             }
@@ -376,7 +403,10 @@ async fn main() {
         max_ms
     );
     println!("invalidated during a fault, served after its recovery: {after_outage}");
-    println!("max call latency:                        {:.1} ms", tally.max_latency_us.load(Ordering::Relaxed) as f64 / 1000.0);
+    println!(
+        "max call latency:                        {:.1} ms",
+        tally.max_latency_us.load(Ordering::Relaxed) as f64 / 1000.0
+    );
     let pass = failed == 0 && stale_here == 0 && after_outage == 0 && max_ms < 100.0;
     println!("{}", if pass { "PASS" } else { "FAIL" });
     drop(switch);

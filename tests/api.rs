@@ -224,7 +224,11 @@ async fn get_or_set_many_loads_only_the_missing_keys_in_one_call_in_order() {
             calls.lock().unwrap().push(missing.clone());
             // The loader finds every key but `user:99`.
             Ok::<_, larder::Error>(
-                missing.into_iter().filter(|k| k != "user:99").map(|k| (k.clone(), format!("{k}!"))).collect::<HashMap<_, _>>(),
+                missing
+                    .into_iter()
+                    .filter(|k| k != "user:99")
+                    .map(|k| (k.clone(), format!("{k}!")))
+                    .collect::<HashMap<_, _>>(),
             )
         }
     };

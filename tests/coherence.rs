@@ -33,7 +33,12 @@ impl GatedStore {
     /// opens; the counter says when it was reached.
     fn hold(&self, key: &str, write: bool) -> (Gate, Runs) {
         let (gate, reached) = (Gate::new(), Runs::new());
-        self.holds.lock().unwrap().push(Hold { key: key.to_owned(), write, gate: gate.clone(), reached: reached.clone() });
+        self.holds.lock().unwrap().push(Hold {
+            key: key.to_owned(),
+            write,
+            gate: gate.clone(),
+            reached: reached.clone(),
+        });
         (gate, reached)
     }
 
@@ -93,10 +98,7 @@ impl Store for GatedStore {
 
 /// An instance over `store`, with its own memory, on `clock`.
 fn instance(store: &GatedStore, clock: &ManualClock) -> Runtime {
-    Runtime::builder()
-        .clock(Clock::Manual(clock.clone()))
-        .mount("cache", Mount::memory(1000).l2(store.clone()))
-        .build()
+    Runtime::builder().clock(Clock::Manual(clock.clone())).mount("cache", Mount::memory(1000).l2(store.clone())).build()
 }
 
 /// What the source of truth says now: bumped by each test before it invalidates.

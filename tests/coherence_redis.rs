@@ -123,7 +123,8 @@ async fn expire_keeps_the_entrys_remaining_ttl_in_redis() {
     let a = instance(&server).await;
     let id = 2;
     a.scope(stock(id)).await.unwrap();
-    let pttl = |s: &RedisServer| -> i64 { s.command(&format!("PTTL larder:{}", key(id))).unwrap()[1..].parse().unwrap() };
+    let pttl =
+        |s: &RedisServer| -> i64 { s.command(&format!("PTTL larder:{}", key(id))).unwrap()[1..].parse().unwrap() };
     let before = pttl(&server);
     assert!(before > 3_500_000, "stored for max_age: {before}");
     a.scope(stock_expire(id)).await;

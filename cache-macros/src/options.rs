@@ -435,7 +435,11 @@ mod tests {
     fn refresh_ahead_is_a_fraction_of_max_age() {
         assert_eq!(build(quote::quote!(refresh_ahead = 0.8)).map(|o| o.refresh_ahead_permille), Ok(800));
         assert_eq!(build(quote::quote!(max_age = "1m")).map(|o| o.refresh_ahead_permille), Ok(0));
-        for bad in [quote::quote!(refresh_ahead = 1.0), quote::quote!(refresh_ahead = 0.0), quote::quote!(refresh_ahead = "0.8")] {
+        for bad in [
+            quote::quote!(refresh_ahead = 1.0),
+            quote::quote!(refresh_ahead = 0.0),
+            quote::quote!(refresh_ahead = "0.8"),
+        ] {
             assert!(build(bad).err().is_some_and(|e| e.contains("a number between 0 and 1")));
         }
     }

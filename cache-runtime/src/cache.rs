@@ -223,7 +223,8 @@ impl Cache {
             let read = self.mount.read_l2_many::<V>(&wanted, Some(spec.integrity)).await;
             let mut still = Vec::new();
             for (&i, found) in missing.iter().zip(read) {
-                let filled = found.and_then(|l2| fill_from_l2(&self.rt, &self.mount, &spec, &storage_keys[i], l2, &stats));
+                let filled =
+                    found.and_then(|l2| fill_from_l2(&self.rt, &self.mount, &spec, &storage_keys[i], l2, &stats));
                 match filled {
                     Some(Lookup::Fresh(v)) | Some(Lookup::RefreshAhead(v)) => out[i] = Some(v),
                     _ => still.push(i),

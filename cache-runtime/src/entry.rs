@@ -84,7 +84,8 @@ impl Policy {
     #[inline]
     pub const fn refresh_due(&self, mtime: u64, now: u64) -> bool {
         self.refresh_ahead_permille != 0
-            && (now.saturating_sub(mtime) as u128) * 1000 >= self.max_age_ms as u128 * self.refresh_ahead_permille as u128
+            && (now.saturating_sub(mtime) as u128) * 1000
+                >= self.max_age_ms as u128 * self.refresh_ahead_permille as u128
     }
 
     /// A policy with only `max_age`.
@@ -143,7 +144,8 @@ impl Policy {
 mod tests {
     use super::*;
 
-    const P: Policy = Policy { max_age_ms: 1000, stale: Window::For(500), grace: Window::None, refresh_ahead_permille: 0 };
+    const P: Policy =
+        Policy { max_age_ms: 1000, stale: Window::For(500), grace: Window::None, refresh_ahead_permille: 0 };
 
     #[test]
     fn fresh_up_to_max_age_inclusive() {

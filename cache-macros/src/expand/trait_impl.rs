@@ -14,8 +14,11 @@ use syn::{FnArg, ImplItem, Pat};
 /// The attribute on the impl block.
 pub(crate) fn cached_impl(attr: TokenStream, item: TokenStream) -> TokenStream {
     if !attr.is_empty() {
-        return syn::Error::new(attr.span(), "`#[cached_impl]` takes no options: put them on each `#[cached(…)]` method")
-            .to_compile_error();
+        return syn::Error::new(
+            attr.span(),
+            "`#[cached_impl]` takes no options: put them on each `#[cached(…)]` method",
+        )
+        .to_compile_error();
     }
     let mut block: syn::ItemImpl = match syn::parse2(item.clone()) {
         Ok(b) => b,
@@ -37,7 +40,8 @@ pub(crate) fn cached_impl(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = TokenStream::new();
     for item in &mut block.items {
         let ImplItem::Fn(f) = item else { continue };
-        let Some(at) = f.attrs.iter().position(|a| a.path().segments.last().is_some_and(|s| s.ident == "cached")) else {
+        let Some(at) = f.attrs.iter().position(|a| a.path().segments.last().is_some_and(|s| s.ident == "cached"))
+        else {
             continue;
         };
         let mut attr = f.attrs.remove(at);

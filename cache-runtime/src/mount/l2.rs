@@ -317,7 +317,12 @@ impl L2 {
 }
 
 /// One invalidation in the store: the stamp, then the delete.
-async fn apply(store: &dyn Store, target: &Invalidation, stamp: u64, ttl: Option<Duration>) -> Result<u64, crate::Error> {
+async fn apply(
+    store: &dyn Store,
+    target: &Invalidation,
+    stamp: u64,
+    ttl: Option<Duration>,
+) -> Result<u64, crate::Error> {
     match target {
         Target::Key(key) => {
             store.raise(&gone_key(key), stamp, ttl).await?;

@@ -309,7 +309,13 @@ impl LiveMount {
 
     /// Writes an entry to L2 (a failure is logged, never returned), unless an
     /// invalidation came after `ticket` (the run that produced it began before it).
-    pub(crate) async fn write_l2<V: Serialize>(&self, key: &Key, entry: &Entry<&V>, ttl_ms: Option<u64>, ticket: Ticket) {
+    pub(crate) async fn write_l2<V: Serialize>(
+        &self,
+        key: &Key,
+        entry: &Entry<&V>,
+        ttl_ms: Option<u64>,
+        ticket: Ticket,
+    ) {
         let Some(l2) = &self.l2 else { return };
         if !self.fences.admits(key.id(), ticket) {
             return;

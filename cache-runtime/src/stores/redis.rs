@@ -315,7 +315,8 @@ impl Store for RedisStore {
     fn raise<'a>(&'a self, key: &'a str, stamp: u64, ttl: Option<Duration>) -> StoreFuture<'a, u64> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
-            let ttl = ttl.map_or(String::new(), |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1).to_string());
+            let ttl =
+                ttl.map_or(String::new(), |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1).to_string());
             let mut call = RAISE.prepare_invoke();
             call.key(self.full(key)).arg(stamp.to_string()).arg(ttl);
             let now: String = self.run("raise (EVALSHA)", call.invoke_async(&mut conn)).await?;

@@ -102,7 +102,11 @@ async fn delete(target: &Target, keys: &[String], out: &mut String) -> Result<()
     let notifier = target.notifier().await?;
     let (mut deleted, mut missing, mut failed) = (0usize, Vec::new(), Vec::new());
     for key in keys {
-        match Invalidation::Key(key.clone()).apply_to(&*target.store, Clock::System.order_stamp(), CLI_STAMP_TTL).await.map(|n| n > 0) {
+        match Invalidation::Key(key.clone())
+            .apply_to(&*target.store, Clock::System.order_stamp(), CLI_STAMP_TTL)
+            .await
+            .map(|n| n > 0)
+        {
             Ok(true) => {
                 deleted += 1;
                 let _ = writeln!(out, "deleted {key}");

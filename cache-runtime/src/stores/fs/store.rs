@@ -393,7 +393,8 @@ impl Store for FsStore {
                 };
                 // The stamp's directory is locked while it is read and replaced: raises of
                 // one stamp, from any process, are one after the other.
-                let held = top.descend_or_create(parent).map_err(|e| io_error("cannot open the directory of", &path, &e))?;
+                let held =
+                    top.descend_or_create(parent).map_err(|e| io_error("cannot open the directory of", &path, &e))?;
                 held.lock().map_err(|e| io_error("cannot lock the directory of", &path, &e))?;
                 let current = match read_live(&root, rel, &path, Bounds { inline: 64, max: 64 })? {
                     Opened::Read(bytes) => bytes.as_deref().and_then(parse_stamp).unwrap_or(0),

@@ -14,8 +14,8 @@ use crate::stores::fs::root::{
     Bounds, DEFAULT_MAX_ENTRY_SIZE, INLINE_READ_MAX, Opened, Root, create_private_dir, read_live, read_open,
 };
 use crate::stores::fs::walk::{Found, prune_empty_dirs, walk};
-use crate::stores::fs::write::{remove_old_temp, write_atomic};
-use crate::stores::store::{Store, StoreFuture, parse_stamp};
+use crate::stores::fs::write::{raise_stamp, remove_old_temp, replace_keeping_expiry, write_atomic};
+use crate::stores::store::{Store, StoreFuture};
 
 /// The mtime, in seconds since the Unix epoch, of a file stored without a TTL:
 /// 2200-01-01T00:00:00Z.
@@ -255,6 +255,14 @@ impl FsStore {
     }
 }
 
+/// The mtime that says when a file written now with `ttl` expires ([`NO_TTL_MTIME`] without one).
+fn expiry_mtime(ttl: Option<Duration>) -> FileTime {
+    match ttl.and_then(|ttl| SystemTime::now().checked_add(ttl)) {
+        Some(at) => FileTime::from_system_time(at),
+        None => FileTime::from_unix_time(NO_TTL_MTIME, 0),
+    }
+}
+
 /// `path` (from [`FsStore::path_of`] or [`FsStore::scope`]) relative to the store's directory.
 fn relative<'p>(dir: &Path, path: &'p Path) -> &'p Path {
     path.strip_prefix(dir).expect("a key's path is under the store's directory")
@@ -287,11 +295,7 @@ impl Store for FsStore {
     fn set<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Option<Duration>) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let path = self.path_of(key)?;
-            let expires = ttl.and_then(|ttl| SystemTime::now().checked_add(ttl));
-            let mtime = match expires {
-                Some(at) => FileTime::from_system_time(at),
-                None => FileTime::from_unix_time(NO_TTL_MTIME, 0),
-            };
+            let mtime = expiry_mtime(ttl);
             let (root, dir) = (Arc::clone(&self.root), Arc::clone(&self.dir));
             blocking(move || write_atomic(&root, relative(&dir, &path), &path, &value, mtime)).await
         })
@@ -380,34 +384,8 @@ impl Store for FsStore {
         Box::pin(async move {
             let path = self.path_of(key)?;
             let (root, dir) = (Arc::clone(&self.root), Arc::clone(&self.dir));
-            let expires = ttl.and_then(|ttl| SystemTime::now().checked_add(ttl));
-            let mtime = match expires {
-                Some(at) => FileTime::from_system_time(at),
-                None => FileTime::from_unix_time(NO_TTL_MTIME, 0),
-            };
-            blocking(move || {
-                let rel = relative(&dir, &path);
-                let parent = rel.parent().unwrap_or(Path::new(""));
-                let Some(top) = root.current()? else {
-                    return Err(Error::Store(format!("fs store: {} is gone", dir.display()).into()));
-                };
-                // The stamp's directory is locked while it is read and replaced: raises of
-                // one stamp, from any process, are one after the other.
-                let held =
-                    top.descend_or_create(parent).map_err(|e| io_error("cannot open the directory of", &path, &e))?;
-                held.lock().map_err(|e| io_error("cannot lock the directory of", &path, &e))?;
-                let current = match read_live(&root, rel, &path, Bounds { inline: 64, max: 64 })? {
-                    Opened::Read(bytes) => bytes.as_deref().and_then(parse_stamp).unwrap_or(0),
-                    Opened::Large(..) => 0,
-                };
-                if current >= stamp {
-                    return Ok(current);
-                }
-                write_atomic(&root, rel, &path, stamp.to_string().as_bytes(), mtime)?;
-                drop(held);
-                Ok(stamp)
-            })
-            .await
+            let mtime = expiry_mtime(ttl);
+            blocking(move || raise_stamp(&root, relative(&dir, &path), &path, stamp, mtime)).await
         })
     }
 
@@ -415,24 +393,7 @@ impl Store for FsStore {
         Box::pin(async move {
             let path = self.path_of(key)?;
             let (root, dir) = (Arc::clone(&self.root), Arc::clone(&self.dir));
-            blocking(move || {
-                let rel = relative(&dir, &path);
-                let (Some(name), Some(parent)) = (rel.file_name(), rel.parent()) else { return Ok(false) };
-                let Some(top) = root.current()? else { return Ok(false) };
-                let meta = match top.descend(parent).and_then(|d| d.stat(name)) {
-                    Ok(meta) => meta,
-                    Err(e) if is_absent(&e) || is_link(&e) => return Ok(false),
-                    Err(e) => return Err(io_error("cannot inspect", &path, &e)),
-                };
-                // The TTL is the file's mtime: the new bytes get the same one.
-                let (Kind::File, Some(at)) = (meta.kind, meta.mtime) else { return Ok(false) };
-                if expired(&meta) {
-                    return Ok(false);
-                }
-                write_atomic(&root, rel, &path, &value, FileTime::from_system_time(at))?;
-                Ok(true)
-            })
-            .await
+            blocking(move || replace_keeping_expiry(&root, relative(&dir, &path), &path, &value)).await
         })
     }
 

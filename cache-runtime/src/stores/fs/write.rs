@@ -11,10 +11,51 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use filetime::FileTime;
 
 use crate::error::Error;
-use crate::stores::fs::beneath::{Dir, is_link};
-use crate::stores::fs::files::{io_error, remove_quietly};
+use crate::stores::fs::beneath::{Dir, Kind, is_link};
+use crate::stores::fs::files::{expired, io_error, is_absent, remove_quietly};
 use crate::stores::fs::path::TEMP_PREFIX;
-use crate::stores::fs::root::Root;
+use crate::stores::fs::root::{Bounds, Opened, Root, read_live};
+use crate::stores::store::parse_stamp;
+
+/// [`Store::raise`](crate::Store::raise) for the file at `rel`: under an exclusive `flock` of
+/// its directory (so raises of one stamp, from any process, are one after the other), the
+/// stamp in the file is read and replaced only by a larger one. Returns the stamp now there.
+pub(super) fn raise_stamp(root: &Root, rel: &Path, path: &Path, stamp: u64, mtime: FileTime) -> Result<u64, Error> {
+    let parent = rel.parent().unwrap_or(Path::new(""));
+    let Some(top) = root.current()? else {
+        return Err(Error::Store(format!("fs store: the directory of {} is gone", path.display()).into()));
+    };
+    let held = top.descend_or_create(parent).map_err(|e| io_error("cannot open the directory of", path, &e))?;
+    held.lock().map_err(|e| io_error("cannot lock the directory of", path, &e))?;
+    let current = match read_live(root, rel, path, Bounds { inline: 64, max: 64 })? {
+        Opened::Read(bytes) => bytes.as_deref().and_then(parse_stamp).unwrap_or(0),
+        Opened::Large(..) => 0,
+    };
+    if current >= stamp {
+        return Ok(current);
+    }
+    write_atomic(root, rel, path, stamp.to_string().as_bytes(), mtime)?;
+    drop(held);
+    Ok(stamp)
+}
+
+/// [`Store::replace`](crate::Store::replace) for the file at `rel`: the new bytes get the
+/// live file's mtime (its expiry); `false`, and nothing written, when there is none.
+pub(super) fn replace_keeping_expiry(root: &Root, rel: &Path, path: &Path, value: &[u8]) -> Result<bool, Error> {
+    let (Some(name), Some(parent)) = (rel.file_name(), rel.parent()) else { return Ok(false) };
+    let Some(top) = root.current()? else { return Ok(false) };
+    let meta = match top.descend(parent).and_then(|d| d.stat(name)) {
+        Ok(meta) => meta,
+        Err(e) if is_absent(&e) || is_link(&e) => return Ok(false),
+        Err(e) => return Err(io_error("cannot inspect", path, &e)),
+    };
+    let (Kind::File, Some(at)) = (meta.kind, meta.mtime) else { return Ok(false) };
+    if expired(&meta) {
+        return Ok(false);
+    }
+    write_atomic(root, rel, path, value, FileTime::from_system_time(at))?;
+    Ok(true)
+}
 
 /// Temp files older than this are leftovers of a crash; younger ones may be a write in
 /// progress.

@@ -262,12 +262,7 @@ impl Cache {
                     stats: Arc::clone(&stats),
                     storage: None,
                 };
-                let ticket = leader.ticket();
-                let stored = ctx.store(v.clone(), ticket, Some(&leader));
-                leader.publish(Published::Value(Box::new(v.clone())));
-                if let Some(stored) = stored {
-                    ctx.write_l2(&v, stored, ticket).await;
-                }
+                ctx.land(&v, leader).await;
                 out[i] = Some(v);
             }
         }

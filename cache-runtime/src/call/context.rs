@@ -92,7 +92,6 @@ impl Context {
         V: Clone + Send + Sync + 'static + Serialize + DeserializeOwned,
         Fut: Future<Output = Result<V, E>>,
     {
-        let ticket = leader.ticket();
         self.stats.runs.incr();
         let id = self.key.id();
         let chain = LEADING.try_with(|ids| ids.iter().copied().chain([id]).collect()).unwrap_or_else(|_| vec![id]);
@@ -118,11 +117,7 @@ impl Context {
                     decided_ctx = self.as_decided(decided);
                     &decided_ctx
                 };
-                let stored = ctx.store(v.clone(), ticket, Some(&leader));
-                leader.publish(Published::Value(Box::new(v.clone())));
-                if let Some(stored) = stored {
-                    ctx.write_l2(&v, stored, ticket).await;
-                }
+                ctx.land(&v, leader).await;
                 Ok(v)
             }
             Ok((Err(e), _)) => {
@@ -135,6 +130,20 @@ impl Context {
                 leader.publish(Published::Panicked);
                 resume_unwind(panic)
             }
+        }
+    }
+
+    /// What a leader does with a value: stores it in memory (unless an invalidation came
+    /// after the run's ticket), hands it to the followers, then writes it to L2.
+    pub(crate) async fn land<V>(&self, v: &V, leader: Leader)
+    where
+        V: Clone + Send + Sync + 'static + Serialize,
+    {
+        let ticket = leader.ticket();
+        let stored = self.store(v.clone(), ticket, Some(&leader));
+        leader.publish(Published::Value(Box::new(v.clone())));
+        if let Some(stored) = stored {
+            self.write_l2(v, stored, ticket).await;
         }
     }
 

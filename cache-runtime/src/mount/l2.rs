@@ -180,6 +180,7 @@ impl L2 {
     }
 
     /// Calls `f` with each pending invalidation once it is applied.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // only a bus listens
     pub fn on_replayed(&self, f: impl Fn(&Invalidation) + Send + Sync + 'static) {
         let _ = self.shared.replayed.set(Box::new(f));
     }
@@ -254,25 +255,16 @@ impl L2 {
     /// when L2 answers again. `Some(n)`: applied, `n` entries deleted.
     pub async fn invalidate(&self, target: Target, stamp: u64, ttl: Option<Duration>) -> Option<u64> {
         let s = &self.shared;
-        if !s.breaker.closed() {
-            s.skipped.fetch_add(1, Ordering::Relaxed);
-            s.keep(target, Pending { stamp, ttl });
-            Shared::replay_in_background(s);
-            return None;
-        }
-        match apply(&*s.store, &target, stamp, ttl).await {
-            Ok(n) => {
-                s.breaker.failures.store(0, Ordering::Release);
+        let key = match &target {
+            Target::Key(k) | Target::Prefix(k) | Target::TagInvalidated(k) | Target::TagExpired(k) => k.as_str(),
+        };
+        match self.guard("an invalidation (kept until L2 answers)", key, apply(&*s.store, &target, stamp, ttl)).await {
+            Some(n) => {
                 s.settled(&target, stamp);
-                if s.pending_len.load(Ordering::Acquire) > 0 {
-                    Shared::replay_in_background(s);
-                }
                 Some(n)
             }
-            Err(e) => {
-                tracing::warn!(target: "larder", store = self.store.name(), ?target, error = %e, "store error during an invalidation; kept, applied when L2 answers again");
+            None => {
                 s.keep(target, Pending { stamp, ttl });
-                Shared::failed(s);
                 Shared::replay_in_background(s);
                 None
             }

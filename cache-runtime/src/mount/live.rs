@@ -83,16 +83,15 @@ impl LiveMount {
         if let (Some(link), Some(l2)) = (&bus, &self.l2) {
             // An invalidation L2 applies late is told again: another instance may have
             // read the old entry from L2 (and kept it) before it was applied.
-            use crate::bus::wire::BusOp;
             let (link, name) = (Arc::clone(link), self.name.to_string());
             l2.on_replayed(move |applied| {
-                let op = match applied {
-                    Target::Key(k) => BusOp::Delete { keys: vec![k.clone()] },
-                    Target::Prefix(p) => BusOp::Clear { prefix: p.clone() },
-                    Target::TagInvalidated(t) => BusOp::InvalidateTag { tag: t.clone() },
-                    Target::TagExpired(t) => BusOp::ExpireTag { tag: t.clone() },
+                let change = match applied {
+                    Target::Key(k) => Change::Delete(k),
+                    Target::Prefix(p) => Change::Clear(p),
+                    Target::TagInvalidated(t) => Change::InvalidateTag(t),
+                    Target::TagExpired(t) => Change::ExpireTag(t),
                 };
-                link.publish(&name, op);
+                link.publish(&name, change.bus_op());
             });
         }
         LiveMount { bus, ..self }
@@ -179,21 +178,28 @@ pub(crate) enum Change<'a> {
     ExpireTag(&'a str),
 }
 
+#[cfg(feature = "redis")]
+impl Change<'_> {
+    /// The bus message that says it.
+    fn bus_op(&self) -> crate::bus::wire::BusOp {
+        use crate::bus::wire::BusOp;
+        match *self {
+            Change::Set(k) => BusOp::Set { keys: vec![k.to_owned()] },
+            Change::Delete(k) => BusOp::Delete { keys: vec![k.to_owned()] },
+            Change::Expire(k) => BusOp::Expire { keys: vec![k.to_owned()] },
+            Change::Clear(p) => BusOp::Clear { prefix: p.to_owned() },
+            Change::InvalidateTag(t) => BusOp::InvalidateTag { tag: t.to_owned() },
+            Change::ExpireTag(t) => BusOp::ExpireTag { tag: t.to_owned() },
+        }
+    }
+}
+
 impl LiveMount {
     /// Tells the other instances (feature `redis`, with a bus); a no-op otherwise.
     pub(crate) fn announce(&self, change: Change<'_>) {
         #[cfg(feature = "redis")]
         if let Some(link) = &self.bus {
-            use crate::bus::wire::BusOp;
-            let op = match change {
-                Change::Set(k) => BusOp::Set { keys: vec![k.to_owned()] },
-                Change::Delete(k) => BusOp::Delete { keys: vec![k.to_owned()] },
-                Change::Expire(k) => BusOp::Expire { keys: vec![k.to_owned()] },
-                Change::Clear(p) => BusOp::Clear { prefix: p.to_owned() },
-                Change::InvalidateTag(t) => BusOp::InvalidateTag { tag: t.to_owned() },
-                Change::ExpireTag(t) => BusOp::ExpireTag { tag: t.to_owned() },
-            };
-            link.publish(&self.name, op);
+            link.publish(&self.name, change.bus_op());
         }
         #[cfg(not(feature = "redis"))]
         let _ = change;

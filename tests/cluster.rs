@@ -8,23 +8,12 @@ use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use common::redis::RedisServer;
-use common::{Runs, dropped_from_memory, wait_for_bus, within};
-use larder::RedisStore;
-use larder::{Mount, Options, Runtime, cached};
+use common::{Runs, dropped_from_memory, within};
+use larder::{Options, Runtime, cached};
 
 /// One instance: memory in front of the shared Redis, and the bus.
 async fn instance(server: &RedisServer) -> Runtime {
-    let store = RedisStore::builder(server.url())
-        .connect_timeout(Duration::from_millis(300))
-        .response_timeout(Duration::from_millis(300))
-        .connect_lazy()
-        .expect("a valid URL");
-    let rt = Runtime::builder()
-        .mount("cache", Mount::memory(10_000).l2(store).breaker_cooldown(Duration::from_millis(500)))
-        .bus(server.url())
-        .build();
-    wait_for_bus(&rt).await;
-    rt
+    common::redis_instance(server, Duration::from_millis(500)).await
 }
 
 static RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);

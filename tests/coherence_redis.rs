@@ -12,24 +12,14 @@ use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use common::redis::RedisServer;
-use common::{Gate, Runs, dropped_from_memory, wait_for_bus, within};
-use larder::{Mount, RedisStore, Runtime, Store, cached};
+use common::{Gate, Runs, dropped_from_memory, within};
+use larder::{RedisStore, Runtime, Store, cached};
 
 const COOLDOWN: Duration = Duration::from_millis(1000);
 
 /// One instance: memory in front of the shared Redis, and the bus.
 async fn instance(server: &RedisServer) -> Runtime {
-    let store = RedisStore::builder(server.url())
-        .connect_timeout(Duration::from_millis(300))
-        .response_timeout(Duration::from_millis(300))
-        .connect_lazy()
-        .expect("a valid URL");
-    let rt = Runtime::builder()
-        .mount("cache", Mount::memory(10_000).l2(store).breaker_cooldown(COOLDOWN))
-        .bus(server.url())
-        .build();
-    wait_for_bus(&rt).await;
-    rt
+    common::redis_instance(server, COOLDOWN).await
 }
 
 static DATA: AtomicU64 = AtomicU64::new(1);

@@ -91,6 +91,24 @@ pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
     tokio::time::timeout(PATIENCE, fut).await.unwrap_or_else(|_| panic!("timed out ({PATIENCE:?}): {what}"))
 }
 
+/// One instance of the cluster tests: a memory tier (10,000 entries) in front of the
+/// shared Redis (300 ms connect and reply timeouts, the breaker's `cooldown`) as mount
+/// `cache`, and the bus, connected.
+#[cfg(feature = "redis")]
+pub async fn redis_instance(server: &redis::RedisServer, cooldown: Duration) -> Runtime {
+    let store = larder::RedisStore::builder(server.url())
+        .connect_timeout(Duration::from_millis(300))
+        .response_timeout(Duration::from_millis(300))
+        .connect_lazy()
+        .expect("a valid URL");
+    let rt = Runtime::builder()
+        .mount("cache", larder::Mount::memory(10_000).l2(store).breaker_cooldown(cooldown))
+        .bus(server.url())
+        .build();
+    wait_for_bus(&rt).await;
+    rt
+}
+
 /// Waits until `rt`'s bus has subscribed (a message published before that would never
 /// reach it).
 pub async fn wait_for_bus(rt: &Runtime) {

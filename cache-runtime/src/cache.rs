@@ -261,6 +261,7 @@ impl Cache {
                     tags: Arc::clone(&tags),
                     stats: Arc::clone(&stats),
                     storage: None,
+                    weigher: None,
                 };
                 ctx.land(&v, leader).await;
                 out[i] = Some(v);
@@ -292,6 +293,25 @@ impl Cache {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<V, E>> + Send + 'static,
     {
+        self.get_or_set_weighed(key, opts, storage, None, factory).await
+    }
+
+    /// [`get_or_set_with`](Self::get_or_set_with), with what a value weighs in a memory
+    /// tier bounded by bytes when it is not its JSON's size (`weigh`).
+    pub(crate) async fn get_or_set_weighed<V, E, F, Fut>(
+        &self,
+        key: &str,
+        opts: &Options,
+        storage: Option<fn(&V) -> Storage>,
+        weigh: Option<fn(&V) -> usize>,
+        factory: F,
+    ) -> (Result<V, E>, Answer)
+    where
+        V: Clone + Send + Sync + 'static + Serialize + DeserializeOwned,
+        E: From<Error> + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+    {
         let spec = SpecRef::Shared(Arc::new(self.spec(opts)));
         let errors =
             Errors { share: (&Pick::<E>::new()).err_share(), timeout: Some(crate::__private::timeout_error::<E>) };
@@ -307,6 +327,7 @@ impl Cache {
                     invalidate: false,
                     errors,
                     storage,
+                    weigh,
                     args: factory,
                     body: move |m: Mutex<Option<F>>| async move {
                         match m.into_inner().unwrap_or_else(|p| p.into_inner()) {

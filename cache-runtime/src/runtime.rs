@@ -207,6 +207,12 @@ impl Runtime {
         self.with_mount(name, |m| m.memory.len())
     }
 
+    /// What the entries in the memory tier of mount `name` weigh: bytes when it is bounded
+    /// by bytes ([`Mount::memory_bytes`](crate::Mount::memory_bytes)), else their number.
+    pub fn memory_weight(&self, name: &str) -> u64 {
+        self.with_mount(name, |m| m.memory.weight())
+    }
+
     /// The health of the L2 of mount `name` (all zero without L2).
     pub fn tier_health(&self, name: &str) -> TierHealth {
         self.with_mount(name, |m| m.l2.as_ref().map(|l2| l2.health()).unwrap_or_default())

@@ -12,7 +12,7 @@ use futures_util::FutureExt as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::call::context::{Context, StorageFn, inside_run_of};
+use crate::call::context::{Context, StorageFn, WeighFn, inside_run_of};
 use crate::call::lookup::{Lookup, fill_from_l2, lookup};
 use crate::call::outcome::{Answer, Storage};
 use crate::call::share::Errors;
@@ -43,6 +43,8 @@ pub struct Call<A, V, E, B, R, T> {
     pub errors: Errors<E>,
     /// A per-value storage decision.
     pub storage: Option<fn(&V) -> Storage>,
+    /// What a value weighs in a memory tier bounded by bytes, when not its JSON's size.
+    pub weigh: Option<fn(&V) -> usize>,
     /// The arguments.
     pub args: A,
     /// The body, run in the caller's task.
@@ -79,7 +81,7 @@ where
 
     /// The call's result, and how it was answered.
     pub async fn run(self) -> (Result<V, E>, Answer) {
-        let Call { spec, key, invalidate, errors, storage, args, body, refresh, tags } = self;
+        let Call { spec, key, invalidate, errors, storage, weigh, args, body, refresh, tags } = self;
         let Some(key) = key else {
             tracing::trace!(target: "larder", group = &*spec.group, name = &*spec.name, "bypass");
             return (body(args).await, Answer::Bypass);
@@ -128,6 +130,9 @@ where
         let storage = storage.map(|decide| -> StorageFn {
             Arc::new(move |v: &(dyn Any + Send + Sync)| v.downcast_ref::<V>().map_or(Storage::Default, decide))
         });
+        let weigher = weigh.map(|weigh| -> WeighFn {
+            Arc::new(move |v: &(dyn Any + Send + Sync)| v.downcast_ref::<V>().map_or(0, weigh))
+        });
         let ahead = matches!(found, Lookup::RefreshAhead(_));
         let grace = match found {
             // Stale, or fresh but due for a refresh ahead: answered now, refreshed behind.
@@ -137,7 +142,7 @@ where
                 }
                 if R::ENABLED && !mount.flights.is_running(key.id()) {
                     all_tags.extend(tags.tags(&args).into_iter().map(String::into_boxed_str));
-                    let ctx = Context { rt, mount, spec, key, tags: all_tags.into(), stats, storage };
+                    let ctx = Context { rt, mount, spec, key, tags: all_tags.into(), stats, storage, weigher };
                     let what = if ahead { "refreshing ahead of expiry" } else { "stale: refreshing in the background" };
                     ctx.log(tracing::Level::DEBUG, what);
                     if let Some(leader) =
@@ -149,7 +154,7 @@ where
                 return (Ok(v), if ahead { Answer::Hit } else { Answer::Stale });
             }
             Lookup::Grace { value, backing_off: true } => {
-                let ctx = Context { rt, mount, spec, key, tags: all_tags.into(), stats, storage };
+                let ctx = Context { rt, mount, spec, key, tags: all_tags.into(), stats, storage, weigher };
                 return (
                     Ok(ctx.answer_from_grace(value, "grace: the body failed recently and is backed off")),
                     Answer::Grace,
@@ -161,7 +166,7 @@ where
         };
         stats.misses.incr();
         all_tags.extend(tags.tags(&args).into_iter().map(String::into_boxed_str));
-        let ctx = Context { rt, mount, spec, key, tags: all_tags.into(), stats, storage };
+        let ctx = Context { rt, mount, spec, key, tags: all_tags.into(), stats, storage, weigher };
         ctx.log(tracing::Level::DEBUG, "miss");
         loop {
             match ctx.mount.flights.join(ctx.key.id(), ctx.key.as_str(), &ctx.tags, ctx.mount.ticket()) {
@@ -281,5 +286,5 @@ where
     R: Refresher<A, V, E>,
     T: TagSource<A>,
 {
-    Call { spec, key, invalidate, errors, storage: None, args, body, refresh, tags }.result()
+    Call { spec, key, invalidate, errors, storage: None, weigh: None, args, body, refresh, tags }.result()
 }

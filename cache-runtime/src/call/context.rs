@@ -20,7 +20,7 @@ use crate::entry::{Entry, Policy};
 use crate::key::storage_key::Key;
 use crate::mount::fences::Ticket;
 use crate::mount::flights::{Leader, Published};
-use crate::mount::l1::{NewSlot, Slot};
+use crate::mount::l1::slot::{NewSlot, value};
 use crate::mount::live::LiveMount;
 use crate::mount::stats::Stats;
 use crate::runtime::Runtime;
@@ -36,6 +36,8 @@ pub(crate) struct Context {
     pub(crate) stats: Arc<Stats>,
     /// Per-value storage decision.
     pub(crate) storage: Option<StorageFn>,
+    /// What a value weighs in a memory tier bounded by bytes, when not its JSON's size.
+    pub(crate) weigher: Option<WeighFn>,
 }
 
 /// What was stored in the memory tier, for the L2 copy.
@@ -47,6 +49,26 @@ pub(crate) struct InMemory {
 }
 
 pub(crate) type StorageFn = Arc<dyn Fn(&(dyn Any + Send + Sync)) -> Storage + Send + Sync>;
+
+/// What a value weighs, in bytes.
+pub(crate) type WeighFn = Arc<dyn Fn(&(dyn Any + Send + Sync)) -> usize + Send + Sync>;
+
+/// The size of `v`'s JSON, counted without keeping it (no allocation beyond serde's own).
+pub(crate) fn json_len<V: Serialize + ?Sized>(v: &V) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, v);
+    count.0
+}
 
 tokio::task_local! {
     /// The keys whose runs this task is inside, outermost first (a body that calls a cached
@@ -140,7 +162,7 @@ impl Context {
         V: Clone + Send + Sync + 'static + Serialize,
     {
         let ticket = leader.ticket();
-        let stored = self.store(v.clone(), ticket, Some(&leader));
+        let stored = self.store(v.clone(), self.weigh(v), ticket, Some(&leader));
         leader.publish(Published::Value(Box::new(v.clone())));
         if let Some(stored) = stored {
             self.write_l2(v, stored, ticket).await;
@@ -180,6 +202,7 @@ impl Context {
     pub(crate) fn store<V: Send + Sync + 'static>(
         &self,
         v: V,
+        weight: usize,
         ticket: Ticket,
         leader: Option<&Leader>,
     ) -> Option<InMemory> {
@@ -195,23 +218,27 @@ impl Context {
         };
         let ttl_ms = Policy { max_age_ms: max_age, ..*policy }.store_ttl_ms();
         let now = self.rt.clock().stamp_ms();
-        let slot = Slot::new(NewSlot {
-            key: self.key.as_str(),
-            value: Box::new(v),
-            mtime: now,
-            expires: now.saturating_add(max_age),
-            integrity: self.spec.integrity,
-            tags: self.tags.iter().cloned().collect(),
-            seq: ticket.seq,
-            ttl_ms,
-            stats: Some(Arc::clone(&self.stats)),
-        });
-        let slot = self.mount.memory.insert(self.key.id(), slot);
+        let stored = self.mount.memory.insert(
+            self.key.id(),
+            NewSlot {
+                key: self.key.as_str(),
+                value: value(v),
+                mtime: now,
+                expires: now.saturating_add(max_age),
+                integrity: self.spec.integrity,
+                tags: self.tags.iter().cloned().collect(),
+                seq: ticket.seq,
+                ttl_ms,
+                stats: Some(Arc::clone(&self.stats)),
+                weight,
+                expired: false,
+            },
+        );
         // An invalidation between the check above and the insert raised the fence (and
         // cancelled the flight) first and removes the memory entry second; re-checking
         // here closes the gap.
         if fenced() {
-            self.mount.memory.remove_if_same(self.key.id(), &slot);
+            self.mount.memory.remove_if_same(self.key.id(), &stored);
             return None;
         }
         Some(InMemory { mtime: now, expires: now.saturating_add(max_age), ttl_ms })
@@ -233,12 +260,23 @@ impl Context {
         self.mount.write_l2(&self.key, &entry, stored.ttl_ms, ticket).await;
     }
 
+    /// What `v` weighs in a memory tier bounded by bytes (0 in one bounded by entries, where
+    /// it is not asked): the call's own weigher (an HTTP response's), else the size of its
+    /// JSON, counted as it is written and never kept.
+    pub(crate) fn weigh<V: Serialize + Send + Sync + 'static>(&self, v: &V) -> usize {
+        if !self.mount.memory.by_bytes() {
+            return 0;
+        }
+        match &self.weigher {
+            Some(weigh) => weigh(v),
+            None => json_len(v),
+        }
+    }
+
     /// Starts the grace backoff of the entry: the body is not called again for a while.
     pub(crate) fn back_off(&self) {
-        if let Some(slot) = self.mount.memory.get(self.key.id()) {
-            let until = self.rt.clock().now_ms().saturating_add(self.spec.grace_backoff_ms);
-            slot.back_off_until(until);
-        }
+        let until = self.rt.clock().now_ms().saturating_add(self.spec.grace_backoff_ms);
+        self.mount.memory.back_off(self.key.id(), until);
     }
 
     pub(crate) fn answer_from_grace<V>(&self, value: V, why: &str) -> V {

@@ -55,16 +55,17 @@ pub(crate) async fn prime_in<V>(
     let tags: Vec<Box<str>> =
         spec.tags.iter().map(|t| Box::<str>::from(&**t)).chain(tags.into_iter().map(String::into_boxed_str)).collect();
     let ticket = mount.ticket();
-    let ctx = Context { rt, mount, spec, key, tags: tags.into(), stats, storage: None };
+    let ctx = Context { rt, mount, spec, key, tags: tags.into(), stats, storage: None, weigher: None };
+    let weight = ctx.weigh(&value);
     if ctx.mount.l2.is_some() {
         let json = serde_json::to_value(&value).ok();
-        if let Some(stored) = ctx.store(value, ticket, None)
+        if let Some(stored) = ctx.store(value, weight, ticket, None)
             && let Some(json) = json
         {
             ctx.write_l2(&json, stored, ticket).await;
         }
     } else {
-        ctx.store(value, ticket, None);
+        ctx.store(value, weight, ticket, None);
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::call::spec::FnSpec;
 use crate::entry::{Freshness, Policy};
 use crate::key::storage_key::{CallKey, Key, KeyIs};
-use crate::mount::l1::{NewSlot, Slot};
+use crate::mount::l1::slot::{NewSlot, Slot, value};
 use crate::mount::live::{FromL2, LiveMount};
 use crate::mount::stats::Stats;
 use crate::mount::tags::TagVerdict;
@@ -40,7 +40,7 @@ pub(crate) fn lookup<V: Clone + 'static>(
 ) -> Lookup<V> {
     mount
         .memory
-        .peek(id, now, |slot| {
+        .peek(id, |slot| {
             let Some((v, expired)) = readable::<V>(mount, slot, key, Some(spec.integrity)) else { return Lookup::Miss };
             let policy = slot.policy(spec.policy);
             match policy.freshness(slot.mtime(), expired, now) {
@@ -98,7 +98,7 @@ fn usable(mount: &LiveMount, slot: &Slot, key: KeyIs<'_>, integrity: Option<u128
 pub(crate) fn is_fresh_in_memory(mount: &LiveMount, key: &Key, now: u64) -> bool {
     mount
         .memory
-        .peek(key.id(), now, |slot| {
+        .peek(key.id(), |slot| {
             usable(mount, slot, key.is(), None).is_some_and(|expired| {
                 slot.policy(Policy::max_age(Duration::ZERO)).freshness(slot.mtime(), expired, now) == Freshness::Fresh
             })
@@ -117,7 +117,7 @@ pub(crate) fn fresh_in_memory<V: Clone + 'static>(
 ) -> Option<V> {
     mount
         .memory
-        .peek(key.id(), now, |slot| {
+        .peek(key.id(), |slot| {
             let (v, expired) = readable::<V>(mount, slot, key.is(), integrity)?;
             if slot.policy(Policy::max_age(Duration::ZERO)).freshness(slot.mtime(), expired, now) != Freshness::Fresh {
                 return None;
@@ -158,25 +158,27 @@ pub(crate) fn fill_from_l2<V: Clone + Send + Sync + 'static>(
         Freshness::Expired => return None,
     };
     let age = now.saturating_sub(e.mtime);
-    let slot = Slot::new(NewSlot {
-        key: key.as_str(),
-        value: Box::new(e.value),
-        mtime: e.mtime,
-        expires: e.expires,
-        // `read_l2` has checked it against the caller's integrity, when it had one.
-        integrity: e.integrity.unwrap_or(spec.integrity),
-        tags: e.tags.into_iter().collect(),
-        seq: ticket.seq,
-        ttl_ms: policy.store_ttl_ms().map(|ttl| ttl.saturating_sub(age).max(1)),
-        stats: Some(Arc::clone(stats)),
-    });
-    if e.expired {
-        slot.mark_expired();
-    }
-    let slot = mount.memory.insert(key.id(), slot);
+    let stored = mount.memory.insert(
+        key.id(),
+        NewSlot {
+            key: key.as_str(),
+            value: value(e.value),
+            mtime: e.mtime,
+            expires: e.expires,
+            // `read_l2` has checked it against the caller's integrity, when it had one.
+            integrity: e.integrity.unwrap_or(spec.integrity),
+            tags: e.tags.into_iter().collect(),
+            seq: ticket.seq,
+            ttl_ms: policy.store_ttl_ms().map(|ttl| ttl.saturating_sub(age).max(1)),
+            stats: Some(Arc::clone(stats)),
+            // What it weighed in L2 is what it holds decoded, near enough.
+            weight: e.bytes,
+            expired: e.expired,
+        },
+    );
     // An invalidation raises the fence, then drops the copy: one of the two checks sees it.
     if !mount.fences.admits(key.id(), ticket) {
-        mount.memory.remove_if_same(key.id(), &slot);
+        mount.memory.remove_if_same(key.id(), &stored);
         return None;
     }
     Some(lookup)

@@ -30,7 +30,7 @@ use crate::key::storage_key::Key;
 use crate::mount::config::Mount;
 use crate::mount::fences::{Fences, Ticket};
 use crate::mount::flights::Flights;
-use crate::mount::l1::Memory;
+use crate::mount::l1::memory::Memory;
 use crate::mount::l2::{Invalidation as Target, L2, gone_keys};
 use crate::mount::tags::{TagVerdict, Tags, tag_expired_key, tag_invalidated_key};
 use crate::stores::store::parse_stamp;
@@ -64,7 +64,7 @@ impl LiveMount {
     pub fn new(name: &str, config: &Mount, clock: Clock) -> LiveMount {
         LiveMount {
             name: name.into(),
-            memory: Memory::new(config.capacity()),
+            memory: Memory::new(config.memory_bound(), clock.clone()),
             flights: Flights::new(),
             tags: Tags::new(),
             l2: config.l2_store().map(|store| L2::new(Arc::clone(store), config.cooldown())),
@@ -141,6 +141,8 @@ impl LiveMount {
 /// An entry read from L2, checked against its tags.
 pub(crate) struct FromL2<V> {
     pub value: V,
+    /// The size of the entry as it was read.
+    pub bytes: usize,
     pub mtime: u64,
     pub expires: u64,
     pub tags: Vec<Box<str>>,
@@ -265,6 +267,7 @@ impl LiveMount {
             };
             borns[i] = born;
             out[i] = Some(FromL2 {
+                bytes: bytes.len(),
                 value: entry.value,
                 mtime: entry.mtime,
                 expires: entry.expires,

@@ -1,5 +1,5 @@
-//! Hit latency of a warm key: larder against the `cached` crate, raw moka and a plain
-//! `RwLock<HashMap>` read (the floor).
+//! Hit latency of a warm key: larder against the `cached` crate, moka, quick_cache and a
+//! plain `RwLock<HashMap>` read (the floor).
 //!
 //! Every contender runs in the same harness: `b.to_async(&rt).iter(..)` on one
 //! current-thread tokio runtime, with its input and output passed through `black_box`.
@@ -13,10 +13,15 @@
 //! - `cached_concurrent_ttl`: `#[cached::concurrent_cached(ttl_secs = …)]`: a
 //!   `ShardedTtlCache` (one `parking_lot` read lock per hit, `Instant::now()` for the TTL),
 //!   same keying.
-//! - Both `cached` anchors hash with std's SipHash: the dev-dependency leaves out the
-//!   crate's default `ahash` feature (only `time_stores`, which `ttl_secs` needs, is added).
+//! - Every crate has its default features (`cached` hashes with `ahash`), as its users get it;
+//!   `cached` adds `async` and `time_stores`, which `ttl_secs` on an `async fn` needs.
+//! - `hit_1k`: a 1 KiB `Vec<u8>` value, whose clone (an allocation and a copy) is most of a
+//!   hit; `clone_only` is that clone alone, and `larder_arc` the same function returning
+//!   `Arc<Vec<u8>>` (serde's `rc` feature): a hit then costs an `Arc` clone.
 //! - `moka_future`, `moka_sync`: `Cache::get` on a cache bounded to 10,000 entries with a
 //!   one-hour TTL (what larder's memory tier is configured like).
+//! - `quick_cache`: `sync::Cache::get` on a cache bounded to 10,000 entries (no TTL: the
+//!   crate has none).
 //! - `rwlock_hashmap`: `std::sync::RwLock<HashMap>` read: no expiry, no bound.
 //! - `larder_get_key` (string key only): the same function keyed by `get_key` (the argument
 //!   itself, which has a `/` and a `@`, so it is escaped per part), not by the argument digest.
@@ -119,12 +124,17 @@ where
     moka::sync::Cache::builder().max_capacity(CAPACITY).time_to_live(TTL).build()
 }
 
+fn quick_cache<K: std::hash::Hash + Eq, V: Clone>() -> quick_cache::sync::Cache<K, V> {
+    quick_cache::sync::Cache::new(CAPACITY as usize)
+}
+
 fn hit_u64(c: &mut Criterion) {
     let rt = runtime();
     let want = U64_KEY.wrapping_mul(3);
 
     let mf = moka_future::<u64>();
     let ms = moka_sync::<u64>();
+    let qc = quick_cache::<u64, u64>();
     let map = RwLock::new(HashMap::<u64, u64>::new());
 
     // Warm every key, and check that the next call is a hit with the right value.
@@ -134,6 +144,7 @@ fn hit_u64(c: &mut Criterion) {
         assert_eq!(cached_concurrent_ttl_u64(U64_KEY).await, want);
         mf.insert(U64_KEY, want).await;
         ms.insert(U64_KEY, want);
+        qc.insert(U64_KEY, want);
         map.write().unwrap().insert(U64_KEY, want);
 
         assert_eq!(larder_u64(U64_KEY).await, want);
@@ -158,6 +169,7 @@ fn hit_u64(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async { black_box(mf.get(black_box(&U64_KEY)).await) })
     });
     g.bench_function("moka_sync", |b| b.to_async(&rt).iter(|| async { black_box(ms.get(black_box(&U64_KEY))) }));
+    g.bench_function("quick_cache", |b| b.to_async(&rt).iter(|| async { black_box(qc.get(black_box(&U64_KEY))) }));
     g.bench_function("rwlock_hashmap", |b| {
         b.to_async(&rt).iter(|| async { black_box(map.read().unwrap().get(black_box(&U64_KEY)).copied()) })
     });
@@ -174,6 +186,7 @@ fn hit_str24(c: &mut Criterion) {
 
     let mf = moka_future::<String>();
     let ms = moka_sync::<String>();
+    let qc = quick_cache::<String, u64>();
     let map = RwLock::new(HashMap::<String, u64>::new());
 
     rt.block_on(async {
@@ -183,6 +196,7 @@ fn hit_str24(c: &mut Criterion) {
         assert_eq!(cached_concurrent_ttl_str(&arg).await, want);
         mf.insert(arg.clone(), want).await;
         ms.insert(arg.clone(), want);
+        qc.insert(arg.clone(), want);
         map.write().unwrap().insert(arg.clone(), want);
 
         assert_eq!(larder_str(&arg).await, want);
@@ -209,6 +223,7 @@ fn hit_str24(c: &mut Criterion) {
     });
     g.bench_function("moka_future", |b| b.to_async(&rt).iter(|| async { black_box(mf.get(black_box(s)).await) }));
     g.bench_function("moka_sync", |b| b.to_async(&rt).iter(|| async { black_box(ms.get(black_box(s))) }));
+    g.bench_function("quick_cache", |b| b.to_async(&rt).iter(|| async { black_box(qc.get(black_box(s))) }));
     g.bench_function("rwlock_hashmap", |b| {
         b.to_async(&rt).iter(|| async { black_box(map.read().unwrap().get(black_box(s)).copied()) })
     });
@@ -216,5 +231,53 @@ fn hit_str24(c: &mut Criterion) {
     assert_ran_once(&[&LARDER_STR_RUNS, &LARDER_GET_KEY_RUNS, &CACHED_TTL_STR_RUNS, &CACHED_CONCURRENT_TTL_STR_RUNS]);
 }
 
-criterion_group!(benches, hit_u64, hit_str24);
+static LARDER_1K_RUNS: AtomicUsize = AtomicUsize::new(0);
+static LARDER_ARC_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[larder::cached(max_age = "1h")]
+async fn larder_1k(x: u64) -> Vec<u8> {
+    LARDER_1K_RUNS.fetch_add(1, Ordering::Relaxed);
+    vec![x as u8; 1024]
+}
+
+#[larder::cached(max_age = "1h")]
+async fn larder_arc(x: u64) -> std::sync::Arc<Vec<u8>> {
+    LARDER_ARC_RUNS.fetch_add(1, Ordering::Relaxed);
+    std::sync::Arc::new(vec![x as u8; 1024])
+}
+
+fn hit_1k(c: &mut Criterion) {
+    let rt = runtime();
+    let want = vec![U64_KEY as u8; 1024];
+    let ms = moka::sync::Cache::<u64, Vec<u8>>::builder().max_capacity(CAPACITY).time_to_live(TTL).build();
+    let qc = quick_cache::<u64, Vec<u8>>();
+    let map = RwLock::new(HashMap::<u64, Vec<u8>>::new());
+    rt.block_on(async {
+        assert_eq!(larder_1k(U64_KEY).await, want);
+        assert_eq!(*larder_arc(U64_KEY).await, want);
+        assert_eq!(larder_1k(U64_KEY).await, want);
+        assert_eq!(*larder_arc(U64_KEY).await, want);
+    });
+    ms.insert(U64_KEY, want.clone());
+    qc.insert(U64_KEY, want.clone());
+    map.write().unwrap().insert(U64_KEY, want.clone());
+    assert_ran_once(&[&LARDER_1K_RUNS, &LARDER_ARC_RUNS]);
+
+    let mut g = c.benchmark_group("hit_1k");
+    g.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    g.bench_function("clone_only", |b| b.to_async(&rt).iter(|| async { black_box(black_box(&want).clone()) }));
+    g.bench_function("larder", |b| b.to_async(&rt).iter(|| async { black_box(larder_1k(black_box(U64_KEY)).await) }));
+    g.bench_function("larder_arc", |b| {
+        b.to_async(&rt).iter(|| async { black_box(larder_arc(black_box(U64_KEY)).await) })
+    });
+    g.bench_function("moka_sync", |b| b.to_async(&rt).iter(|| async { black_box(ms.get(black_box(&U64_KEY))) }));
+    g.bench_function("quick_cache", |b| b.to_async(&rt).iter(|| async { black_box(qc.get(black_box(&U64_KEY))) }));
+    g.bench_function("rwlock_hashmap", |b| {
+        b.to_async(&rt).iter(|| async { black_box(map.read().unwrap().get(black_box(&U64_KEY)).cloned()) })
+    });
+    g.finish();
+    assert_ran_once(&[&LARDER_1K_RUNS, &LARDER_ARC_RUNS]);
+}
+
+criterion_group!(benches, hit_u64, hit_str24, hit_1k);
 criterion_main!(benches);

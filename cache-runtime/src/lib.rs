@@ -34,7 +34,7 @@ pub use entry::{Entry, Freshness, Policy, Window};
 pub use error::{BusError, CodecError, Error, StoreError};
 pub use key::storage_key::escape_key;
 pub use memo::{in_request_scope, request_scope};
-pub use mount::config::{DEFAULT_CAPACITY, DEFAULT_HTTP_BYTES, DEFAULT_MOUNT, Mount};
+pub use mount::config::{DEFAULT_CAPACITY, DEFAULT_HTTP_BYTES, DEFAULT_HTTP_MOUNT, DEFAULT_MOUNT, Mount};
 pub use mount::l1::memory::{ENTRY_OVERHEAD, MemoryBound};
 pub use mount::l2::{Invalidation, TierHealth};
 pub use mount::stats::CacheStats;

@@ -144,12 +144,12 @@ impl Context {
             }
             Ok((Err(e), _)) => {
                 self.stats.errors.incr();
-                leader.publish(Published::Error((errors.share.to_shared)(&e)));
+                leader.publish(|| Published::Error((errors.share.to_shared)(&e)));
                 Err(e)
             }
             Err(panic) => {
                 self.log(tracing::Level::ERROR, "the body panicked");
-                leader.publish(Published::Panicked);
+                leader.publish(|| Published::Panicked);
                 resume_unwind(panic)
             }
         }
@@ -163,7 +163,7 @@ impl Context {
     {
         let ticket = leader.ticket();
         let stored = self.store(v.clone(), self.weigh(v), ticket, Some(&leader));
-        leader.publish(Published::Value(Box::new(v.clone())));
+        leader.publish(|| Published::Value(Box::new(v.clone())));
         if let Some(stored) = stored {
             self.write_l2(v, stored, ticket).await;
         }

@@ -12,7 +12,7 @@ use super::service::CacheService;
 use super::settings::{RouteRule, route_setters};
 use super::store::ResponseCache;
 
-use crate::mount::config::DEFAULT_MOUNT;
+use crate::mount::config::DEFAULT_HTTP_MOUNT;
 use crate::options::{Options, option_setters};
 use crate::runtime::Runtime;
 
@@ -93,11 +93,13 @@ impl Default for CacheLayer {
 impl CacheLayer {
     /// A layer with the defaults: fresh for 1 s, no `swr`, statuses 200/203/301/308,
     /// bodies up to 8 MiB, no query parameters and no headers in the key, entries under
-    /// `http:default:` in the mount `cache` of the runtime in force when it is applied.
+    /// `http:default:` in the mount `http` of the runtime in force when it is applied
+    /// (unless configured, its memory tier holds up to 256 MiB of responses, weighed by
+    /// their bodies and headers).
     pub fn new() -> Self {
         CacheLayer {
             runtime: None,
-            mount: DEFAULT_MOUNT.to_owned(),
+            mount: DEFAULT_HTTP_MOUNT.to_owned(),
             group: DEFAULT_GROUP.to_owned(),
             name: DEFAULT_NAME.to_owned(),
             defaults: RouteRule::new(),
@@ -121,7 +123,7 @@ impl CacheLayer {
         self.with(|l| l.runtime = Some(runtime))
     }
 
-    /// The name of the mount the entries live in (default `"cache"`), as the `base` option
+    /// The name of the mount the entries live in (default `"http"`), as the `base` option
     /// of `#[cached]` names one.
     pub fn base(self, base: impl Into<String>) -> Self {
         self.with(|l| l.mount = base.into())

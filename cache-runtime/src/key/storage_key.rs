@@ -175,6 +175,34 @@ pub fn digest_id(prefix_id: u128, digest: u128) -> u128 {
     digest ^ mask(prefix_id)
 }
 
+/// Hashes a key id for a map: ids are seeded hashes already, so their low bits serve as
+/// they are (no SipHash over them).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        // Only ids should come here; anything else is still hashed, if weakly.
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    #[inline]
+    fn write_u128(&mut self, i: u128) {
+        self.0 ^= i as u64 ^ (i >> 64) as u64;
+    }
+}
+
+/// A map by key id.
+pub(crate) type IdMap<V> = std::collections::HashMap<u128, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// The argument digest of the default key whose id is `id`, for a function whose
 /// [`prefix_id`] is `prefix_id` (the inverse of [`digest_id`]): the memory tier keeps only a
 /// default key's function and id, and gets its digest back from them.

@@ -17,6 +17,10 @@ pub const DEFAULT_HTTP_BYTES: u64 = 256 << 20;
 /// The name of the mount that `#[cached]` uses when no `base` (the mount's name) is given.
 pub const DEFAULT_MOUNT: &str = "cache";
 
+/// The name of the mount the HTTP layer uses unless told otherwise. Created on first use,
+/// its memory tier is bounded by bytes ([`DEFAULT_HTTP_BYTES`]), not by entries.
+pub const DEFAULT_HTTP_MOUNT: &str = "http";
+
 /// How one mount (a `base`) stores its entries: a memory tier (L1), and optionally a
 /// [`Store`] behind it (L2: a filesystem, Redis, or your own).
 ///
@@ -75,6 +79,11 @@ impl Mount {
     pub fn breaker_cooldown(mut self, cooldown: Duration) -> Mount {
         self.cooldown = cooldown;
         self
+    }
+
+    /// The same mount with its memory tier bounded by `bound`.
+    pub(crate) fn with_memory_bound(self, bound: MemoryBound) -> Mount {
+        Mount { bound, ..self }
     }
 
     /// What the memory tier is bounded by.

@@ -8,12 +8,12 @@
 //! before unwinding, so the followers panic too instead of running the body again.
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 
+use crate::key::storage_key::IdMap;
 use crate::mount::fences::Ticket;
 use tokio::sync::watch;
 
@@ -40,7 +40,7 @@ pub(crate) struct Flight {
 }
 
 #[repr(align(128))]
-struct FlightShard(Mutex<HashMap<u128, Arc<Flight>>>);
+struct FlightShard(Mutex<IdMap<Arc<Flight>>>);
 
 /// The runs in flight of one mount.
 pub(crate) struct Flights {
@@ -63,11 +63,11 @@ pub(crate) enum Awaited {
 impl Flights {
     pub fn new() -> Arc<Flights> {
         let n = (std::thread::available_parallelism().map(|n| n.get()).unwrap_or(4) * 8).next_power_of_two();
-        Arc::new(Flights { shards: (0..n).map(|_| FlightShard(Mutex::new(HashMap::new()))).collect(), mask: n - 1 })
+        Arc::new(Flights { shards: (0..n).map(|_| FlightShard(Mutex::new(IdMap::default()))).collect(), mask: n - 1 })
     }
 
     #[inline]
-    fn shard(&self, id: u128) -> &Mutex<HashMap<u128, Arc<Flight>>> {
+    fn shard(&self, id: u128) -> &Mutex<IdMap<Arc<Flight>>> {
         &self.shards[((id >> 64) as usize) & self.mask].0
     }
 
@@ -163,11 +163,15 @@ impl Leader {
         self.flight.cancelled.load(Ordering::SeqCst)
     }
 
-    /// Hands the outcome to the followers and frees the key.
-    pub fn publish(mut self, outcome: Published) {
+    /// Frees the key and hands the outcome to the followers (made only if there are any:
+    /// most runs have none). Once the flight is out of the map nobody can follow it, so
+    /// the count of receivers read after that is final.
+    pub fn publish(mut self, outcome: impl FnOnce() -> Published) {
         self.done = true;
-        self.flight.tx.send_replace(Some(Arc::new(outcome)));
         self.flights.remove_if_same(self.id, &self.flight);
+        if self.flight.tx.receiver_count() > 0 {
+            self.flight.tx.send_replace(Some(Arc::new(outcome())));
+        }
     }
 }
 

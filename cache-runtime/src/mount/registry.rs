@@ -7,7 +7,8 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::clock::Clock;
-use crate::mount::config::{DEFAULT_MOUNT, Mount};
+use crate::mount::config::{DEFAULT_HTTP_BYTES, DEFAULT_HTTP_MOUNT, DEFAULT_MOUNT, Mount};
+use crate::mount::l1::memory::MemoryBound;
 use crate::mount::live::LiveMount;
 
 /// The mounts of one runtime, by name.
@@ -78,7 +79,12 @@ impl Mounts {
         if let Some(m) = created.iter().find(|m| &*m.name == name) {
             return f(m);
         }
-        let m = self.live(name, &self.default_config);
+        let m = if name == DEFAULT_HTTP_MOUNT && self.default_config.memory_bound() == Mount::default().memory_bound() {
+            // Responses can be large and their URLs chosen by anyone: bytes bound them.
+            self.live(name, &self.default_config.clone().with_memory_bound(MemoryBound::Bytes(DEFAULT_HTTP_BYTES)))
+        } else {
+            self.live(name, &self.default_config)
+        };
         created.push(Arc::clone(&m));
         f(&m)
     }

@@ -4,12 +4,11 @@
 //! other key keeps its whole string. The integrity and the function's counters ride along,
 //! so that a slot holds one pointer for all three.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::key::storage_key::{KeyIs, digest_from_id, hex128, prefix_id, split_digest};
+use crate::key::storage_key::{IdMap, KeyIs, digest_from_id, hex128, prefix_id, split_digest};
 use crate::mount::stats::Stats;
 
 /// The key, integrity and counters of one slot (shared by the slots of one function).
@@ -83,10 +82,11 @@ impl KeyText {
 /// written by many versions of a function, each with its integrity, cannot grow it forever).
 const MAX_SHARED: usize = 4096;
 
-/// The shared texts of one memory tier, by prefix id and integrity.
+/// The shared texts of one memory tier, by prefix and integrity.
 #[derive(Default)]
 pub(crate) struct KeyTexts {
-    shared: RwLock<HashMap<(u128, u128), Arc<KeyText>>>,
+    /// By prefix id xor integrity (both seeded or random hashes); the text is checked.
+    shared: RwLock<IdMap<Arc<KeyText>>>,
 }
 
 impl KeyTexts {
@@ -105,13 +105,13 @@ impl KeyTexts {
                     _ => false,
                 }
         };
-        if let Some(t) = self.shared.read().get(&(pid, integrity)).filter(|t| fits(t)) {
+        if let Some(t) = self.shared.read().get(&(pid ^ integrity)).filter(|t| fits(t) && t.integrity == integrity) {
             return Arc::clone(t);
         }
         let text = Arc::new(KeyText { text: prefix.into(), prefix_id: Some(pid), integrity, stats: stats.cloned() });
         let mut shared = self.shared.write();
         if shared.len() < MAX_SHARED {
-            shared.insert((pid, integrity), Arc::clone(&text));
+            shared.insert(pid ^ integrity, Arc::clone(&text));
         }
         text
     }

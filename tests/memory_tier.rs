@@ -1,0 +1,85 @@
+//! The memory tier's bounds as a user sees them: a mount bounded by bytes holds no more
+//! than its bytes whatever the count, a mount bounded by entries no more than its entries,
+//! and a scan of keys read once does not push out the keys that are read again.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use larder::{Mount, Runtime, cached};
+
+/// Body runs per argument.
+static RUNS: Mutex<Option<HashMap<u64, usize>>> = Mutex::new(None);
+
+fn ran(x: u64) {
+    *RUNS.lock().unwrap().get_or_insert_with(HashMap::new).entry(x).or_default() += 1;
+}
+
+fn runs_of(x: u64) -> usize {
+    RUNS.lock().unwrap().as_ref().and_then(|r| r.get(&x).copied()).unwrap_or(0)
+}
+
+#[cached(max_age = "1h", base = "bytes")]
+async fn page(x: u64) -> String {
+    ran(1_000_000 + x);
+    format!("{x:>16384}")
+}
+
+#[cached(max_age = "1h", base = "entries")]
+async fn small(x: u64) -> u64 {
+    ran(x);
+    x * 2
+}
+
+#[tokio::test]
+async fn a_mount_bounded_by_bytes_holds_no_more_than_its_bytes() {
+    let rt = Runtime::builder().mount("bytes", Mount::memory_bytes(1 << 20)).build();
+    rt.scope(async {
+        for x in 0..400 {
+            assert_eq!(page(x).await.len(), 16384);
+        }
+    })
+    .await;
+    let (weight, len) = (rt.memory_weight("bytes"), rt.memory_len("bytes"));
+    assert!(weight <= 1 << 20, "a 1 MiB tier holds {weight} bytes");
+    // Each entry weighs a little over 16 KiB (its JSON, its key, its slot).
+    assert!((40..=64).contains(&len), "a 1 MiB tier of 16 KiB values holds {len} entries");
+    // What it holds are hits: the last value read is one of them.
+    rt.scope(async { assert_eq!(page(399).await.len(), 16384) }).await;
+    assert_eq!(runs_of(1_000_399), 1, "the newest entry was kept");
+}
+
+#[tokio::test]
+async fn a_mount_bounded_by_entries_holds_no_more_than_its_entries() {
+    let rt = Runtime::builder().mount("entries", Mount::memory(50)).build();
+    rt.scope(async {
+        for x in 10_000..10_500 {
+            assert_eq!(small(x).await, x * 2);
+            assert!(larder::Runtime::current().memory_len("entries") <= 50);
+        }
+    })
+    .await;
+    assert_eq!(rt.memory_len("entries"), 50, "a full tier stays full");
+}
+
+#[tokio::test]
+async fn a_scan_does_not_push_out_the_keys_read_again() {
+    let rt = Runtime::builder().mount("entries", Mount::memory(1_000)).build();
+    rt.scope(async {
+        let hot: Vec<u64> = (0..100).collect();
+        for &h in &hot {
+            small(h).await;
+        }
+        // A scan of 20 times the capacity, read once each, with the hot keys read between.
+        for i in 0..20_000u64 {
+            small(100_000 + i).await;
+            if i % 20 == 0 {
+                for &h in &hot {
+                    assert_eq!(small(h).await, h * 2);
+                }
+            }
+        }
+        let rerun = hot.iter().filter(|&&h| runs_of(h) > 1).count();
+        assert!(rerun <= 5, "{rerun} of 100 hot keys were evicted by a scan and ran again");
+    })
+    .await;
+}

@@ -55,6 +55,13 @@ pub struct Call<A, V, E, B, R, T> {
     pub tags: T,
 }
 
+/// The tags of a call, shared by its context's clones (no tags: one shared empty list,
+/// no allocation per miss).
+fn shared_tags(tags: Vec<Box<str>>) -> Arc<[Box<str>]> {
+    static NONE: std::sync::LazyLock<Arc<[Box<str>]>> = std::sync::LazyLock::new(|| Arc::from(Vec::new()));
+    if tags.is_empty() { Arc::clone(&NONE) } else { tags.into() }
+}
+
 /// What the first look at the memory tier found.
 enum First<V> {
     Hit(V),
@@ -142,7 +149,7 @@ where
                 }
                 if R::ENABLED && !mount.flights.is_running(key.id()) {
                     all_tags.extend(tags.tags(&args).into_iter().map(String::into_boxed_str));
-                    let ctx = Context { rt, mount, spec, key, tags: all_tags.into(), stats, storage, weigher };
+                    let ctx = Context { rt, mount, spec, key, tags: shared_tags(all_tags), stats, storage, weigher };
                     let what = if ahead { "refreshing ahead of expiry" } else { "stale: refreshing in the background" };
                     ctx.log(tracing::Level::DEBUG, what);
                     if let Some(leader) =
@@ -154,7 +161,7 @@ where
                 return (Ok(v), if ahead { Answer::Hit } else { Answer::Stale });
             }
             Lookup::Grace { value, backing_off: true } => {
-                let ctx = Context { rt, mount, spec, key, tags: all_tags.into(), stats, storage, weigher };
+                let ctx = Context { rt, mount, spec, key, tags: shared_tags(all_tags), stats, storage, weigher };
                 return (
                     Ok(ctx.answer_from_grace(value, "grace: the body failed recently and is backed off")),
                     Answer::Grace,
@@ -166,7 +173,7 @@ where
         };
         stats.misses.incr();
         all_tags.extend(tags.tags(&args).into_iter().map(String::into_boxed_str));
-        let ctx = Context { rt, mount, spec, key, tags: all_tags.into(), stats, storage, weigher };
+        let ctx = Context { rt, mount, spec, key, tags: shared_tags(all_tags), stats, storage, weigher };
         ctx.log(tracing::Level::DEBUG, "miss");
         loop {
             match ctx.mount.flights.join(ctx.key.id(), ctx.key.as_str(), &ctx.tags, ctx.mount.ticket()) {

@@ -73,7 +73,28 @@ pub(crate) fn json_len<V: Serialize + ?Sized>(v: &V) -> usize {
 tokio::task_local! {
     /// The keys whose runs this task is inside, outermost first (a body that calls a cached
     /// function runs that call inside its own run).
-    static LEADING: Vec<u128>;
+    static LEADING: Chain;
+}
+
+/// The keys whose runs a task is inside: the innermost, and the ones around it (a run at
+/// the top level, the usual case, allocates nothing for it).
+pub(crate) struct Chain {
+    innermost: u128,
+    outer: Vec<u128>,
+}
+
+impl Chain {
+    fn contains(&self, id: u128) -> bool {
+        self.innermost == id || self.outer.contains(&id)
+    }
+
+    /// This chain with `id` inside it.
+    fn inside(&self, id: u128) -> Chain {
+        let mut outer = Vec::with_capacity(self.outer.len() + 1);
+        outer.extend_from_slice(&self.outer);
+        outer.push(self.innermost);
+        Chain { innermost: id, outer }
+    }
 }
 
 /// How much stack a body's poll must have left; below it, the poll goes on a new segment.
@@ -93,7 +114,7 @@ async fn on_enough_stack<F: Future>(fut: F) -> F::Output {
 
 /// Whether this task is inside the run of `id`: waiting for that run would wait for itself.
 pub(crate) fn inside_run_of(id: u128) -> bool {
-    LEADING.try_with(|ids| ids.contains(&id)).unwrap_or(false)
+    LEADING.try_with(|chain| chain.contains(id)).unwrap_or(false)
 }
 
 impl Context {
@@ -116,7 +137,7 @@ impl Context {
     {
         self.stats.runs.incr();
         let id = self.key.id();
-        let chain = LEADING.try_with(|ids| ids.iter().copied().chain([id]).collect()).unwrap_or_else(|_| vec![id]);
+        let chain = LEADING.try_with(|c| c.inside(id)).unwrap_or(Chain { innermost: id, outer: Vec::new() });
         let fut = on_enough_stack(LEADING.scope(chain, deciding(fut)));
         let outcome = match (self.spec.hard_timeout_ms, errors.timeout) {
             (Some(ms), Some(make)) => {
@@ -222,6 +243,7 @@ impl Context {
             self.key.id(),
             NewSlot {
                 key: self.key.as_str(),
+                function: Some((&self.spec.prefix, self.spec.prefix_id)),
                 value: value(v),
                 mtime: now,
                 expires: now.saturating_add(max_age),

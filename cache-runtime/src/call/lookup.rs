@@ -162,6 +162,7 @@ pub(crate) fn fill_from_l2<V: Clone + Send + Sync + 'static>(
         key.id(),
         NewSlot {
             key: key.as_str(),
+            function: Some((&spec.prefix, spec.prefix_id)),
             value: value(e.value),
             mtime: e.mtime,
             expires: e.expires,

@@ -78,6 +78,16 @@ impl KeyText {
     }
 }
 
+/// Whether `key` is `{prefix}{32 lowercase hex digits}.json`.
+#[inline]
+fn is_digest_key_of(key: &str, prefix: &str) -> bool {
+    let b = key.as_bytes();
+    b.len() == prefix.len() + 37
+        && b.starts_with(prefix.as_bytes())
+        && b.ends_with(b".json")
+        && b[prefix.len()..prefix.len() + 32].iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// At most this many shared texts per memory tier; past it, slots get their own (a store
 /// written by many versions of a function, each with its integrity, cannot grow it forever).
 const MAX_SHARED: usize = 4096;
@@ -92,11 +102,23 @@ pub(crate) struct KeyTexts {
 impl KeyTexts {
     /// The text of a slot for `key`: shared when `key` is a default key and its function's
     /// text is known (or can be added), else its own.
-    pub fn text_for(&self, key: &str, integrity: u128, stats: Option<&Arc<Stats>>) -> Arc<KeyText> {
-        let Some((prefix, _)) = split_digest(key) else {
-            return Arc::new(KeyText { text: key.into(), prefix_id: None, integrity, stats: stats.cloned() });
+    pub fn text_for(
+        &self,
+        key: &str,
+        function: Option<(&str, u128)>,
+        integrity: u128,
+        stats: Option<&Arc<Stats>>,
+    ) -> Arc<KeyText> {
+        let (prefix, pid) = match function.filter(|(prefix, _)| is_digest_key_of(key, prefix)) {
+            // The caller's function, and a key of its default form: no parse, no hash.
+            Some(known) => known,
+            None => match split_digest(key) {
+                Some((prefix, _)) => (prefix, prefix_id(prefix)),
+                None => {
+                    return Arc::new(KeyText { text: key.into(), prefix_id: None, integrity, stats: stats.cloned() });
+                }
+            },
         };
-        let pid = prefix_id(prefix);
         let fits = |t: &KeyText| {
             *t.text == *prefix
                 && match (&t.stats, stats) {

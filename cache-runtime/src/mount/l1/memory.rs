@@ -116,7 +116,7 @@ impl Memory {
     /// Stores a slot; returns what to give [`remove_if_same`](Self::remove_if_same) to take
     /// this very slot back out.
     pub fn insert(&self, id: u128, n: NewSlot<'_>) -> Stored {
-        let text = self.texts.text_for(n.key, n.integrity, n.stats.as_ref());
+        let text = self.texts.text_for(n.key, n.function, n.integrity, n.stats.as_ref());
         let stored = Stored { mtime: n.mtime, text: Arc::as_ptr(&text) };
         if !self.keeps() {
             return stored;
@@ -222,6 +222,7 @@ mod tests {
             stats: None,
             weight,
             expired: false,
+            function: None,
         }
     }
 

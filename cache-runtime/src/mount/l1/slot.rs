@@ -58,6 +58,9 @@ pub(crate) struct Slot {
 /// What a new slot is made of.
 pub(crate) struct NewSlot<'a> {
     pub key: &'a str,
+    /// The prefix and prefix id of the function the key is of, when the caller knows them
+    /// (a default key's shared text is then found without parsing the key).
+    pub function: Option<(&'a str, u128)>,
     pub value: Value,
     pub mtime: u64,
     pub expires: u64,

@@ -38,11 +38,14 @@
 
 mod body;
 mod conditional;
+mod freshness;
+mod invalidate;
 mod key;
 mod layer;
 mod plan;
 mod policy;
 mod reason;
+mod reflected;
 mod response;
 mod routes;
 mod service;
@@ -52,8 +55,9 @@ mod store;
 pub use body::CacheBody;
 pub use layer::{CacheLayer, DEFAULT_GROUP, DEFAULT_NAME};
 pub use reason::NotCacheable;
+pub use reflected::ReflectedHeaders;
 pub use response::{CacheStatus, CachedResponse, X_CACHE};
 pub use routes::{InvalidGlob, RouteRules};
 pub use service::CacheService;
-pub use settings::{DEFAULT_MAX_BODY, DEFAULT_STATUSES, RouteRule};
+pub use settings::{DEFAULT_MAX_BODY, DEFAULT_TAG_HEADER, HEURISTIC_STATUSES, RouteRule, TARGETED_FIELDS};
 pub use store::{PutError, ResponseCache};

@@ -40,7 +40,13 @@ impl Shared {
             return Err(NotCacheable::BypassPredicate);
         }
         let custom = self.key.as_ref().map(|f| f(parts));
-        let key = key::request_key(parts, &settings.allow_query, &settings.varies, custom.as_deref());
+        let variant = key::Variant {
+            query: &settings.allow_query,
+            varies: &settings.varies,
+            reflected: settings.reflected_keyed,
+            custom: custom.as_deref(),
+        };
+        let key = key::request_key(parts, &variant).ok_or(NotCacheable::Host)?;
         Ok((settings, key))
     }
 }

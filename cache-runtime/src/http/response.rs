@@ -12,7 +12,8 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::conditional::{Conditional, is_entity_tag};
-use super::settings::Settings;
+use super::freshness::{Lifetime, MAX_AGE_SECS};
+use super::settings::{Settings, TARGETED_FIELDS};
 
 /// The `x-cache` header of every response through the layer.
 pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
@@ -82,9 +83,9 @@ struct Stored {
     body: Bytes,
     /// When it was produced, ms since the epoch (runtime clock).
     stored_at_ms: u64,
-    /// The `Age` the handler's response already had, s.
+    /// The response's corrected initial age (its `Age`, or how far its `Date` lay behind), s.
     initial_age: u64,
-    /// Freshness from the response's own `s-maxage`/`max-age`, ms.
+    /// How long it was fresh from `stored_at`, ms (its freshness lifetime less its initial age).
     max_age_ms: Option<u64>,
     /// Last modification, s since the epoch: `Last-Modified`, else `Date`, else `stored_at`.
     last_modified: u64,
@@ -112,24 +113,24 @@ impl std::fmt::Debug for CachedResponse {
 
 impl CachedResponse {
     /// Makes the stored form of a handler's response: hop-by-hop headers (and those its
-    /// `Connection` names) dropped, `Age` taken as the initial age, an `ETag` (the
-    /// handler's, else a weak one from the body's hash, unless `hash_body` is false), the
-    /// route's `Vary`, and, without a `Cache-Control` of its own, the route's.
+    /// `Connection` names) dropped, its freshness and initial age from `lifetime`, an `ETag`
+    /// (the handler's, else a weak one from the body's hash, unless `hash_body` is false),
+    /// its own `Vary`, and, when its freshness is the layer's heuristic and it has no
+    /// `Cache-Control`, the route's. The fields meant for the layer alone are dropped
+    /// unless the route forwards them.
     pub(crate) fn new(
         status: StatusCode,
         headers: &HeaderMap,
         body: Bytes,
         now_ms: u64,
-        max_age_ms: Option<u64>,
+        lifetime: Lifetime,
         settings: &Settings,
         hash_body: bool,
     ) -> CachedResponse {
         let mut kept = end_to_end(headers);
-        let initial_age = kept
-            .remove(header::AGE)
-            .and_then(|v| v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()))
-            .unwrap_or(0);
+        kept.remove(header::AGE);
         kept.remove(X_CACHE);
+        strip_cache_fields(&mut kept, settings);
         let has_etag = kept.get(header::ETAG).is_some_and(is_entity_tag);
         if !has_etag {
             kept.remove(header::ETAG);
@@ -139,16 +140,14 @@ impl CachedResponse {
                 kept.insert(header::ETAG, etag);
             }
         }
-        kept.remove(header::VARY);
-        if let Some(vary) = &settings.vary {
-            kept.insert(header::VARY, vary.clone());
-        }
-        if !kept.contains_key(header::CACHE_CONTROL)
+        if !lifetime.explicit
+            && !kept.contains_key(header::CACHE_CONTROL)
             && let Some(cc) = &settings.cache_control
         {
             kept.insert(header::CACHE_CONTROL, cc.clone());
         }
-        CachedResponse::assemble(status, kept, body, now_ms, initial_age, max_age_ms)
+        let fresh_ms = lifetime.remaining_ms();
+        CachedResponse::assemble(status, kept, body, now_ms, lifetime.initial_age, Some(fresh_ms))
     }
 
     fn assemble(
@@ -191,14 +190,16 @@ impl CachedResponse {
         self.0.stored_at_ms
     }
 
-    /// How long it is fresh by its own `Cache-Control` (`s-maxage`, else `max-age`), if it says.
+    /// How long it was fresh from [`stored_at_ms`](Self::stored_at_ms): its freshness
+    /// lifetime (explicit, or the layer's heuristic) less the age it arrived with.
     pub fn max_age_ms(&self) -> Option<u64> {
         self.0.max_age_ms
     }
 
-    /// Its `Age` at `now_ms`, in seconds.
+    /// Its `Age` at `now_ms`, in seconds (at most 2^31, RFC 9111 §1.2.2).
     pub fn age_secs(&self, now_ms: u64) -> u64 {
-        self.0.initial_age + now_ms.saturating_sub(self.0.stored_at_ms) / 1000
+        let resident = now_ms.saturating_sub(self.0.stored_at_ms) / 1000;
+        self.0.initial_age.saturating_add(resident).min(MAX_AGE_SECS)
     }
 
     /// The response to replay at `now_ms` for a request with preconditions `cond`: a `304`
@@ -226,6 +227,20 @@ impl CachedResponse {
         headers.insert(X_CACHE, status.header());
         headers.insert(header::AGE, HeaderValue::from(self.age_secs(now_ms)));
         res
+    }
+}
+
+/// Removes the fields meant for the layer alone (the tag header, the targeted
+/// cache-control fields), unless the route forwards them.
+pub(crate) fn strip_cache_fields(headers: &mut HeaderMap, settings: &Settings) {
+    if settings.forward_cache_fields {
+        return;
+    }
+    if let Some(name) = &settings.tag_header {
+        headers.remove(name);
+    }
+    for name in TARGETED_FIELDS {
+        headers.remove(name);
     }
 }
 
@@ -333,7 +348,8 @@ mod tests {
         h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
         let body: Bytes = (0..=255u8).collect::<Vec<u8>>().into();
         let settings = Settings::resolve(&RouteRule::new());
-        let r = CachedResponse::new(StatusCode::OK, &h, body.clone(), 1_000, Some(5_000), &settings, true);
+        let lifetime = Lifetime { lifetime_ms: 5_000, explicit: true, initial_age: 0 };
+        let r = CachedResponse::new(StatusCode::OK, &h, body.clone(), 1_000, lifetime, &settings, true);
         assert!(r.headers().get("x-hop").is_none() && r.headers().get(header::TRANSFER_ENCODING).is_none());
         let json = serde_json::to_string(&r).unwrap();
         let back: CachedResponse = serde_json::from_str(&json).unwrap();

@@ -10,28 +10,35 @@
 //!   either. The request that ran the handler gets the response itself (its body untouched,
 //!   through a side slot); the concurrent requests that waited on that run each run the
 //!   handler for themselves, since the response may be meant for one client (`Set-Cookie`);
-//! - a 5xx (or the service failing) is the factory's error: under `grace` an older response
-//!   answers; otherwise the request that ran the handler gets the 5xx as it was, and the
-//!   waiters run the handler themselves.
+//! - a 5xx that may not be stored (or the service failing, or the handler panicking) is
+//!   the factory's error: under `grace` an older response answers; otherwise the request
+//!   that ran the handler gets the 5xx as it was (a panic: `500`), and the waiters run the
+//!   handler themselves.
+//!
+//! Any other method passes through; an unsafe one answered 2xx or 3xx invalidates the
+//! entries of its URI and of the same-origin `Location`/`Content-Location` (`invalidate.rs`).
 
 use std::future::Future;
 use std::ops::ControlFlow;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode, Uri};
+use futures_util::FutureExt as _;
+use http::{HeaderMap, HeaderName, Method, Request, Response, StatusCode, Uri};
 use http_body::Body;
 use parking_lot::Mutex;
 use tower::Service;
 
 use super::body::CacheBody;
 use super::conditional::Conditional;
-use super::key;
+use super::invalidate;
+use super::key::{self, QueryKeys};
 use super::plan::Shared;
 use super::policy;
-use super::response::{CacheStatus, Held, X_CACHE};
+use super::response::{CacheStatus, Held, X_CACHE, strip_cache_fields};
 use super::settings::Settings;
 use crate::call::outcome::{Answer, Storage};
 use crate::error::Error;
@@ -116,15 +123,18 @@ where
         let shared = Arc::clone(&self.shared);
         Box::pin(async move {
             match way {
-                Way::Bypass(req) => Ok(pass(svc.call(req).await?.map(CacheBody::handler))),
+                Way::Bypass(req) => Ok(pass(caught(svc.call(req)).await?)),
                 Way::Write(req) => {
-                    let path = req.uri().path().to_owned();
-                    let res = svc.call(req).await?;
-                    if res.status().is_success() {
-                        let n = shared.cache.delete_prefix(&key::path_prefix(&path)).await;
-                        tracing::debug!(target: "larder", path, entries = n, "http: a successful write invalidated its path");
+                    let target = invalidate::Target::of(&req);
+                    let res = caught(svc.call(req)).await?;
+                    let status = res.status();
+                    if status.is_success() || status.is_redirection() {
+                        for path in target.paths(res.headers()) {
+                            let n = shared.cache.delete_prefix(&key::path_prefix(&path)).await;
+                            tracing::debug!(target: "larder", path, entries = n, "http: an unsafe request invalidated a URI");
+                        }
                     }
-                    Ok(pass(res.map(CacheBody::handler)))
+                    Ok(pass(res))
                 }
                 Way::Cache(call) => through_cache(shared, svc, *call).await,
             }
@@ -136,7 +146,8 @@ where
 enum Way<ReqBody> {
     /// Passes through untouched.
     Bypass(Request<ReqBody>),
-    /// A `POST`, `PUT`, `PATCH` or `DELETE`: passes through, and invalidates its path if it succeeds.
+    /// Any method but `GET`, `HEAD`, `OPTIONS` and `TRACE` (RFC 9111 §4.4): passes through,
+    /// and invalidates its URIs if answered 2xx or 3xx.
     Write(Request<ReqBody>),
     /// Through the cache's algorithm (a miss, a stale or grace answer, an entry in L2).
     Cache(Box<CacheCall<ReqBody>>),
@@ -159,8 +170,8 @@ fn route<ReqBody>(shared: &Shared, req: Request<ReqBody>) -> ControlFlow<Respons
     let method = req.method();
     if method != Method::GET && method != Method::HEAD {
         return ControlFlow::Continue(match *method {
-            Method::POST | Method::PUT | Method::PATCH | Method::DELETE => Way::Write(req),
-            _ => Way::Bypass(req),
+            Method::OPTIONS | Method::TRACE => Way::Bypass(req),
+            _ => Way::Write(req),
         });
     }
     let (mut parts, body) = req.into_parts();
@@ -241,7 +252,9 @@ where
     // …or this request waited on another's run, which it may not share: run it here.
     let unsent = pending.lock().take();
     if let Some((req, mut svc)) = unsent {
-        return Ok(pass(svc.call(req).await?.map(CacheBody::handler)));
+        let mut res = caught(svc.call(req)).await?;
+        strip_cache_fields(res.headers_mut(), &settings);
+        return Ok(pass(res));
     }
     // The run was abandoned (hard timeout) or is still going in the background.
     let timed_out = matches!(result, Err(RunError::Larder(Error::Timeout)));
@@ -250,7 +263,8 @@ where
     Ok(pass(res))
 }
 
-/// One run of the handler for the cache: its response, as the cache will hold it.
+/// One run of the handler for the cache: its response, as the cache will hold it. A
+/// panic of the handler (or of its body) is this run's error, its request answered `500`.
 async fn produce<S, ReqBody, ResBody>(
     pending: Pending<ReqBody, S>,
     passed: Passed<ResBody, S::Error>,
@@ -262,29 +276,96 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: Body<Data = Bytes>,
 {
+    let run = AssertUnwindSafe(produce_caught(Arc::clone(&passed), settings, shared, pending, hash_body));
+    match run.catch_unwind().await {
+        Ok(held) => held,
+        Err(_) => {
+            tracing::error!(target: "larder", "http: the handler panicked; its request gets 500");
+            *passed.lock() = Some(Ok(internal_error()));
+            Err(RunError::Handler)
+        }
+    }
+}
+
+async fn produce_caught<S, ReqBody, ResBody>(
+    passed: Passed<ResBody, S::Error>,
+    settings: Arc<Settings>,
+    shared: Arc<Shared>,
+    pending: Pending<ReqBody, S>,
+    hash_body: bool,
+) -> Result<Held, RunError>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Body<Data = Bytes>,
+{
     let taken = pending.lock().take();
     let Some((req, mut svc)) = taken else {
         return Err(RunError::Larder(Error::SharedRunFailed));
     };
-    let res = match svc.call(req).await {
+    let mut res = match svc.call(req).await {
         Ok(res) => res,
         Err(e) => {
             *passed.lock() = Some(Err(e));
             return Err(RunError::Handler);
         }
     };
-    if res.status().is_server_error() {
+    let now = shared.cache.now_ms();
+    if res.status().is_server_error() && policy::response_storage(res.status(), res.headers(), &settings, now).is_err()
+    {
+        strip_cache_fields(res.headers_mut(), &settings);
         *passed.lock() = Some(Ok(res.map(CacheBody::handler)));
         return Err(RunError::Handler);
     }
-    match policy::storable(res, &settings, shared.cache.now_ms(), hash_body).await {
-        Ok(stored) => Ok(Held::Stored(stored)),
-        Err(not) => {
+    let tags = settings.tag_header.as_ref().map(|name| tags_of(res.headers(), name)).unwrap_or_default();
+    match policy::storable(res, &settings, now, hash_body).await {
+        Ok(stored) => {
+            if !tags.is_empty() {
+                crate::call::this_entry::tags(tags);
+            }
+            Ok(Held::Stored(stored))
+        }
+        Err(mut not) => {
             tracing::debug!(target: "larder", status = not.response.status().as_u16(), reason = %not.reason, "http: response not stored");
+            strip_cache_fields(not.response.headers_mut(), &settings);
             *passed.lock() = Some(Ok(not.response));
             Ok(Held::Passed)
         }
     }
+}
+
+/// The tags a response names in `name` (members separated by spaces or commas).
+fn tags_of(headers: &HeaderMap, name: &HeaderName) -> Vec<String> {
+    let mut tags: Vec<String> = Vec::new();
+    for value in headers.get_all(name) {
+        let Ok(text) = value.to_str() else { continue };
+        for tag in text.split(|c: char| c == ',' || c.is_ascii_whitespace()).filter(|t| !t.is_empty()) {
+            if !tags.iter().any(|t| t == tag) {
+                tags.push(tag.to_owned());
+            }
+        }
+    }
+    tags
+}
+
+/// The inner service's answer, with a panic of the handler turned into a `500`.
+async fn caught<F, B, E>(call: F) -> Result<Response<CacheBody<B>>, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Body,
+{
+    match AssertUnwindSafe(call).catch_unwind().await {
+        Ok(res) => res.map(|r| r.map(CacheBody::handler)),
+        Err(_) => {
+            tracing::error!(target: "larder", "http: the handler panicked; its request gets 500");
+            Ok(internal_error())
+        }
+    }
+}
+
+fn internal_error<B: Body>() -> Response<CacheBody<B>> {
+    let mut res = Response::new(CacheBody::empty());
+    *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    res
 }
 
 /// Marks a response that was not stored and did not come from the cache.
@@ -294,12 +375,12 @@ fn pass<B>(mut res: Response<B>) -> Response<B> {
 }
 
 /// Keeps only the `allow_query` parameters in the URI the handler sees.
-fn strip_query(uri: &mut Uri, allow_query: &[String]) {
+fn strip_query(uri: &mut Uri, allow_query: &QueryKeys) {
     let Some(query) = uri.query() else { return };
-    if query.split('&').all(|p| key::allowed(p, allow_query)) {
+    if query.split('&').all(|p| allow_query.allows(p)) {
         return;
     }
-    let kept: Vec<&str> = query.split('&').filter(|p| !p.is_empty() && key::allowed(p, allow_query)).collect();
+    let kept: Vec<&str> = query.split('&').filter(|p| !p.is_empty() && allow_query.allows(p)).collect();
     let path_and_query =
         if kept.is_empty() { uri.path().to_owned() } else { format!("{}?{}", uri.path(), kept.join("&")) };
     let mut parts = std::mem::take(uri).into_parts();

@@ -142,7 +142,7 @@ impl ResponseCache {
             }
             Err(not) => return Err(PutError::NotCacheable(not.reason)),
         };
-        let max_age = stored.max_age_ms().map_or(settings.max_age, Duration::from_millis);
+        let max_age = Duration::from_millis(stored.max_age_ms().unwrap_or(1).max(1));
         let mut options = settings.options.clone().max_age(max_age);
         if let Some(tags) = self.shared.tags.as_ref().map(|f| f(&parts)) {
             options = options.tags(tags);

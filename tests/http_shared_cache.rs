@@ -374,3 +374,143 @@ async fn with_explicit_freshness_any_allowed_status_is_stored_and_5xx_only_when_
     }
     assert_eq!(listed.get("/302").await.x_cache(), "BYPASS", "not in statuses");
 }
+
+// ---------------------------------------------------------------------------------------
+// Vary and content codings (RFC 9111 §4.1)
+
+#[tokio::test]
+async fn a_content_encoded_response_without_vary_is_still_keyed_by_the_accepted_codings() {
+    let (rt, _clock) = runtime();
+    let runs = Runs::default();
+    let r = runs.clone();
+    let handler = get(move |headers: HeaderMap| {
+        let r = r.clone();
+        async move {
+            r.hit();
+            let gzip = headers.get("accept-encoding").is_some_and(|v| v.to_str().unwrap().contains("gzip"));
+            if gzip { ([("content-encoding", "gzip")], "GZIPPED").into_response() } else { "plain".into_response() }
+        }
+    });
+    let s = serve(Router::new().route("/e", handler).layer(layer(&rt))).await;
+    let gz = s.get_with("/e", &[("accept-encoding", "gzip")]).await;
+    assert_eq!((gz.x_cache(), gz.header("content-encoding"), gz.header("vary")), ("MISS", Some("gzip"), None));
+    let plain = s.get("/e").await;
+    assert_eq!((plain.x_cache(), plain.text().as_str()), ("MISS", "plain"), "identity never gets the gzip body");
+    let gz = s.get_with("/e", &[("accept-encoding", "GZIP ")]).await;
+    assert_eq!((gz.x_cache(), gz.text().as_str()), ("HIT", "GZIPPED"));
+    assert_eq!(s.get_with("/e", &[("accept-encoding", "gzip;q=0")]).await.text(), "plain", "q=0 refuses a coding");
+    assert_eq!(runs.get(), 2);
+}
+
+// ---------------------------------------------------------------------------------------
+// Targeted cache-control fields (RFC 9213)
+
+#[tokio::test]
+async fn a_targeted_field_wins_over_cache_control_for_the_layer_and_is_not_forwarded() {
+    let (rt, clock) = runtime();
+    let runs = Runs::default();
+    let app = Router::new()
+        .route(
+            "/larder",
+            counted(&runs, |n| {
+                response(
+                    200,
+                    &[
+                        ("cache-control", "no-cache"),
+                        ("cdn-cache-control", "max-age=5"),
+                        ("larder-cache-control", "max-age=60"),
+                    ],
+                    n.to_string(),
+                )
+            }),
+        )
+        .route(
+            "/private",
+            counted(&runs, |n| {
+                response(200, &[("cache-control", "private"), ("cdn-cache-control", "max-age=60")], n.to_string())
+            }),
+        )
+        .layer(layer(&rt));
+    let s = serve(app).await;
+    let miss = s.get("/larder").await;
+    assert_eq!((miss.x_cache(), miss.header("cache-control")), ("MISS", Some("no-cache")), "browsers still revalidate");
+    assert_eq!((miss.header("cdn-cache-control"), miss.header("larder-cache-control")), (None, None));
+    clock.advance(Duration::from_secs(59));
+    let hit = s.get("/larder").await;
+    assert_eq!((hit.x_cache(), hit.header("larder-cache-control")), ("HIT", None));
+    for _ in 0..2 {
+        assert_eq!(
+            s.get("/private").await.x_cache(),
+            "BYPASS",
+            "a targeted field cannot make a private response shared"
+        );
+    }
+    assert_eq!(runs.get(), 3);
+}
+
+// ---------------------------------------------------------------------------------------
+// Tags and purge
+
+#[tokio::test]
+async fn a_surrogate_key_header_tags_the_entry_and_is_stripped_before_the_client() {
+    let (rt, _clock) = runtime();
+    let runs = Runs::default();
+    let cache = layer(&rt);
+    let store = cache.store();
+    let app = Router::new()
+        .route("/p/1", counted(&runs, |n| response(200, &[("surrogate-key", "product-1 catalog")], n.to_string())))
+        .route("/p/2", counted(&runs, |n| response(200, &[("surrogate-key", "product-2,catalog")], n.to_string())))
+        .layer(cache);
+    let s = serve(app).await;
+    for p in ["/p/1", "/p/2"] {
+        let r = s.get(p).await;
+        assert_eq!((r.x_cache(), r.header("surrogate-key")), ("MISS", None));
+        assert_eq!(s.get(p).await.header("surrogate-key"), None);
+    }
+    store.invalidate_tag("product-1").await;
+    assert_eq!(s.get("/p/1").await.x_cache(), "MISS");
+    assert_eq!(s.get("/p/2").await.x_cache(), "HIT");
+    store.invalidate_tag("catalog").await;
+    assert_eq!(s.get("/p/1").await.x_cache(), "MISS");
+    assert_eq!(s.get("/p/2").await.x_cache(), "MISS");
+    assert_eq!(runs.get(), 5);
+}
+
+#[tokio::test]
+async fn the_purge_endpoint_is_off_by_default_and_needs_the_bearer_token() {
+    let (rt, _clock) = runtime();
+    let runs = Runs::default();
+    let r = runs.clone();
+    let handler = any(move |method: Method| {
+        let r = r.clone();
+        async move {
+            let n = r.hit();
+            (StatusCode::OK, [("surrogate-key", "news")], format!("{method} #{n}"))
+        }
+    });
+    let app =
+        |cache: CacheLayer| Router::new().route("/news", handler.clone()).route("/other", handler.clone()).layer(cache);
+    let closed = serve(app(layer(&rt))).await;
+    let purge = Method::from_bytes(b"PURGE").unwrap();
+    let r = closed.send(purge.clone(), "/news", &[("authorization", "Bearer anything")]).await;
+    assert_eq!(r.text(), "PURGE #1", "without a token PURGE is the handler's");
+
+    let (rt, _clock) = runtime();
+    let open = serve(app(layer(&rt).purge_token("s3cret"))).await;
+    for p in ["/news", "/other"] {
+        assert_eq!(open.get(p).await.x_cache(), "MISS");
+    }
+    for auth in [&[][..], &[("authorization", "Bearer s3cre")], &[("authorization", "s3cret")]] {
+        let r = open.send(purge.clone(), "/news", auth).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{auth:?}");
+    }
+    assert_eq!(open.get("/news").await.x_cache(), "HIT", "a refused purge purged nothing");
+    let ok = open.send(purge.clone(), "/news", &[("authorization", "Bearer s3cret")]).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(open.get("/news").await.x_cache(), "MISS");
+    assert_eq!(open.get("/other").await.x_cache(), "HIT");
+    let by_tag = [("authorization", "Bearer s3cret"), ("surrogate-key", "news")];
+    assert_eq!(open.send(purge, "/", &by_tag).await.status, StatusCode::OK);
+    assert_eq!(open.get("/other").await.x_cache(), "MISS", "purged by its tag");
+    assert_eq!(runs.get(), 5, "the handler never saw a PURGE with a token set");
+}

@@ -68,6 +68,7 @@ pub struct CacheLayer {
     key: Option<KeyFn>,
     bypass: Option<BypassFn>,
     tags: Option<TagsFn>,
+    purge: Option<Arc<[u8]>>,
     /// Shared by the clones of one configuration (axum clones a layer for each route).
     shared: Arc<OnceLock<Arc<Shared>>>,
 }
@@ -105,6 +106,7 @@ impl CacheLayer {
             key: None,
             bypass: None,
             tags: None,
+            purge: None,
             shared: Arc::new(OnceLock::new()),
         }
     }
@@ -175,6 +177,21 @@ impl CacheLayer {
         self.with(|l| l.tags = Some(Arc::new(f)))
     }
 
+    /// Turns the purge endpoint on (it is off by default): a `PURGE` request to a path with
+    /// `Authorization: Bearer {token}` drops every entry of the path (every host, method
+    /// and variant) and of the tags its tag header lists (`Surrogate-Key: a b`), answered
+    /// by the layer; a wrong or missing token gets `401` (compared in constant time).
+    /// Without a token, `PURGE` is a method like any other and reaches the handler.
+    ///
+    /// # Panics
+    ///
+    /// If `token` is empty.
+    pub fn purge_token(self, token: impl Into<String>) -> Self {
+        let token: String = token.into();
+        assert!(!token.is_empty(), "`purge_token`: an empty token would open the purge endpoint to anyone");
+        self.with(|l| l.purge = Some(Arc::from(token.into_bytes())))
+    }
+
     /// The store of this layer, for invalidation and the Cloudflare-style `match`/`put`/`delete`.
     pub fn store(&self) -> ResponseCache {
         ResponseCache::new(self.shared())
@@ -189,6 +206,7 @@ impl CacheLayer {
                 key: self.key.clone(),
                 bypass: self.bypass.clone(),
                 tags: self.tags.clone(),
+                purge: self.purge.clone(),
             })
         }))
     }

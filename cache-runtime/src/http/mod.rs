@@ -44,6 +44,7 @@ mod key;
 mod layer;
 mod plan;
 mod policy;
+mod purge;
 mod reason;
 mod reflected;
 mod response;

@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     pub key: Option<KeyFn>,
     pub bypass: Option<BypassFn>,
     pub tags: Option<TagsFn>,
+    /// The token of the purge endpoint (`None`: off).
+    pub purge: Option<Arc<[u8]>>,
 }
 
 impl Shared {

@@ -244,6 +244,20 @@ pub(crate) fn strip_cache_fields(headers: &mut HeaderMap, settings: &Settings) {
     }
 }
 
+/// The tags a response (or a purge request) names in its tag header `name` (members separated by spaces or commas).
+pub(crate) fn tags_of(headers: &HeaderMap, name: &HeaderName) -> Vec<String> {
+    let mut tags: Vec<String> = Vec::new();
+    for value in headers.get_all(name) {
+        let Ok(text) = value.to_str() else { continue };
+        for tag in text.split(|c: char| c == ',' || c.is_ascii_whitespace()).filter(|t| !t.is_empty()) {
+            if !tags.iter().any(|t| t == tag) {
+                tags.push(tag.to_owned());
+            }
+        }
+    }
+    tags
+}
+
 /// The end-to-end headers of `headers`: without the hop-by-hop ones and those that
 /// `Connection` names.
 fn end_to_end(headers: &HeaderMap) -> HeaderMap {

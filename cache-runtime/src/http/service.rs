@@ -27,7 +27,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::FutureExt as _;
-use http::{HeaderMap, HeaderName, Method, Request, Response, StatusCode, Uri};
+use http::{Method, Request, Response, StatusCode, Uri};
 use http_body::Body;
 use parking_lot::Mutex;
 use tower::Service;
@@ -38,7 +38,8 @@ use super::invalidate;
 use super::key::{self, QueryKeys};
 use super::plan::Shared;
 use super::policy;
-use super::response::{CacheStatus, Held, X_CACHE, strip_cache_fields};
+use super::purge;
+use super::response::{CacheStatus, Held, X_CACHE, strip_cache_fields, tags_of};
 use super::settings::Settings;
 use crate::call::outcome::{Answer, Storage};
 use crate::error::Error;
@@ -110,6 +111,13 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        if req.method().as_str() == purge::PURGE
+            && let Some(token) = self.shared.purge.clone()
+        {
+            let shared = Arc::clone(&self.shared);
+            let (parts, _) = req.into_parts();
+            return Box::pin(async move { Ok(pass(purge::purge(&shared, &token, parts).await.map(CacheBody::full))) });
+        }
         let way = match route(&self.shared, req) {
             // A fresh entry in memory: answered here, the service is not used.
             ControlFlow::Break(hit) => {
@@ -331,20 +339,6 @@ where
             Ok(Held::Passed)
         }
     }
-}
-
-/// The tags a response names in `name` (members separated by spaces or commas).
-fn tags_of(headers: &HeaderMap, name: &HeaderName) -> Vec<String> {
-    let mut tags: Vec<String> = Vec::new();
-    for value in headers.get_all(name) {
-        let Ok(text) = value.to_str() else { continue };
-        for tag in text.split(|c: char| c == ',' || c.is_ascii_whitespace()).filter(|t| !t.is_empty()) {
-            if !tags.iter().any(|t| t == tag) {
-                tags.push(tag.to_owned());
-            }
-        }
-    }
-    tags
 }
 
 /// The inner service's answer, with a panic of the handler turned into a `500`.

@@ -514,3 +514,52 @@ async fn the_purge_endpoint_is_off_by_default_and_needs_the_bearer_token() {
     assert_eq!(open.get("/other").await.x_cache(), "MISS", "purged by its tag");
     assert_eq!(runs.get(), 5, "the handler never saw a PURGE with a token set");
 }
+
+// ---------------------------------------------------------------------------------------
+// Never served stale (RFC 9111 §5.2.2.2, §5.2.2.8, §5.2.2.10)
+
+#[tokio::test]
+async fn must_revalidate_proxy_revalidate_and_s_maxage_are_never_served_stale_under_swr() {
+    let (rt, clock) = runtime();
+    let runs = Runs::default();
+    let mut app = Router::new();
+    for (path, cc) in
+        [("/must", "max-age=10, must-revalidate"), ("/proxy", "max-age=10, proxy-revalidate"), ("/s", "s-maxage=10")]
+    {
+        app = app.route(path, counted(&runs, move |n| response(200, &[("cache-control", cc)], format!("edition {n}"))));
+    }
+    let s = serve(app.layer(layer(&rt).swr())).await;
+    for path in ["/must", "/proxy", "/s"] {
+        let first = s.get(path).await.text();
+        clock.advance(Duration::from_secs(11));
+        let next = s.get(path).await;
+        assert_ne!(next.x_cache(), "STALE", "{path}");
+        assert_ne!(next.text(), first, "{path}: a fresh response, not the stale one");
+    }
+    assert_eq!(runs.get(), 6);
+}
+
+#[tokio::test]
+async fn must_revalidate_is_never_served_stale_under_grace_the_error_answers() {
+    let (rt, clock) = runtime();
+    let runs = Runs::default();
+    let app = Router::new()
+        .route(
+            "/flaky",
+            counted(&runs, |n| {
+                if n == 1 {
+                    response(200, &[("cache-control", "max-age=10, must-revalidate")], "good")
+                } else {
+                    response(503, &[], "down")
+                }
+            }),
+        )
+        .layer(layer(&rt).grace(Duration::from_secs(3600)));
+    let s = serve(app).await;
+    assert_eq!(s.get("/flaky").await.text(), "good");
+    clock.advance(Duration::from_secs(11));
+    for _ in 0..2 {
+        let r = s.get("/flaky").await;
+        assert_eq!((r.status, r.text().as_str()), (StatusCode::SERVICE_UNAVAILABLE, "down"));
+    }
+}

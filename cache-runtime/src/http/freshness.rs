@@ -18,6 +18,8 @@ pub(crate) struct Directives {
     pub no_store: bool,
     pub private: bool,
     pub no_cache: bool,
+    pub must_revalidate: bool,
+    pub proxy_revalidate: bool,
     pub s_maxage: Option<u64>,
     pub max_age: Option<u64>,
     /// A malformed `s-maxage`/`max-age`: treated as stale (RFC 9111 §4.2.1).
@@ -66,6 +68,8 @@ impl Directives {
                     "no-store" => d.no_store = true,
                     "private" => d.private = true,
                     "no-cache" => d.no_cache = true,
+                    "must-revalidate" => d.must_revalidate = true,
+                    "proxy-revalidate" => d.proxy_revalidate = true,
                     "s-maxage" => {
                         let s = seconds();
                         d.s_maxage = min(d.s_maxage, s);
@@ -108,6 +112,9 @@ pub(crate) struct Lifetime {
     pub explicit: bool,
     /// The corrected initial age (RFC 9111 §4.2.3), s.
     pub initial_age: u64,
+    /// Never to be served stale, not under `swr` nor `grace`: `must-revalidate`,
+    /// `proxy-revalidate` or `s-maxage` (RFC 9111 §5.2.2.2, §5.2.2.8, §5.2.2.10).
+    pub never_stale: bool,
 }
 
 impl Lifetime {
@@ -143,9 +150,10 @@ pub(crate) fn lifetime(
     } else {
         None
     };
+    let never_stale = d.must_revalidate || d.proxy_revalidate || d.s_maxage.is_some();
     match explicit {
-        Some(lifetime_ms) => Some(Lifetime { lifetime_ms, explicit: true, initial_age }),
-        None => heuristic_ms.map(|lifetime_ms| Lifetime { lifetime_ms, explicit: false, initial_age }),
+        Some(lifetime_ms) => Some(Lifetime { lifetime_ms, explicit: true, initial_age, never_stale }),
+        None => heuristic_ms.map(|lifetime_ms| Lifetime { lifetime_ms, explicit: false, initial_age, never_stale }),
     }
 }
 

@@ -87,6 +87,8 @@ struct Stored {
     initial_age: u64,
     /// How long it was fresh from `stored_at`, ms (its freshness lifetime less its initial age).
     max_age_ms: Option<u64>,
+    /// Never served stale (`must-revalidate`, `proxy-revalidate`, `s-maxage`).
+    never_stale: bool,
     /// Last modification, s since the epoch: `Last-Modified`, else `Date`, else `stored_at`.
     last_modified: u64,
 }
@@ -147,7 +149,11 @@ impl CachedResponse {
             kept.insert(header::CACHE_CONTROL, cc.clone());
         }
         let fresh_ms = lifetime.remaining_ms();
-        CachedResponse::assemble(status, kept, body, now_ms, lifetime.initial_age, Some(fresh_ms))
+        let mut r = CachedResponse::assemble(status, kept, body, now_ms, lifetime.initial_age, Some(fresh_ms));
+        if lifetime.never_stale {
+            Arc::get_mut(&mut r.0).expect("just made").never_stale = true;
+        }
+        r
     }
 
     fn assemble(
@@ -167,7 +173,16 @@ impl CachedResponse {
                 .map(|d| d.as_secs())
         };
         let last_modified = date(header::LAST_MODIFIED).or_else(|| date(header::DATE)).unwrap_or(stored_at_ms / 1000);
-        CachedResponse(Arc::new(Stored { status, headers, body, stored_at_ms, initial_age, max_age_ms, last_modified }))
+        CachedResponse(Arc::new(Stored {
+            status,
+            headers,
+            body,
+            stored_at_ms,
+            initial_age,
+            max_age_ms,
+            never_stale: false,
+            last_modified,
+        }))
     }
 
     /// The status.
@@ -194,6 +209,11 @@ impl CachedResponse {
     /// lifetime (explicit, or the layer's heuristic) less the age it arrived with.
     pub fn max_age_ms(&self) -> Option<u64> {
         self.0.max_age_ms
+    }
+
+    /// Whether it may never be served stale (`must-revalidate`, `proxy-revalidate`, `s-maxage`).
+    pub fn never_stale(&self) -> bool {
+        self.0.never_stale
     }
 
     /// Its `Age` at `now_ms`, in seconds (at most 2^31, RFC 9111 §1.2.2).
@@ -291,6 +311,8 @@ struct Wire {
     initial_age: u64,
     #[serde(default)]
     max_age: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    never_stale: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -320,6 +342,7 @@ impl Serialize for CachedResponse {
             stored_at: s.stored_at_ms,
             initial_age: s.initial_age,
             max_age: s.max_age_ms,
+            never_stale: s.never_stale,
         }
         .serialize(serializer)
     }
@@ -343,7 +366,9 @@ impl<'de> Deserialize<'de> for CachedResponse {
             headers.append(name, value);
         }
         let body = Bytes::from(BASE64.decode(w.body).map_err(D::Error::custom)?);
-        Ok(CachedResponse::assemble(status, headers, body, w.stored_at, w.initial_age, w.max_age))
+        let mut r = CachedResponse::assemble(status, headers, body, w.stored_at, w.initial_age, w.max_age);
+        Arc::get_mut(&mut r.0).expect("just made").never_stale = w.never_stale;
+        Ok(r)
     }
 }
 
@@ -362,7 +387,7 @@ mod tests {
         h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
         let body: Bytes = (0..=255u8).collect::<Vec<u8>>().into();
         let settings = Settings::resolve(&RouteRule::new());
-        let lifetime = Lifetime { lifetime_ms: 5_000, explicit: true, initial_age: 0 };
+        let lifetime = Lifetime { lifetime_ms: 5_000, explicit: true, initial_age: 0, never_stale: true };
         let r = CachedResponse::new(StatusCode::OK, &h, body.clone(), 1_000, lifetime, &settings, true);
         assert!(r.headers().get("x-hop").is_none() && r.headers().get(header::TRANSFER_ENCODING).is_none());
         let json = serde_json::to_string(&r).unwrap();
@@ -372,6 +397,7 @@ mod tests {
         assert_eq!(back.status(), StatusCode::OK);
         assert_eq!(back.max_age_ms(), Some(5_000));
         assert_eq!(back.stored_at_ms(), 1_000);
+        assert!(back.never_stale());
         assert!(json.len() < 2 * body.len() + 400, "compact: {json}");
     }
 }

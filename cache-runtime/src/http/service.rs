@@ -228,20 +228,28 @@ where
     let hash_body = req.method() == Method::GET;
     let pending: Pending<ReqBody, S> = Arc::new(Mutex::new(Some((req, svc))));
     let passed: Passed<ResBody, S::Error> = Arc::new(Mutex::new(None));
-    let factory = {
+    let factory = || {
         let (pending, passed, settings, shared) =
             (Arc::clone(&pending), Arc::clone(&passed), Arc::clone(&settings), Arc::clone(&shared));
         move || produce(pending, passed, settings, shared, hash_body)
     };
-    let extended;
     let options = match extra_tags {
-        Some(tags) => {
-            extended = settings.options.clone().tags(tags);
-            &extended
-        }
-        None => &settings.options,
+        Some(tags) => settings.options.clone().tags(tags),
+        None => settings.options.clone(),
     };
-    let (result, answer) = shared.cache.get_or_set_with(&key::raw(&key), options, Some(storage_of), factory).await;
+    let raw = key::raw(&key);
+    let (mut result, mut answer) = shared.cache.get_or_set_with(&raw, &options, Some(storage_of), factory()).await;
+    let never_stale = |result: &Result<Held, RunError>| matches!(result, Ok(Held::Stored(r)) if r.never_stale());
+    if answer == Answer::Stale && never_stale(&result) {
+        // Not to be served stale: wait for a fresh one (joining the refresh just started).
+        let mut strict = options.clone();
+        (strict.swr, strict.stale_max_age, strict.grace) = (Some(false), None, None);
+        (result, answer) = shared.cache.get_or_set_with(&raw, &strict, Some(storage_of), factory()).await;
+    }
+    if answer == Answer::Grace && never_stale(&result) {
+        // Not to be served stale: the handler's failure answers instead.
+        result = Err(RunError::Handler);
+    }
 
     let status = match answer {
         Answer::Hit => CacheStatus::Hit,

@@ -39,24 +39,34 @@ pub const DEFAULT_NAME: &str = "default";
 /// // axum: Router::new().route(…).layer(layer)
 /// ```
 ///
-/// What is cached, and how:
+/// What is cached, and how (the README's HTTP section has the table of directives):
 ///
-/// - Only `GET` and `HEAD` requests without `Range`, and without `Authorization` or `Cookie`
-///   unless [`varies`](Self::varies) lists them; other requests pass through. A successful
-///   (2xx) `POST`, `PUT`, `PATCH` or `DELETE` deletes the entries of its path.
-/// - The key is the path, the host, the method (`HEAD` apart from `GET`), the
-///   [`allow_query`](Self::allow_query) parameters (sorted; the handler does not see the
-///   others), the [`varies`](Self::varies) headers and the [`key`](Self::key) function's result.
-/// - A response is stored only if its status is in [`statuses`](Self::statuses), it has no
-///   `Set-Cookie`, its `Cache-Control` has no `no-store`, `private` or `no-cache`, its `Vary`
-///   names only `varies` headers, and its body has a known length of at most
-///   [`max_body`](Self::max_body) (a stream is never buffered). Anything else passes
-///   through untouched. Hop-by-hop headers are never stored.
-/// - Freshness: the response's `s-maxage`, else its `max-age`, else [`max_age`](Self::max_age).
+/// - Only `GET` and `HEAD` requests without `Range`, with a usable authority (the
+///   absolute-form target's, else a UTF-8 `Host`), without `Authorization` or `Cookie`
+///   unless [`varies`](Self::varies) lists them, and without commonly reflected headers
+///   (`X-Forwarded-Host`, …) unless [`reflected_headers`](Self::reflected_headers) keys
+///   them. Any other method passes through; one that is not `OPTIONS` or `TRACE`, answered
+///   2xx or 3xx, invalidates the entries of its URI and of its same-origin `Location` and
+///   `Content-Location` (RFC 9111 §4.4).
+/// - The key is the path, the authority, the method (`HEAD` apart from `GET`), the
+///   [`allow_query`](Self::allow_query) parameters (by name, repeated ones in order; the
+///   handler does not see the others), the [`varies`](Self::varies) headers (normalised),
+///   the accepted content codings and the [`key`](Self::key) function's result.
+/// - A response is stored only if it has no `Set-Cookie`, its `Cache-Control` has no
+///   `no-store`, `private` or `no-cache`, its `Vary` names only `varies` headers (or
+///   `Accept-Encoding`), it is fresh on arrival, its status is allowed (with explicit
+///   freshness, [`statuses`](Self::statuses); without, also
+///   [`heuristic_statuses`](Self::heuristic_statuses)), and its body has a known length of
+///   at most [`max_body`](Self::max_body). Anything else passes through untouched.
+///   Hop-by-hop headers are never stored.
+/// - Freshness: a targeted field over `Cache-Control`, `s-maxage` over `max-age` over
+///   `Expires`, less the age it arrived with; else [`max_age`](Self::max_age) as a
+///   heuristic (zero: none). `must-revalidate`, `proxy-revalidate` and `s-maxage` responses
+///   are never served stale.
 /// - Every response gets `x-cache: HIT|MISS|STALE|BYPASS`; stored ones `Age`, an `ETag`
 ///   and answer `If-None-Match`/`If-Modified-Since` with `304`.
-/// - A 5xx (or a failure of the service) counts as the handler's error: it is never stored,
-///   and with [`grace`](Self::grace) an older response answers instead.
+/// - A 5xx that may not be stored (or a failure or panic of the service) counts as the
+///   handler's error: with [`grace`](Self::grace) an older response answers instead.
 #[derive(Clone)]
 pub struct CacheLayer {
     runtime: Option<Runtime>,
@@ -92,8 +102,10 @@ impl Default for CacheLayer {
 }
 
 impl CacheLayer {
-    /// A layer with the defaults: fresh for 1 s, no `swr`, statuses 200/203/301/308,
-    /// bodies up to 8 MiB, no query parameters and no headers in the key, entries under
+    /// A layer with the defaults: a heuristic freshness of 1 s, no `swr`, every final
+    /// status but 206, 304 and 5xx (without explicit freshness, the heuristically cacheable
+    /// ones), bodies up to 8 MiB, reflected headers bypassing, `Surrogate-Key` as the tag
+    /// header, no purge endpoint, no query parameters and no headers in the key, entries under
     /// `http:default:` in the mount `cache` of the runtime in force when it is applied.
     pub fn new() -> Self {
         CacheLayer {

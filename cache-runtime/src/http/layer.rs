@@ -56,8 +56,9 @@ pub const DEFAULT_NAME: &str = "default";
 ///   `no-store`, `private` or `no-cache`, its `Vary` names only `varies` headers (or
 ///   `Accept-Encoding`), it is fresh on arrival, its status is allowed (with explicit
 ///   freshness, [`statuses`](Self::statuses); without, also
-///   [`heuristic_statuses`](Self::heuristic_statuses)), and its body has a known length of
-///   at most [`max_body`](Self::max_body). Anything else passes through untouched.
+///   [`heuristic_statuses`](Self::heuristic_statuses)), and its body is at most
+///   [`max_body`](Self::max_body) (one of unknown length streams to the client and is
+///   stored once it has passed complete). Anything else passes through untouched.
 ///   Hop-by-hop headers are never stored.
 /// - Freshness: a targeted field over `Cache-Control`, `s-maxage` over `max-age` over
 ///   `Expires`, less the age it arrived with; else [`max_age`](Self::max_age) as a

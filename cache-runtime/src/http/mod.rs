@@ -31,8 +31,9 @@
 //! without a usable `Host`; the key's authority is the absolute-form target's, else
 //! `Host`. Responses with `Set-Cookie`, `Cache-Control: no-store/private/no-cache`, a
 //! `Vary` of `*` or outside `varies`, an error status not listed in
-//! [`statuses`](CacheLayer::statuses), streams and bodies larger than
-//! [`max_body`](CacheLayer::max_body) pass through untouched. A response that was not
+//! [`statuses`](CacheLayer::statuses), and bodies larger than
+//! [`max_body`](CacheLayer::max_body) pass through untouched (a body of unknown length
+//! streams to the client and is stored once it has passed complete within `max_body`). A response that was not
 //! stored is not shared with concurrent requests either: each runs the handler.
 //!
 //! Freshness is computed once, when a response is stored (`freshness.rs`): a targeted field
@@ -40,8 +41,8 @@
 //! `max-age` over `Expires` − `Date`; the response's `Age` and apparent age count; the
 //! layer's `max_age` is the heuristic for responses without explicit freshness. Choices
 //! made here: a request's own `Cache-Control` is ignored (a client cannot force a
-//! refresh); `no-cache` responses are not stored (the layer does not revalidate yet); a
-//! body of unknown length is a stream; `HEAD` responses get no body-hash `ETag` (they have
+//! refresh); `no-cache` responses are not stored (the layer does not revalidate yet);
+//! `HEAD` responses get no body-hash `ETag` (they have
 //! no body), only the handler's.
 
 mod body;

@@ -24,6 +24,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::FutureExt as _;
@@ -39,10 +40,12 @@ use super::key::{self, QueryKeys};
 use super::plan::Shared;
 use super::policy;
 use super::purge;
-use super::response::{CacheStatus, Held, X_CACHE, strip_cache_fields, tags_of};
+use super::reason::NotCacheable;
+use super::response::{CacheStatus, CachedResponse, Held, X_CACHE, strip_cache_fields, tags_of};
 use super::settings::Settings;
 use crate::call::outcome::{Answer, Storage};
 use crate::error::Error;
+use crate::options::Options;
 
 /// The service of [`CacheLayer`](super::CacheLayer): caches the responses of `S`.
 #[derive(Clone)]
@@ -228,16 +231,17 @@ where
     let hash_body = req.method() == Method::GET;
     let pending: Pending<ReqBody, S> = Arc::new(Mutex::new(Some((req, svc))));
     let passed: Passed<ResBody, S::Error> = Arc::new(Mutex::new(None));
-    let factory = || {
-        let (pending, passed, settings, shared) =
-            (Arc::clone(&pending), Arc::clone(&passed), Arc::clone(&settings), Arc::clone(&shared));
-        move || produce(pending, passed, settings, shared, hash_body)
-    };
     let options = match extra_tags {
         Some(tags) => settings.options.clone().tags(tags),
         None => settings.options.clone(),
     };
     let raw = key::raw(&key);
+    let entry = Arc::new((raw.clone(), options.clone()));
+    let factory = || {
+        let (pending, passed, settings, shared, entry) =
+            (Arc::clone(&pending), Arc::clone(&passed), Arc::clone(&settings), Arc::clone(&shared), Arc::clone(&entry));
+        move || produce(pending, passed, settings, shared, entry, hash_body)
+    };
     let (mut result, mut answer) = shared.cache.get_or_set_with(&raw, &options, Some(storage_of), factory()).await;
     let never_stale = |result: &Result<Held, RunError>| matches!(result, Ok(Held::Stored(r)) if r.never_stale());
     if answer == Answer::Stale && never_stale(&result) {
@@ -286,13 +290,14 @@ async fn produce<S, ReqBody, ResBody>(
     passed: Passed<ResBody, S::Error>,
     settings: Arc<Settings>,
     shared: Arc<Shared>,
+    entry: Arc<(String, Options)>,
     hash_body: bool,
 ) -> Result<Held, RunError>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: Body<Data = Bytes>,
 {
-    let run = AssertUnwindSafe(produce_caught(Arc::clone(&passed), settings, shared, pending, hash_body));
+    let run = AssertUnwindSafe(produce_caught(Arc::clone(&passed), settings, shared, pending, entry, hash_body));
     match run.catch_unwind().await {
         Ok(held) => held,
         Err(_) => {
@@ -308,6 +313,7 @@ async fn produce_caught<S, ReqBody, ResBody>(
     settings: Arc<Settings>,
     shared: Arc<Shared>,
     pending: Pending<ReqBody, S>,
+    entry: Arc<(String, Options)>,
     hash_body: bool,
 ) -> Result<Held, RunError>
 where
@@ -333,12 +339,38 @@ where
         return Err(RunError::Handler);
     }
     let tags = settings.tag_header.as_ref().map(|name| tags_of(res.headers(), name)).unwrap_or_default();
+    let head = res.body().size_hint().exact().is_none().then(|| (res.status(), res.headers().clone()));
     match policy::storable(res, &settings, now, hash_body).await {
         Ok(stored) => {
             if !tags.is_empty() {
                 crate::call::this_entry::tags(tags);
             }
             Ok(Held::Stored(stored))
+        }
+        Err(mut not) if not.reason == NotCacheable::BodyUnbounded && head.is_some() => {
+            // A body of unknown length: stored once it has passed, complete and within max_body.
+            let (status, headers) = head.expect("checked");
+            let lifetime = policy::response_storage(status, &headers, &settings, now);
+            strip_cache_fields(not.response.headers_mut(), &settings);
+            if let Ok(lifetime) = lifetime {
+                let (store, max) = (Arc::clone(&shared), settings.max_body);
+                let settings = Arc::clone(&settings);
+                let done = move |body: Bytes| {
+                    let stored = CachedResponse::new(status, &headers, body, now, lifetime, &settings, hash_body);
+                    let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+                    rt.spawn(async move {
+                        let fresh = lifetime.remaining_ms().saturating_sub(store.cache.now_ms().saturating_sub(now));
+                        if fresh > 0 {
+                            let (raw, options) = &*entry;
+                            let options = options.clone().max_age(Duration::from_millis(fresh)).tags(tags);
+                            store.cache.set(raw, Held::Stored(stored), &options).await;
+                        }
+                    });
+                };
+                not.response = not.response.map(|b| b.tee(max, Box::new(done)));
+            }
+            *passed.lock() = Some(Ok(not.response));
+            Ok(Held::Passed)
         }
         Err(mut not) => {
             tracing::debug!(target: "larder", status = not.response.status().as_u16(), reason = %not.reason, "http: response not stored");

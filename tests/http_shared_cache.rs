@@ -16,7 +16,6 @@ use axum::Router;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::routing::{any, get};
-use futures::StreamExt as _;
 use larder::http::{CacheLayer, ReflectedHeaders};
 
 fn http_date(ms: u64) -> String {
@@ -563,62 +562,4 @@ async fn must_revalidate_is_never_served_stale_under_grace_the_error_answers() {
         let r = s.get("/flaky").await;
         assert_eq!((r.status, r.text().as_str()), (StatusCode::SERVICE_UNAVAILABLE, "down"));
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// Bodies of unknown length
-
-/// A handler streaming `chunks` chunks of `size` bytes, the first at once, the others
-/// after `gate` opens.
-fn streamed(runs: &Runs, gate: &Gate, chunks: usize, size: usize) -> axum::routing::MethodRouter {
-    let (r, g) = (runs.clone(), gate.clone());
-    get(move || {
-        let (n, g) = (r.hit(), g.clone());
-        let stream = futures::stream::iter(0..chunks).then(move |i| {
-            let g = g.clone();
-            async move {
-                if i > 0 {
-                    g.wait().await;
-                }
-                Ok::<_, std::io::Error>(bytes::Bytes::from(format!("{n}").repeat(size)))
-            }
-        });
-        async move { axum::body::Body::from_stream(stream) }
-    })
-}
-
-#[tokio::test]
-async fn a_body_of_unknown_length_streams_to_the_client_and_is_stored_when_complete() {
-    use http_body_util::BodyExt as _;
-    let (rt, _clock) = runtime();
-    let (runs, gate) = (Runs::default(), Gate::new());
-    let cache = layer(&rt).max_body(100);
-    let store = cache.store();
-    let app = Router::new()
-        .route("/stream", streamed(&runs, &gate, 3, 10))
-        .route("/big", streamed(&runs, &gate, 3, 40))
-        .layer(cache);
-    let s = serve(app).await;
-    let res = s.client.request(axum::http::Request::get(s.uri("/stream")).body(Default::default()).unwrap()).await;
-    let mut body = res.unwrap().into_body();
-    let first = within("the first chunk, before the rest exists", body.frame()).await.unwrap().unwrap();
-    assert_eq!(first.into_data().unwrap(), "1".repeat(10), "the client's stream is not held back");
-    gate.open();
-    let rest = body.collect().await.unwrap().to_bytes();
-    assert_eq!(rest, "1".repeat(20));
-    within("the copy stored", async {
-        while store.keys().await.is_empty() {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
-    let hit = s.get("/stream").await;
-    assert_eq!((hit.x_cache(), hit.text()), ("HIT", "1".repeat(30)));
-    assert_eq!(hit.header("content-length"), Some("30"));
-
-    for n in [2, 3] {
-        let big = s.get("/big").await;
-        assert_eq!(big.text(), n.to_string().repeat(120), "past max_body: intact, not stored");
-    }
-    assert_eq!(runs.get(), 3);
 }

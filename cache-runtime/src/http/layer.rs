@@ -53,7 +53,7 @@ pub const DEFAULT_NAME: &str = "default";
 ///   handler does not see the others), the [`varies`](Self::varies) headers (normalised),
 ///   the accepted content codings and the [`key`](Self::key) function's result.
 /// - A response is stored only if it has no `Set-Cookie`, its `Cache-Control` has no
-///   `no-store`, `private` or `no-cache`, its `Vary` names only `varies` headers (or
+///   `no-store` or `private` (nor `no-cache` without a validator), its `Vary` names only `varies` headers (or
 ///   `Accept-Encoding`), it is fresh on arrival, its status is allowed (with explicit
 ///   freshness, [`statuses`](Self::statuses); without, also
 ///   [`heuristic_statuses`](Self::heuristic_statuses)), and its body is at most

@@ -41,8 +41,9 @@
 //! `max-age` over `Expires` − `Date`; the response's `Age` and apparent age count; the
 //! layer's `max_age` is the heuristic for responses without explicit freshness. Choices
 //! made here: a request's own `Cache-Control` is ignored (a client cannot force a
-//! refresh); `no-cache` responses are not stored (the layer does not revalidate yet);
-//! `HEAD` responses get no body-hash `ETag` (they have
+//! refresh); a stale entry with a validator of the handler's is revalidated with a
+//! conditional request (`validation.rs`), and `no-cache` responses are stored only when
+//! they have one; `HEAD` responses get no body-hash `ETag` (they have
 //! no body), only the handler's.
 
 mod body;
@@ -61,6 +62,7 @@ mod routes;
 mod service;
 mod settings;
 mod store;
+mod validation;
 
 pub use body::CacheBody;
 pub use layer::{CacheLayer, DEFAULT_GROUP, DEFAULT_NAME};

@@ -37,7 +37,9 @@ pub(crate) fn request_bypass(parts: &Parts, settings: &Settings) -> Option<NotCa
 }
 
 /// Whether a handler's response may be stored, judging by its status and headers; if so,
-/// its freshness (explicit, or the route's heuristic). The body is judged apart.
+/// its freshness (explicit, or the route's heuristic; zero remaining for one that has a
+/// validator but must be revalidated before use: `no-cache`, or stale on arrival). The
+/// body is judged apart.
 pub(crate) fn response_storage(
     status: StatusCode,
     headers: &HeaderMap,
@@ -48,7 +50,9 @@ pub(crate) fn response_storage(
         return Err(NotCacheable::SetCookie);
     }
     let cc = Directives::of(headers);
-    if cc.no_store || cc.private || cc.no_cache {
+    // A validator lets a response that must be revalidated be kept for revalidation.
+    let validator = headers.contains_key(header::ETAG) || headers.contains_key(header::LAST_MODIFIED);
+    if cc.no_store || cc.private || (cc.no_cache && !validator) {
         return Err(NotCacheable::CacheControl);
     }
     for value in headers.get_all(header::VARY) {
@@ -73,7 +77,11 @@ pub(crate) fn response_storage(
     if !settings.stores_status(status, lifetime.explicit) {
         return Err(NotCacheable::Status);
     }
-    if lifetime.remaining_ms() == 0 {
+    let mut lifetime = lifetime;
+    if cc.no_cache {
+        lifetime.lifetime_ms = 0;
+    }
+    if lifetime.remaining_ms() == 0 && !validator {
         return Err(NotCacheable::StaleAtOnce);
     }
     Ok(lifetime)

@@ -43,6 +43,7 @@ use super::purge;
 use super::reason::NotCacheable;
 use super::response::{CacheStatus, CachedResponse, Held, X_CACHE, strip_cache_fields, tags_of};
 use super::settings::Settings;
+use super::validation;
 use crate::call::outcome::{Answer, Storage};
 use crate::error::Error;
 use crate::options::Options;
@@ -74,6 +75,9 @@ impl<S> CacheService<S> {
 /// How long the cache keeps what a run produced.
 fn storage_of(flight: &Held) -> Storage {
     match flight {
+        // Stale on arrival (`no-cache`, `max-age=0` with a validator): answers this run,
+        // kept only for revalidation (`validation.rs`).
+        Held::Stored(r) if r.max_age_ms() == Some(0) => Storage::Skip,
         Held::Stored(r) => r.max_age_ms().map_or(Storage::Default, Storage::MaxAge),
         Held::Passed => Storage::Skip,
     }
@@ -321,9 +325,14 @@ where
     ResBody: Body<Data = Bytes>,
 {
     let taken = pending.lock().take();
-    let Some((req, mut svc)) = taken else {
+    let Some((mut req, mut svc)) = taken else {
         return Err(RunError::Larder(Error::SharedRunFailed));
     };
+    let (raw, options) = &*entry;
+    let old = validation::stored_for(&shared.cache, raw).await;
+    if let Some(old) = &old {
+        validation::add_preconditions(req.headers_mut(), old);
+    }
     let mut res = match svc.call(req).await {
         Ok(res) => res,
         Err(e) => {
@@ -332,6 +341,20 @@ where
         }
     };
     let now = shared.cache.now_ms();
+    if let Some(old) = old
+        && res.status() == StatusCode::NOT_MODIFIED
+    {
+        return match validation::refreshed(&old, res.headers(), &settings, now) {
+            Ok(fresh) => {
+                validation::keep(&shared.cache, raw, options, &fresh).await;
+                Ok(Held::Stored(fresh))
+            }
+            Err(not) => {
+                *passed.lock() = Some(Ok((*not).map(CacheBody::full)));
+                Ok(Held::Passed)
+            }
+        };
+    }
     if res.status().is_server_error() && policy::response_storage(res.status(), res.headers(), &settings, now).is_err()
     {
         strip_cache_fields(res.headers_mut(), &settings);
@@ -343,8 +366,9 @@ where
     match policy::storable(res, &settings, now, hash_body).await {
         Ok(stored) => {
             if !tags.is_empty() {
-                crate::call::this_entry::tags(tags);
+                crate::call::this_entry::tags(tags.clone());
             }
+            validation::keep(&shared.cache, raw, &options.clone().tags(tags), &stored).await;
             Ok(Held::Stored(stored))
         }
         Err(mut not) if not.reason == NotCacheable::BodyUnbounded && head.is_some() => {
@@ -354,7 +378,7 @@ where
             strip_cache_fields(not.response.headers_mut(), &settings);
             if let Ok(lifetime) = lifetime {
                 let (store, max) = (Arc::clone(&shared), settings.max_body);
-                let settings = Arc::clone(&settings);
+                let (settings, entry) = (Arc::clone(&settings), Arc::clone(&entry));
                 let done = move |body: Bytes| {
                     let stored = CachedResponse::new(status, &headers, body, now, lifetime, &settings, hash_body);
                     let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
@@ -363,6 +387,7 @@ where
                         if fresh > 0 {
                             let (raw, options) = &*entry;
                             let options = options.clone().max_age(Duration::from_millis(fresh)).tags(tags);
+                            validation::keep(&store.cache, raw, &options, &stored).await;
                             store.cache.set(raw, Held::Stored(stored), &options).await;
                         }
                     });

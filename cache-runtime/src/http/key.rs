@@ -257,8 +257,11 @@ fn variant_hash(parts: &Parts, v: &Variant<'_>) -> Option<u128> {
             }
         }
     }
-    for c in &codings {
-        field(b'e', c.as_bytes());
+    if !codings.is_empty() {
+        field(b'e', &[codings.known]);
+        for c in &codings.others {
+            field(b'e', c.as_bytes());
+        }
     }
     if let Some(k) = v.custom {
         field(b'k', k.as_bytes());
@@ -294,28 +297,52 @@ fn normalised(name: &HeaderName, value: &[u8]) -> String {
     if CASELESS.contains(name) { out.to_ascii_lowercase() } else { out }
 }
 
-/// The content codings a request accepts (`q` above 0), lowercase, sorted: a response
-/// with `Content-Encoding` is never replayed to a request that did not accept its coding,
-/// whether or not it says `Vary: Accept-Encoding`.
-fn accepted_codings(headers: &HeaderMap) -> Vec<String> {
-    let mut codings: Vec<String> = Vec::new();
+/// The codings most requests name, as bits of [`Codings::known`].
+const KNOWN_CODINGS: [&str; 8] = ["gzip", "x-gzip", "br", "deflate", "zstd", "compress", "x-compress", "*"];
+
+/// The content codings a request accepts (`q` above 0): the usual ones as bits (no
+/// allocation on the common path), others lowercase and sorted.
+#[derive(Default)]
+struct Codings {
+    known: u8,
+    others: Vec<String>,
+}
+
+impl Codings {
+    fn is_empty(&self) -> bool {
+        self.known == 0 && self.others.is_empty()
+    }
+}
+
+/// The content codings a request accepts: a response with `Content-Encoding` is never
+/// replayed to a request that did not accept its coding, whether or not it says
+/// `Vary: Accept-Encoding`.
+fn accepted_codings(headers: &HeaderMap) -> Codings {
+    let mut codings = Codings::default();
     for value in headers.get_all(header::ACCEPT_ENCODING) {
-        let text = String::from_utf8_lossy(value.as_bytes());
+        let Ok(text) = std::str::from_utf8(value.as_bytes()) else {
+            codings.others.push(String::from_utf8_lossy(value.as_bytes()).into_owned());
+            continue;
+        };
         for member in text.split(',') {
             let mut params = member.split(';');
-            let coding = params.next().unwrap_or("").trim().to_ascii_lowercase();
+            let coding = params.next().unwrap_or("").trim();
             let refused = params.any(|p| {
                 let p = p.trim();
                 let q = p.strip_prefix("q=").or_else(|| p.strip_prefix("Q="));
                 q.is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0))
             });
-            if !coding.is_empty() && coding != "identity" && !refused {
-                codings.push(coding);
+            if coding.is_empty() || coding.eq_ignore_ascii_case("identity") || refused {
+                continue;
+            }
+            match KNOWN_CODINGS.iter().position(|k| k.eq_ignore_ascii_case(coding)) {
+                Some(bit) => codings.known |= 1 << bit,
+                None => codings.others.push(coding.to_ascii_lowercase()),
             }
         }
     }
-    codings.sort();
-    codings.dedup();
+    codings.others.sort();
+    codings.others.dedup();
     codings
 }
 

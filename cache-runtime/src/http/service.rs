@@ -218,6 +218,18 @@ type Pending<ReqBody, S> = Arc<Mutex<Option<(Request<ReqBody>, S)>>>;
 /// The response of a run that the cache did not take, for the request that ran it.
 type Passed<ResBody, E> = Arc<Mutex<Option<Result<Response<CacheBody<ResBody>>, E>>>>;
 
+/// What one run of the handler for the cache works with: the request (taken by whoever
+/// runs it), the slot for a response the cache does not take, the route's settings, the
+/// layer, and the entry's raw key and options.
+struct Run<ReqBody, S, ResBody: Body, E> {
+    pending: Pending<ReqBody, S>,
+    passed: Passed<ResBody, E>,
+    settings: Arc<Settings>,
+    shared: Arc<Shared>,
+    entry: Arc<(String, Options)>,
+    hash_body: bool,
+}
+
 async fn through_cache<S, ReqBody, ResBody>(
     shared: Arc<Shared>,
     svc: S,
@@ -244,7 +256,7 @@ where
     let factory = || {
         let (pending, passed, settings, shared, entry) =
             (Arc::clone(&pending), Arc::clone(&passed), Arc::clone(&settings), Arc::clone(&shared), Arc::clone(&entry));
-        move || produce(pending, passed, settings, shared, entry, hash_body)
+        move || produce(Run { pending, passed, settings, shared, entry, hash_body })
     };
     let (mut result, mut answer) = shared.cache.get_or_set_with(&raw, &options, Some(storage_of), factory()).await;
     let never_stale = |result: &Result<Held, RunError>| matches!(result, Ok(Held::Stored(r)) if r.never_stale());
@@ -289,20 +301,13 @@ where
 
 /// One run of the handler for the cache: its response, as the cache will hold it. A
 /// panic of the handler (or of its body) is this run's error, its request answered `500`.
-async fn produce<S, ReqBody, ResBody>(
-    pending: Pending<ReqBody, S>,
-    passed: Passed<ResBody, S::Error>,
-    settings: Arc<Settings>,
-    shared: Arc<Shared>,
-    entry: Arc<(String, Options)>,
-    hash_body: bool,
-) -> Result<Held, RunError>
+async fn produce<S, ReqBody, ResBody>(run: Run<ReqBody, S, ResBody, S::Error>) -> Result<Held, RunError>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: Body<Data = Bytes>,
 {
-    let run = AssertUnwindSafe(produce_caught(Arc::clone(&passed), settings, shared, pending, entry, hash_body));
-    match run.catch_unwind().await {
+    let passed = Arc::clone(&run.passed);
+    match AssertUnwindSafe(produce_caught(run)).catch_unwind().await {
         Ok(held) => held,
         Err(_) => {
             tracing::error!(target: "larder", "http: the handler panicked; its request gets 500");
@@ -312,18 +317,12 @@ where
     }
 }
 
-async fn produce_caught<S, ReqBody, ResBody>(
-    passed: Passed<ResBody, S::Error>,
-    settings: Arc<Settings>,
-    shared: Arc<Shared>,
-    pending: Pending<ReqBody, S>,
-    entry: Arc<(String, Options)>,
-    hash_body: bool,
-) -> Result<Held, RunError>
+async fn produce_caught<S, ReqBody, ResBody>(run: Run<ReqBody, S, ResBody, S::Error>) -> Result<Held, RunError>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: Body<Data = Bytes>,
 {
+    let Run { pending, passed, settings, shared, entry, hash_body } = run;
     let taken = pending.lock().take();
     let Some((mut req, mut svc)) = taken else {
         return Err(RunError::Larder(Error::SharedRunFailed));

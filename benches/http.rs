@@ -1,6 +1,9 @@
 //! HTTP throughput and latency over loopback: a cached GET answered by larder's layer from
 //! L1, against the same axum app serving the same bytes from a `static` without the layer,
-//! and against the uncached handler that takes 5 ms.
+//! and against the uncached handler that takes 5 ms; and a GET the layer revalidates on
+//! every use (`no-cache` with an `ETag`: the handler answers `304`, the stored body goes
+//! out) against a full miss through the layer (`no-cache` without a validator: the handler
+//! makes the body every time).
 //!
 //! ```sh
 //! cargo bench --bench http --features http
@@ -46,6 +49,20 @@ async fn static_handler() -> impl IntoResponse {
 async fn slow_handler() -> impl IntoResponse {
     tokio::time::sleep(Duration::from_millis(5)).await;
     ([(header::CONTENT_TYPE, "application/json")], Bytes::from_static(PAYLOAD))
+}
+
+static REVALIDATIONS: AtomicUsize = AtomicUsize::new(0);
+
+async fn validated_handler(headers: axum::http::HeaderMap) -> axum::response::Response {
+    if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v == "\"v1\"") {
+        REVALIDATIONS.fetch_add(1, Ordering::Relaxed);
+        return (axum::http::StatusCode::NOT_MODIFIED, [(header::ETAG, "\"v1\"")]).into_response();
+    }
+    ([(header::CACHE_CONTROL, "no-cache"), (header::ETAG, "\"v1\"")], Bytes::from_static(PAYLOAD)).into_response()
+}
+
+async fn unvalidated_handler() -> impl IntoResponse {
+    ([(header::CACHE_CONTROL, "no-cache")], Bytes::from_static(PAYLOAD))
 }
 
 async fn serve(app: Router) -> String {
@@ -133,6 +150,9 @@ fn main() {
         let cached = serve(Router::new().route("/data", get(cached_handler)).layer(layer)).await;
         let plain = serve(Router::new().route("/data", get(static_handler))).await;
         let slow = serve(Router::new().route("/data", get(slow_handler))).await;
+        let through = || CacheLayer::new().runtime(larder::Runtime::builder().build());
+        let revalidated = serve(Router::new().route("/data", get(validated_handler)).layer(through())).await;
+        let missed = serve(Router::new().route("/data", get(unvalidated_handler)).layer(through())).await;
         let client: HttpClient = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(concurrency).build_http();
 
         // Warm up: fill the cache and open the connections.
@@ -140,30 +160,43 @@ fn main() {
         assert_eq!(x_cache.as_deref(), Some("MISS"));
         let (_, x_cache, _) = get_once(&client, &cached.parse().unwrap()).await;
         assert_eq!(x_cache.as_deref(), Some("HIT"));
-        for uri in [&cached, &plain] {
+        for uri in [&cached, &plain, &revalidated, &missed] {
             load(&client, uri, concurrency * 20, concurrency).await;
         }
 
         // Rounds alternate the contenders, so that a slow stretch of the machine (other
         // builds, noisy neighbours) hits them alike; ratios are taken within each round.
-        let mut all: [Vec<Round>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+        let mut all: [Vec<Round>; 5] = Default::default();
         for _ in 0..rounds {
-            let contenders = [(&cached, requests), (&plain, requests), (&slow, slow_requests)];
+            let contenders = [
+                (&cached, requests),
+                (&plain, requests),
+                (&slow, slow_requests),
+                (&revalidated, requests),
+                (&missed, requests),
+            ];
             for (i, (uri, n)) in contenders.into_iter().enumerate() {
                 all[i].push(load(&client, uri, n, concurrency).await);
             }
         }
         assert_eq!(CACHED_RUNS.load(Ordering::Relaxed), 1, "every measured request was a hit");
+        assert!(REVALIDATIONS.load(Ordering::Relaxed) > 0, "the handler answered 304s");
 
         println!("http: {concurrency} concurrent keep-alive clients, 1 KiB body, {rounds} alternating round(s); median of rounds");
-        println!("{:<44} {:>10} {:>10} {:>12}", "contender", "p50", "p99", "req/s");
-        let names = ["larder layer, cached GET (L1 hit)", "same app, static bytes, no layer", "same app, 5 ms handler, no layer"];
+        println!("{:<50} {:>10} {:>10} {:>12}", "contender", "p50", "p99", "req/s");
+        let names = [
+            "larder layer, cached GET (L1 hit)",
+            "same app, static bytes, no layer",
+            "same app, 5 ms handler, no layer",
+            "larder layer, revalidated GET (304 from handler)",
+            "larder layer, full miss (200 from handler)",
+        ];
         for (name, rounds) in names.iter().zip(&all) {
             let mut latencies: Vec<Duration> = rounds.iter().flat_map(|r| r.latencies.iter().copied()).collect();
             latencies.sort_unstable();
             let pooled = Round { requests: latencies.len(), elapsed: Duration::ZERO, latencies };
             println!(
-                "{name:<44} {:>8.1}µs {:>8.1}µs {:>12.0}",
+                "{name:<50} {:>8.1}µs {:>8.1}µs {:>12.0}",
                 pooled.percentile(0.50).as_secs_f64() * 1e6,
                 pooled.percentile(0.99).as_secs_f64() * 1e6,
                 median(rounds.iter().map(Round::throughput).collect())
@@ -172,5 +205,6 @@ fn main() {
         let ratio = |a: usize, b: usize| median(all[a].iter().zip(&all[b]).map(|(x, y)| x.throughput() / y.throughput()).collect());
         println!("cached / static throughput:   {:.2}x (target: at least 0.80x)", ratio(0, 1));
         println!("cached / uncached throughput: {:.1}x", ratio(0, 2));
+        println!("revalidated / full miss throughput: {:.2}x", ratio(3, 4));
     });
 }

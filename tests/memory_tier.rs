@@ -2,6 +2,8 @@
 //! than its bytes whatever the count, a mount bounded by entries no more than its entries,
 //! and a scan of keys read once does not push out the keys that are read again.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -82,4 +84,37 @@ async fn a_scan_does_not_push_out_the_keys_read_again() {
         assert!(rerun <= 5, "{rerun} of 100 hot keys were evicted by a scan and ran again");
     })
     .await;
+}
+
+/// 400 distinct 1 MiB responses (400 MiB) through the HTTP layer's default mount: it holds
+/// no more than its 256 MiB, and what it holds are hits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_layer_is_bounded_by_bytes_by_default() {
+    use axum::Router;
+    use axum::routing::get;
+    use common::http::{layer, serve};
+
+    let (rt, _clock) = common::runtime();
+    let runs = common::Runs::default();
+    let r = runs.clone();
+    let app = Router::new()
+        .route(
+            "/blob/{n}",
+            get(move || {
+                r.hit();
+                async { vec![b'x'; 1 << 20] }
+            }),
+        )
+        .layer(layer(&rt));
+    let s = serve(app).await;
+    for n in 0..400 {
+        let reply = s.get(&format!("/blob/{n}")).await;
+        assert_eq!(reply.body.len(), 1 << 20);
+    }
+    let weight = rt.memory_weight(larder::DEFAULT_HTTP_MOUNT);
+    assert!(weight <= larder::DEFAULT_HTTP_BYTES, "the HTTP mount holds {weight} bytes");
+    assert!(weight >= larder::DEFAULT_HTTP_BYTES / 2, "the HTTP mount holds only {weight} bytes");
+    assert_eq!(runs.get(), 400);
+    let again = s.get("/blob/399").await;
+    assert_eq!((again.x_cache(), runs.get()), ("HIT", 400), "the newest response was kept");
 }

@@ -154,8 +154,20 @@ impl Cache {
         value: V,
         opts: &Options,
     ) {
+        self.set_weighed(key, value, opts, None).await;
+    }
+
+    /// [`set`](Self::set), with what the value weighs in a memory tier bounded by bytes
+    /// when it is not its JSON's size (`weigh`).
+    pub(crate) async fn set_weighed<V: Clone + Send + Sync + 'static + Serialize + DeserializeOwned>(
+        &self,
+        key: &str,
+        value: V,
+        opts: &Options,
+        weigh: Option<fn(&V) -> usize>,
+    ) {
         let spec = SpecRef::Shared(Arc::new(self.spec(opts)));
-        prime_in(self.rt.clone(), Arc::clone(&self.mount), spec, self.key(key), value, Vec::new()).await;
+        prime_in(self.rt.clone(), Arc::clone(&self.mount), spec, self.key(key), value, Vec::new(), weigh).await;
     }
 
     /// The value under `key`; on a miss, runs `factory` (once for all concurrent callers of

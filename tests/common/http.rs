@@ -99,3 +99,34 @@ pub fn response(status: u16, headers: &[(&'static str, &'static str)], body: imp
     }
     res
 }
+
+impl Server {
+    /// Sends `head` (a request head as written on the wire, without its final blank line;
+    /// `Connection: close` is added) and reads the whole reply: for requests a client
+    /// library will not write (an absolute-form target, a `Host` that is not UTF-8).
+    pub async fn raw(&self, head: &[u8]) -> Reply {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        stream.write_all(head).await.unwrap();
+        stream.write_all(b"\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut bytes = Vec::new();
+        stream.read_to_end(&mut bytes).await.unwrap();
+        let split = bytes.windows(4).position(|w| w == b"\r\n\r\n").expect("a reply head");
+        let head = std::str::from_utf8(&bytes[..split]).unwrap();
+        let mut lines = head.split("\r\n");
+        let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse::<u16>().unwrap();
+        let mut headers = HeaderMap::new();
+        for line in lines {
+            let (n, v) = line.split_once(':').unwrap();
+            headers.append(
+                axum::http::HeaderName::from_bytes(n.trim().as_bytes()).unwrap(),
+                HeaderValue::from_str(v.trim()).unwrap(),
+            );
+        }
+        Reply {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers,
+            body: Bytes::copy_from_slice(&bytes[split + 4..]),
+        }
+    }
+}

@@ -33,7 +33,7 @@ where
 {
     let rt = Runtime::current();
     let mount = rt.mount(&spec.mount);
-    prime_in(rt, mount, spec, key, value, tags).await;
+    prime_in(rt, mount, spec, key, value, tags, None).await;
 }
 
 /// Stores `value` in `mount` as if just produced; a run in flight for the key won't overwrite it.
@@ -44,6 +44,7 @@ pub(crate) async fn prime_in<V>(
     key: Key,
     value: V,
     tags: Vec<String>,
+    weigh: Option<fn(&V) -> usize>,
 ) where
     V: Send + Sync + 'static + Serialize,
 {
@@ -56,7 +57,10 @@ pub(crate) async fn prime_in<V>(
         spec.tags.iter().map(|t| Box::<str>::from(&**t)).chain(tags.into_iter().map(String::into_boxed_str)).collect();
     let ticket = mount.ticket();
     let ctx = Context { rt, mount, spec, key, tags: tags.into(), stats, storage: None, weigher: None };
-    let weight = ctx.weigh(&value);
+    let weight = match weigh {
+        Some(weigh) if ctx.mount.memory.by_bytes() => weigh(&value),
+        _ => ctx.weigh(&value),
+    };
     if ctx.mount.l2.is_some() {
         let json = serde_json::to_value(&value).ok();
         if let Some(stored) = ctx.store(value, weight, ticket, None)

@@ -31,11 +31,32 @@ pin_project! {
     {
         Full { data: Option<Bytes> },
         Handler { #[pin] body: B },
+        Tee { #[pin] body: B, copy: Option<Copy> },
         Resumed { read: VecDeque<Frame<Bytes>>, failed: Option<B::Error>, rest: Pin<Box<B>> },
     }
 }
 
+/// What a tee keeps of a body of unknown length as it passes: its bytes so far (no more
+/// than `max`), and what to do with the whole body once it has passed complete.
+pub(crate) struct Copy {
+    buf: BytesMut,
+    max: usize,
+    done: Box<dyn FnOnce(Bytes) + Send>,
+}
+
 impl<B: Body> CacheBody<B> {
+    /// The handler's body passed on untouched as it comes (never held back), copied as it
+    /// passes; when it ends complete, without trailers and within `max` bytes, `done` gets
+    /// the copy. Past `max`, on an error or when dropped early, the copy is abandoned.
+    pub(crate) fn tee(self, max: usize, done: Box<dyn FnOnce(Bytes) + Send>) -> Self {
+        match self.kind {
+            Kind::Handler { body } => {
+                CacheBody { kind: Kind::Tee { body, copy: Some(Copy { buf: BytesMut::new(), max, done }) } }
+            }
+            kind => CacheBody { kind },
+        }
+    }
+
     /// A complete body.
     pub(crate) fn full(data: Bytes) -> Self {
         CacheBody { kind: Kind::Full { data: (!data.is_empty()).then_some(data) } }
@@ -66,6 +87,7 @@ where
         let kind = match &self.kind {
             Kind::Full { .. } => "cached",
             Kind::Handler { .. } => "handler",
+            Kind::Tee { .. } => "handler (copied)",
             Kind::Resumed { .. } => "handler (resumed)",
         };
         f.debug_tuple("CacheBody").field(&kind).finish()
@@ -83,6 +105,23 @@ where
         match self.project().kind.project() {
             KindProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             KindProj::Handler { body } => body.poll_frame(cx),
+            KindProj::Tee { body, copy } => {
+                let polled = body.poll_frame(cx);
+                match &polled {
+                    Poll::Pending => {}
+                    Poll::Ready(Some(Ok(frame))) => match (frame.data_ref(), copy.as_mut()) {
+                        (Some(data), Some(c)) if c.buf.len() + data.len() <= c.max => c.buf.extend_from_slice(data),
+                        _ => *copy = None,
+                    },
+                    Poll::Ready(Some(Err(_))) => *copy = None,
+                    Poll::Ready(None) => {
+                        if let Some(c) = copy.take() {
+                            (c.done)(c.buf.freeze());
+                        }
+                    }
+                }
+                polled
+            }
             KindProj::Resumed { read, failed, rest } => {
                 if let Some(frame) = read.pop_front() {
                     return Poll::Ready(Some(Ok(frame)));
@@ -98,7 +137,7 @@ where
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Full { data } => data.is_none(),
-            Kind::Handler { body } => body.is_end_stream(),
+            Kind::Handler { body } | Kind::Tee { body, .. } => body.is_end_stream(),
             Kind::Resumed { read, failed, rest } => read.is_empty() && failed.is_none() && rest.is_end_stream(),
         }
     }
@@ -106,7 +145,7 @@ where
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Full { data } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
-            Kind::Handler { body } => body.size_hint(),
+            Kind::Handler { body } | Kind::Tee { body, .. } => body.size_hint(),
             Kind::Resumed { read, failed, rest } => {
                 let buffered: u64 = read.iter().filter_map(|f| f.data_ref()).map(|d| d.len() as u64).sum();
                 let rest = rest.size_hint();

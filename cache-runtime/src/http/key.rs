@@ -14,9 +14,11 @@
 //!   every byte outside `[A-Za-z0-9-]` as `_XX` (hex), cut into parts of at most 64
 //!   characters, the parts after the first starting with `_c`. So the layout is reversible:
 //!   a key tells its path, which is how glob invalidation finds its entries.
-//! - `_h…` is the host (lowercased, encoded the same way), `_v…` the method (`get`/`head`)
-//!   and, when the request has allowed query parameters, varied headers or a key-function
-//!   result, the hex xxh3-128 of them.
+//! - `_h…` is the authority (lowercased, encoded the same way): the request target's when it
+//!   is in absolute form (RFC 9112 §3.3), else `Host`; a request with neither, or with a
+//!   `Host` that is not UTF-8, has no key. `_v…` is the method (`get`/`head`) and, when the
+//!   request has allowed query parameters, varied headers, keyed reflected headers, accepted
+//!   content codings or a key-function result, the hex xxh3-128 of them.
 //!
 //! No encoded path segment starts with `_h` or `_v`, so `{segments}:_h` is the prefix of
 //! every entry of one path (every host, method and variant), and `{segments}:` the prefix of
@@ -26,30 +28,80 @@
 use std::fmt::Write as _;
 
 use http::request::Parts;
-use http::{HeaderName, Method};
+use http::{HeaderMap, HeaderName, Method, header};
 use xxhash_rust::xxh3::Xxh3;
 
 /// The longest part `escape_key` keeps as it is.
 const PART_MAX: usize = 64;
 
-/// The key of a request, in storage form (parts separated by `:`, see [`raw`]).
-pub(crate) fn request_key(
-    parts: &Parts,
-    allow_query: &[String],
-    varies: &[HeaderName],
-    custom: Option<&str>,
-) -> String {
+/// Which query parameters make part of the key (and reach the handler of a cached request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum QueryKeys {
+    /// Only these names (sorted, without repeats).
+    Names(Vec<String>),
+    /// Every parameter.
+    All,
+}
+
+impl Default for QueryKeys {
+    fn default() -> Self {
+        QueryKeys::Names(Vec::new())
+    }
+}
+
+impl QueryKeys {
+    /// Whether the query pair `name[=value]` is kept.
+    pub fn allows(&self, pair: &str) -> bool {
+        match self {
+            QueryKeys::All => true,
+            QueryKeys::Names(names) => {
+                let name = param_name(pair);
+                names.iter().any(|a| a == name)
+            }
+        }
+    }
+}
+
+fn param_name(pair: &str) -> &str {
+    pair.split_once('=').map_or(pair, |(n, _)| n)
+}
+
+/// What, besides path, authority and method, tells the requests of one URL apart.
+pub(crate) struct Variant<'a> {
+    pub query: &'a QueryKeys,
+    pub varies: &'a [HeaderName],
+    /// Request headers keyed because apps reflect them (empty unless the policy keys them).
+    pub reflected: &'a [HeaderName],
+    pub custom: Option<&'a str>,
+}
+
+/// The key of a request, in storage form (parts separated by `:`, see [`raw`]), or `None`
+/// when the request names no authority the key can trust.
+pub(crate) fn request_key(parts: &Parts, variant: &Variant<'_>) -> Option<String> {
+    let authority = authority(parts)?;
     let mut out = String::with_capacity(parts.uri.path().len() + 48);
     push_path(&mut out, parts.uri.path());
     out.push(':');
-    push_encoded(&mut out, "_h", host_of(parts));
+    push_encoded(&mut out, "_h", authority);
     out.push(':');
     out.push_str(if parts.method == Method::HEAD { "_vhead" } else { "_vget" });
-    if let Some(hash) = variant_hash(parts, allow_query, varies, custom) {
+    if let Some(hash) = variant_hash(parts, variant) {
         out.push('-');
         let _ = write!(out, "{hash:032x}");
     }
-    out
+    Some(out)
+}
+
+/// The authority a request was sent to: the request target's when it is in absolute form
+/// (RFC 9112 §3.3: then `Host` is ignored), else a non-empty UTF-8 `Host`.
+pub(crate) fn authority(parts: &Parts) -> Option<&str> {
+    if let Some(a) = parts.uri.authority() {
+        return Some(a.as_str());
+    }
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    let host = hosts.next()?.to_str().ok()?.trim();
+    // Two `Host` fields make the request invalid (RFC 9112 §3.2): no key.
+    (hosts.next().is_none() && !host.is_empty()).then_some(host)
 }
 
 /// The key prefix of every entry of `path` (every host, method and variant).
@@ -105,16 +157,6 @@ pub(crate) fn path_of_stored(key: &str) -> Option<String> {
         }
     }
     Some(path)
-}
-
-/// The host a request was sent to: the `Host` header, else the URI's authority.
-fn host_of(parts: &Parts) -> &str {
-    parts
-        .headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
-        .unwrap_or("")
 }
 
 fn push_path(out: &mut String, path: &str) {
@@ -179,17 +221,21 @@ fn unescape(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// The hash of what distinguishes requests of one path, host and method: the allowed query
-/// parameters (sorted), the varied headers and the key function's result.
-fn variant_hash(parts: &Parts, allow_query: &[String], varies: &[HeaderName], custom: Option<&str>) -> Option<u128> {
+/// The hash of what distinguishes requests of one path, authority and method: the allowed
+/// query parameters (stably sorted by name: repeated ones keep their order), the varied
+/// headers (normalised), the keyed reflected headers, the content codings the request
+/// accepts and the key function's result.
+fn variant_hash(parts: &Parts, v: &Variant<'_>) -> Option<u128> {
     let mut pairs: Vec<&str> = Vec::new();
     if let Some(query) = parts.uri.query() {
-        pairs.extend(query.split('&').filter(|p| !p.is_empty() && allowed(p, allow_query)));
+        pairs.extend(query.split('&').filter(|p| !p.is_empty() && v.query.allows(p)));
     }
-    if pairs.is_empty() && varies.is_empty() && custom.is_none() {
+    let codings = accepted_codings(&parts.headers);
+    let reflected = v.reflected.iter().any(|n| parts.headers.contains_key(n));
+    if pairs.is_empty() && v.varies.is_empty() && !reflected && codings.is_empty() && v.custom.is_none() {
         return None;
     }
-    pairs.sort_unstable();
+    pairs.sort_by(|a, b| param_name(a).cmp(param_name(b)));
     let mut h = Xxh3::new();
     let mut field = |tag: u8, bytes: &[u8]| {
         h.update(&[tag]);
@@ -199,26 +245,105 @@ fn variant_hash(parts: &Parts, allow_query: &[String], varies: &[HeaderName], cu
     for p in pairs {
         field(b'q', p.as_bytes());
     }
-    for name in varies {
-        field(b'h', name.as_str().as_bytes());
-        let mut values = parts.headers.get_all(name).iter().peekable();
-        if values.peek().is_none() {
-            field(b'-', b"");
-        }
-        for v in values {
-            field(b'v', v.as_bytes());
+    for (tag, names) in [(b'h', v.varies), (b'r', v.reflected)] {
+        for name in names {
+            field(tag, name.as_str().as_bytes());
+            let mut values = parts.headers.get_all(name).iter().peekable();
+            if values.peek().is_none() {
+                field(b'-', b"");
+            }
+            for value in values {
+                field(b'v', normalised(name, value.as_bytes()).as_bytes());
+            }
         }
     }
-    if let Some(k) = custom {
+    if !codings.is_empty() {
+        field(b'e', &[codings.known]);
+        for c in &codings.others {
+            field(b'e', c.as_bytes());
+        }
+    }
+    if let Some(k) = v.custom {
         field(b'k', k.as_bytes());
     }
     Some(h.digest128())
 }
 
-/// Whether the query pair `name[=value]` is one of `allow_query`.
-pub(crate) fn allowed(pair: &str, allow_query: &[String]) -> bool {
-    let name = pair.split_once('=').map_or(pair, |(n, _)| n);
-    allow_query.iter().any(|a| a == name)
+/// Request headers whose values compare case-insensitively (their tokens do).
+static CASELESS: [HeaderName; 4] =
+    [header::ACCEPT, header::ACCEPT_CHARSET, header::ACCEPT_ENCODING, header::ACCEPT_LANGUAGE];
+
+/// A header value as the key sees it: list members trimmed, spaces around `,` `;` `=`
+/// dropped, and lowercase for the headers whose values are case-insensitive.
+fn normalised(name: &HeaderName, value: &[u8]) -> String {
+    let text = String::from_utf8_lossy(value);
+    let mut out = String::with_capacity(text.len());
+    for member in text.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        for (i, param) in member.split(';').enumerate() {
+            if i > 0 {
+                out.push(';');
+            }
+            let mut kv = param.splitn(2, '=');
+            out.push_str(kv.next().unwrap_or("").trim());
+            if let Some(val) = kv.next() {
+                out.push('=');
+                out.push_str(val.trim());
+            }
+        }
+    }
+    if CASELESS.contains(name) { out.to_ascii_lowercase() } else { out }
+}
+
+/// The codings most requests name, as bits of [`Codings::known`].
+const KNOWN_CODINGS: [&str; 8] = ["gzip", "x-gzip", "br", "deflate", "zstd", "compress", "x-compress", "*"];
+
+/// The content codings a request accepts (`q` above 0): the usual ones as bits (no
+/// allocation on the common path), others lowercase and sorted.
+#[derive(Default)]
+struct Codings {
+    known: u8,
+    others: Vec<String>,
+}
+
+impl Codings {
+    fn is_empty(&self) -> bool {
+        self.known == 0 && self.others.is_empty()
+    }
+}
+
+/// The content codings a request accepts: a response with `Content-Encoding` is never
+/// replayed to a request that did not accept its coding, whether or not it says
+/// `Vary: Accept-Encoding`.
+fn accepted_codings(headers: &HeaderMap) -> Codings {
+    let mut codings = Codings::default();
+    for value in headers.get_all(header::ACCEPT_ENCODING) {
+        let Ok(text) = std::str::from_utf8(value.as_bytes()) else {
+            codings.others.push(String::from_utf8_lossy(value.as_bytes()).into_owned());
+            continue;
+        };
+        for member in text.split(',') {
+            let mut params = member.split(';');
+            let coding = params.next().unwrap_or("").trim();
+            let refused = params.any(|p| {
+                let p = p.trim();
+                let q = p.strip_prefix("q=").or_else(|| p.strip_prefix("Q="));
+                q.is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0))
+            });
+            if coding.is_empty() || coding.eq_ignore_ascii_case("identity") || refused {
+                continue;
+            }
+            match KNOWN_CODINGS.iter().position(|k| k.eq_ignore_ascii_case(coding)) {
+                Some(bit) => codings.known |= 1 << bit,
+                None => codings.others.push(coding.to_ascii_lowercase()),
+            }
+        }
+    }
+    codings.others.sort();
+    codings.others.dedup();
+    codings
 }
 
 #[cfg(test)]
@@ -232,9 +357,14 @@ mod tests {
         p
     }
 
+    fn key(p: &Parts, query: &[&str]) -> String {
+        let query = QueryKeys::Names(query.iter().map(|q| (*q).to_owned()).collect());
+        request_key(p, &Variant { query: &query, varies: &[], reflected: &[], custom: None }).unwrap()
+    }
+
     #[test]
     fn plain_paths_stay_readable_and_escape_key_keeps_them() {
-        let key = request_key(&parts(Method::GET, "/blog/hello-world", "Example.COM"), &[], &[], None);
+        let key = key(&parts(Method::GET, "/blog/hello-world", "Example.COM"), &[]);
         assert_eq!(key, "blog:hello-world:_hexample_2Ecom:_vget");
         assert_eq!(escape_key(&raw(&key)), key);
     }
@@ -256,7 +386,7 @@ mod tests {
             "/_c",
         ];
         for path in paths {
-            let key = request_key(&parts(Method::GET, path, "h"), &[], &[], None);
+            let key = key(&parts(Method::GET, path, "h"), &[]);
             assert_eq!(escape_key(&raw(&key)), key, "{key}");
             assert!(key.split(':').all(|p| p.len() <= PART_MAX), "{key}");
             assert_eq!(path_of_stored(&key).as_deref(), Some(path), "{key}");
@@ -268,21 +398,58 @@ mod tests {
     fn a_path_prefix_never_covers_another_path() {
         let a = path_prefix("/a");
         for other in ["/a/b", "/ab", "/a/", "/_ha"] {
-            let k = request_key(&parts(Method::GET, other, "h"), &[], &[], None);
+            let k = key(&parts(Method::GET, other, "h"), &[]);
             assert!(!k.starts_with(&a), "{k} under {a}");
         }
     }
 
     #[test]
-    fn head_host_query_and_varies_make_distinct_keys() {
-        let q = vec!["page".to_owned()];
-        let get = request_key(&parts(Method::GET, "/x?page=1&utm=2", "h"), &q, &[], None);
-        assert_eq!(get, request_key(&parts(Method::GET, "/x?utm=3&page=1", "h"), &q, &[], None));
-        assert_ne!(get, request_key(&parts(Method::GET, "/x?page=2", "h"), &q, &[], None));
-        assert_ne!(get, request_key(&parts(Method::HEAD, "/x?page=1", "h"), &q, &[], None));
-        assert_ne!(get, request_key(&parts(Method::GET, "/x?page=1", "other"), &q, &[], None));
-        let sorted_a = request_key(&parts(Method::GET, "/x?a=1&b=2", "h"), &["a".into(), "b".into()], &[], None);
-        let sorted_b = request_key(&parts(Method::GET, "/x?b=2&a=1", "h"), &["a".into(), "b".into()], &[], None);
-        assert_eq!(sorted_a, sorted_b);
+    fn head_host_and_query_make_distinct_keys() {
+        let q = ["page"];
+        let get = key(&parts(Method::GET, "/x?page=1&utm=2", "h"), &q);
+        assert_eq!(get, key(&parts(Method::GET, "/x?utm=3&page=1", "h"), &q));
+        assert_ne!(get, key(&parts(Method::GET, "/x?page=2", "h"), &q));
+        assert_ne!(get, key(&parts(Method::HEAD, "/x?page=1", "h"), &q));
+        assert_ne!(get, key(&parts(Method::GET, "/x?page=1", "other"), &q));
+        assert_eq!(
+            key(&parts(Method::GET, "/x?a=1&b=2", "h"), &["a", "b"]),
+            key(&parts(Method::GET, "/x?b=2&a=1", "h"), &["a", "b"])
+        );
+        assert_ne!(
+            key(&parts(Method::GET, "/x?page=2&page=1", "h"), &q),
+            key(&parts(Method::GET, "/x?page=1&page=2", "h"), &q),
+            "repeated parameters keep their order"
+        );
+    }
+
+    #[test]
+    fn the_authority_of_an_absolute_target_wins_over_host_and_a_bad_host_has_no_key() {
+        let absolute = key(&parts(Method::GET, "http://evil.test/x", "victim.test"), &[]);
+        assert_eq!(absolute, key(&parts(Method::GET, "/x", "evil.test"), &[]));
+        assert_ne!(absolute, key(&parts(Method::GET, "/x", "victim.test"), &[]));
+        let (mut p, _) = http::Request::get("/x").body(()).unwrap().into_parts();
+        let none = Variant { query: &QueryKeys::All, varies: &[], reflected: &[], custom: None };
+        assert!(request_key(&p, &none).is_none());
+        p.headers.insert(header::HOST, http::HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        assert!(request_key(&p, &none).is_none());
+    }
+
+    #[test]
+    fn varied_values_are_normalised_and_accepted_codings_are_keyed() {
+        let lang = [header::ACCEPT_LANGUAGE];
+        let with = |h: &[(&str, &str)]| {
+            let mut b = http::Request::get("/x").header("host", "h");
+            for (n, v) in h {
+                b = b.header(*n, *v);
+            }
+            let (p, _) = b.body(()).unwrap().into_parts();
+            let q = QueryKeys::default();
+            request_key(&p, &Variant { query: &q, varies: &lang, reflected: &[], custom: None }).unwrap()
+        };
+        assert_eq!(with(&[("accept-language", "fr, de;q=0.5")]), with(&[("accept-language", "FR,de ; q=0.5")]));
+        assert_ne!(with(&[("accept-language", "fr")]), with(&[("accept-language", "de")]));
+        assert_eq!(with(&[("accept-encoding", "gzip, br")]), with(&[("accept-encoding", "br,GZIP;q=0.8")]));
+        assert_ne!(with(&[("accept-encoding", "gzip")]), with(&[]));
+        assert_eq!(with(&[("accept-encoding", "gzip;q=0, identity")]), with(&[]));
     }
 }

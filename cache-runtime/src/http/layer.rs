@@ -39,24 +39,35 @@ pub const DEFAULT_NAME: &str = "default";
 /// // axum: Router::new().route(…).layer(layer)
 /// ```
 ///
-/// What is cached, and how:
+/// What is cached, and how (the README's HTTP section has the table of directives):
 ///
-/// - Only `GET` and `HEAD` requests without `Range`, and without `Authorization` or `Cookie`
-///   unless [`varies`](Self::varies) lists them; other requests pass through. A successful
-///   (2xx) `POST`, `PUT`, `PATCH` or `DELETE` deletes the entries of its path.
-/// - The key is the path, the host, the method (`HEAD` apart from `GET`), the
-///   [`allow_query`](Self::allow_query) parameters (sorted; the handler does not see the
-///   others), the [`varies`](Self::varies) headers and the [`key`](Self::key) function's result.
-/// - A response is stored only if its status is in [`statuses`](Self::statuses), it has no
-///   `Set-Cookie`, its `Cache-Control` has no `no-store`, `private` or `no-cache`, its `Vary`
-///   names only `varies` headers, and its body has a known length of at most
-///   [`max_body`](Self::max_body) (a stream is never buffered). Anything else passes
-///   through untouched. Hop-by-hop headers are never stored.
-/// - Freshness: the response's `s-maxage`, else its `max-age`, else [`max_age`](Self::max_age).
+/// - Only `GET` and `HEAD` requests without `Range`, with a usable authority (the
+///   absolute-form target's, else a UTF-8 `Host`), without `Authorization` or `Cookie`
+///   unless [`varies`](Self::varies) lists them, and without commonly reflected headers
+///   (`X-Forwarded-Host`, …) unless [`reflected_headers`](Self::reflected_headers) keys
+///   them. Any other method passes through; one that is not `OPTIONS` or `TRACE`, answered
+///   2xx or 3xx, invalidates the entries of its URI and of its same-origin `Location` and
+///   `Content-Location` (RFC 9111 §4.4).
+/// - The key is the path, the authority, the method (`HEAD` apart from `GET`), the
+///   [`allow_query`](Self::allow_query) parameters (by name, repeated ones in order; the
+///   handler does not see the others), the [`varies`](Self::varies) headers (normalised),
+///   the accepted content codings and the [`key`](Self::key) function's result.
+/// - A response is stored only if it has no `Set-Cookie`, its `Cache-Control` has no
+///   `no-store` or `private` (nor `no-cache` without a validator), its `Vary` names only `varies` headers (or
+///   `Accept-Encoding`), it is fresh on arrival, its status is allowed (with explicit
+///   freshness, [`statuses`](Self::statuses); without, also
+///   [`heuristic_statuses`](Self::heuristic_statuses)), and its body is at most
+///   [`max_body`](Self::max_body) (one of unknown length streams to the client and is
+///   stored once it has passed complete). Anything else passes through untouched.
+///   Hop-by-hop headers are never stored.
+/// - Freshness: a targeted field over `Cache-Control`, `s-maxage` over `max-age` over
+///   `Expires`, less the age it arrived with; else [`max_age`](Self::max_age) as a
+///   heuristic (zero: none). `must-revalidate`, `proxy-revalidate` and `s-maxage` responses
+///   are never served stale.
 /// - Every response gets `x-cache: HIT|MISS|STALE|BYPASS`; stored ones `Age`, an `ETag`
 ///   and answer `If-None-Match`/`If-Modified-Since` with `304`.
-/// - A 5xx (or a failure of the service) counts as the handler's error: it is never stored,
-///   and with [`grace`](Self::grace) an older response answers instead.
+/// - A 5xx that may not be stored (or a failure or panic of the service) counts as the
+///   handler's error: with [`grace`](Self::grace) an older response answers instead.
 #[derive(Clone)]
 pub struct CacheLayer {
     runtime: Option<Runtime>,
@@ -68,6 +79,7 @@ pub struct CacheLayer {
     key: Option<KeyFn>,
     bypass: Option<BypassFn>,
     tags: Option<TagsFn>,
+    purge: Option<Arc<[u8]>>,
     /// Shared by the clones of one configuration (axum clones a layer for each route).
     shared: Arc<OnceLock<Arc<Shared>>>,
 }
@@ -91,8 +103,10 @@ impl Default for CacheLayer {
 }
 
 impl CacheLayer {
-    /// A layer with the defaults: fresh for 1 s, no `swr`, statuses 200/203/301/308,
-    /// bodies up to 8 MiB, no query parameters and no headers in the key, entries under
+    /// A layer with the defaults: a heuristic freshness of 1 s, no `swr`, every final
+    /// status but 206, 304 and 5xx (without explicit freshness, the heuristically cacheable
+    /// ones), bodies up to 8 MiB, reflected headers bypassing, `Surrogate-Key` as the tag
+    /// header, no purge endpoint, no query parameters and no headers in the key, entries under
     /// `http:default:` in the mount `http` of the runtime in force when it is applied
     /// (unless configured, its memory tier holds up to 256 MiB of responses, weighed by
     /// their bodies and headers).
@@ -107,6 +121,7 @@ impl CacheLayer {
             key: None,
             bypass: None,
             tags: None,
+            purge: None,
             shared: Arc::new(OnceLock::new()),
         }
     }
@@ -177,6 +192,21 @@ impl CacheLayer {
         self.with(|l| l.tags = Some(Arc::new(f)))
     }
 
+    /// Turns the purge endpoint on (it is off by default): a `PURGE` request to a path with
+    /// `Authorization: Bearer {token}` drops every entry of the path (every host, method
+    /// and variant) and of the tags its tag header lists (`Surrogate-Key: a b`), answered
+    /// by the layer; a wrong or missing token gets `401` (compared in constant time).
+    /// Without a token, `PURGE` is a method like any other and reaches the handler.
+    ///
+    /// # Panics
+    ///
+    /// If `token` is empty.
+    pub fn purge_token(self, token: impl Into<String>) -> Self {
+        let token: String = token.into();
+        assert!(!token.is_empty(), "`purge_token`: an empty token would open the purge endpoint to anyone");
+        self.with(|l| l.purge = Some(Arc::from(token.into_bytes())))
+    }
+
     /// The store of this layer, for invalidation and the Cloudflare-style `match`/`put`/`delete`.
     pub fn store(&self) -> ResponseCache {
         ResponseCache::new(self.shared())
@@ -191,6 +221,7 @@ impl CacheLayer {
                 key: self.key.clone(),
                 bypass: self.bypass.clone(),
                 tags: self.tags.clone(),
+                purge: self.purge.clone(),
             })
         }))
     }

@@ -22,38 +22,54 @@
 //! // let app = axum::Router::new().route("/blog/{slug}", get(post)).layer(cache);
 //! ```
 //!
-//! Safe by default means that a response reaches the store only when nothing about it can
-//! belong to one client: requests with `Authorization`/`Cookie` pass through (unless
-//! [`varies`](CacheLayer::varies) lists them, keying entries by their value), responses with
-//! `Set-Cookie`, `Cache-Control: no-store/private/no-cache`, a `Vary` outside `varies`, or a
-//! status outside [`statuses`](CacheLayer::statuses) pass through, as do streams and bodies
-//! larger than [`max_body`](CacheLayer::max_body), untouched. A response that was not stored
-//! is not shared with concurrent requests either: each runs the handler.
+//! It is a shared cache in the sense of RFC 9111, stricter where safety asks for it. Safe
+//! by default means that a response reaches the store only when nothing about it can
+//! belong to one client, and that no request can steer what others are answered with:
+//! requests with `Authorization`/`Cookie` pass through (unless
+//! [`varies`](CacheLayer::varies) lists them, keying entries by their value), as do
+//! requests carrying headers apps commonly reflect ([`ReflectedHeaders`]) and requests
+//! without a usable `Host`; the key's authority is the absolute-form target's, else
+//! `Host`. Responses with `Set-Cookie`, `Cache-Control: no-store/private/no-cache`, a
+//! `Vary` of `*` or outside `varies`, an error status not listed in
+//! [`statuses`](CacheLayer::statuses), and bodies larger than
+//! [`max_body`](CacheLayer::max_body) pass through untouched (a body of unknown length
+//! streams to the client and is stored once it has passed complete within `max_body`). A response that was not
+//! stored is not shared with concurrent requests either: each runs the handler.
 //!
-//! Choices made here: requests' own `Cache-Control` is ignored (a client cannot
-//! force a refresh); a response's `Expires` and `stale-while-revalidate` are not read
-//! (`s-maxage`, `max-age` and the layer's options decide); `max-age=0` means "not stored";
-//! a body of unknown length is a stream; `HEAD` responses get no body-hash `ETag` (they have
-//! no body), only the handler's; 5xx responses count as the handler's errors.
+//! Freshness is computed once, when a response is stored (`freshness.rs`): a targeted field
+//! (`Larder-Cache-Control`, `CDN-Cache-Control`) over `Cache-Control`; `s-maxage` over
+//! `max-age` over `Expires` − `Date`; the response's `Age` and apparent age count; the
+//! layer's `max_age` is the heuristic for responses without explicit freshness. Choices
+//! made here: a request's own `Cache-Control` is ignored (a client cannot force a
+//! refresh); a stale entry with a validator of the handler's is revalidated with a
+//! conditional request (`validation.rs`), and `no-cache` responses are stored only when
+//! they have one; `HEAD` responses get no body-hash `ETag` (they have
+//! no body), only the handler's.
 
 mod body;
 mod conditional;
+mod freshness;
+mod invalidate;
 mod key;
 mod layer;
 mod plan;
 mod policy;
+mod purge;
 mod reason;
+mod reflected;
 mod response;
 mod routes;
 mod service;
 mod settings;
 mod store;
+mod validation;
 
 pub use body::CacheBody;
 pub use layer::{CacheLayer, DEFAULT_GROUP, DEFAULT_NAME};
 pub use reason::NotCacheable;
+pub use reflected::ReflectedHeaders;
 pub use response::{CacheStatus, CachedResponse, X_CACHE};
 pub use routes::{InvalidGlob, RouteRules};
 pub use service::CacheService;
-pub use settings::{DEFAULT_MAX_BODY, DEFAULT_STATUSES, RouteRule};
+pub use settings::{DEFAULT_MAX_BODY, DEFAULT_TAG_HEADER, HEURISTIC_STATUSES, RouteRule, TARGETED_FIELDS};
 pub use store::{PutError, ResponseCache};

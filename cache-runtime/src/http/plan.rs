@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     pub key: Option<KeyFn>,
     pub bypass: Option<BypassFn>,
     pub tags: Option<TagsFn>,
+    /// The token of the purge endpoint (`None`: off).
+    pub purge: Option<Arc<[u8]>>,
 }
 
 impl Shared {
@@ -40,7 +42,13 @@ impl Shared {
             return Err(NotCacheable::BypassPredicate);
         }
         let custom = self.key.as_ref().map(|f| f(parts));
-        let key = key::request_key(parts, &settings.allow_query, &settings.varies, custom.as_deref());
+        let variant = key::Variant {
+            query: &settings.allow_query,
+            varies: &settings.varies,
+            reflected: settings.reflected_keyed,
+            custom: custom.as_deref(),
+        };
+        let key = key::request_key(parts, &variant).ok_or(NotCacheable::Host)?;
         Ok((settings, key))
     }
 }

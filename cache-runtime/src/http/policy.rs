@@ -7,7 +7,9 @@ use http::{Method, Response, StatusCode};
 use http_body::Body;
 
 use super::body::{self, CacheBody, NotRead, Read};
+use super::freshness::{self, Directives, Lifetime};
 use super::reason::NotCacheable;
+use super::reflected::{self, ReflectedHeaders};
 use super::response::CachedResponse;
 use super::settings::Settings;
 
@@ -28,24 +30,29 @@ pub(crate) fn request_bypass(parts: &Parts, settings: &Settings) -> Option<NotCa
     if parts.headers.contains_key(header::COOKIE) && !settings.varies_cookie {
         return Some(NotCacheable::Cookie);
     }
+    if settings.reflected == ReflectedHeaders::Bypass && reflected::carried(&parts.headers).is_some() {
+        return Some(NotCacheable::ReflectedHeader);
+    }
     None
 }
 
 /// Whether a handler's response may be stored, judging by its status and headers; if so,
-/// its own freshness (`s-maxage`, else `max-age`) in ms. The body is judged apart.
+/// its freshness (explicit, or the route's heuristic; zero remaining for one that has a
+/// validator but must be revalidated before use: `no-cache`, or stale on arrival). The
+/// body is judged apart.
 pub(crate) fn response_storage(
     status: StatusCode,
     headers: &HeaderMap,
     settings: &Settings,
-) -> Result<Option<u64>, NotCacheable> {
-    if !settings.stores_status(status) {
-        return Err(NotCacheable::Status);
-    }
+    now_ms: u64,
+) -> Result<Lifetime, NotCacheable> {
     if headers.contains_key(header::SET_COOKIE) {
         return Err(NotCacheable::SetCookie);
     }
-    let cc = CacheControl::of(headers);
-    if cc.no_store || cc.private || cc.no_cache {
+    let cc = Directives::of(headers);
+    // A validator lets a response that must be revalidated be kept for revalidation.
+    let validator = headers.contains_key(header::ETAG) || headers.contains_key(header::LAST_MODIFIED);
+    if cc.no_store || cc.private || (cc.no_cache && !validator) {
         return Err(NotCacheable::CacheControl);
     }
     for value in headers.get_all(header::VARY) {
@@ -56,17 +63,28 @@ pub(crate) fn response_storage(
             if name == "*" {
                 return Err(NotCacheable::VaryAll);
             }
-            if !settings.varies.iter().any(|v| v.as_str().eq_ignore_ascii_case(name)) {
+            // The accepted codings are always keyed.
+            let keyed = name.eq_ignore_ascii_case("accept-encoding")
+                || settings.varies.iter().any(|v| v.as_str().eq_ignore_ascii_case(name));
+            if !keyed {
                 return Err(NotCacheable::VaryUnlisted);
             }
         }
     }
-    let max_age = if cc.invalid_age { Some(0) } else { cc.s_maxage.or(cc.max_age) };
-    match max_age {
-        Some(0) => Err(NotCacheable::StaleAtOnce),
-        Some(secs) => Ok(Some(secs.saturating_mul(1000))),
-        None => Ok(None),
+    let Some(lifetime) = freshness::lifetime(headers, &cc, now_ms, settings.heuristic_ms) else {
+        return Err(NotCacheable::NoFreshness);
+    };
+    if !settings.stores_status(status, lifetime.explicit) {
+        return Err(NotCacheable::Status);
     }
+    let mut lifetime = lifetime;
+    if cc.no_cache {
+        lifetime.lifetime_ms = 0;
+    }
+    if lifetime.remaining_ms() == 0 && !validator {
+        return Err(NotCacheable::StaleAtOnce);
+    }
+    Ok(lifetime)
 }
 
 /// A handler's response that may not be stored: itself, untouched (nothing of its body
@@ -91,8 +109,8 @@ pub(crate) async fn storable<B>(
 where
     B: Body<Data = Bytes>,
 {
-    let max_age_ms = match response_storage(res.status(), res.headers(), settings) {
-        Ok(max_age_ms) => max_age_ms,
+    let lifetime = match response_storage(res.status(), res.headers(), settings, now_ms) {
+        Ok(lifetime) => lifetime,
         Err(reason) => {
             return Err(NotStored { response: res.map(CacheBody::handler), reason, failed: false });
         }
@@ -100,73 +118,13 @@ where
     let (head, body) = res.into_parts();
     match body::read(body, settings.max_body).await {
         Read::Complete(bytes) => {
-            Ok(CachedResponse::new(head.status, &head.headers, bytes, now_ms, max_age_ms, settings, hash_body))
+            Ok(CachedResponse::new(head.status, &head.headers, bytes, now_ms, lifetime, settings, hash_body))
         }
         Read::PassOn(body, why) => Err(NotStored {
             response: Response::from_parts(head, body),
             reason: why.reason(),
             failed: why == NotRead::Failed,
         }),
-    }
-}
-
-/// The directives of a response's `Cache-Control` that decide storing.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct CacheControl {
-    no_store: bool,
-    private: bool,
-    no_cache: bool,
-    s_maxage: Option<u64>,
-    max_age: Option<u64>,
-    /// A malformed `s-maxage`/`max-age`: treated as stale (RFC 9111 §4.2.1).
-    invalid_age: bool,
-}
-
-impl CacheControl {
-    fn of(headers: &HeaderMap) -> CacheControl {
-        let mut cc = CacheControl::default();
-        for value in headers.get_all(header::CACHE_CONTROL) {
-            let Ok(value) = value.to_str() else {
-                // Unreadable: the safe reading.
-                cc.no_store = true;
-                continue;
-            };
-            for directive in value.split(',') {
-                let (name, arg) = match directive.split_once('=') {
-                    Some((n, a)) => (n.trim(), Some(a.trim().trim_matches('"'))),
-                    None => (directive.trim(), None),
-                };
-                let seconds = |cc: &mut CacheControl| match arg.and_then(|a| a.parse::<u64>().ok()) {
-                    Some(s) => Some(s),
-                    None => {
-                        cc.invalid_age = true;
-                        None
-                    }
-                };
-                if name.eq_ignore_ascii_case("no-store") {
-                    cc.no_store = true;
-                } else if name.eq_ignore_ascii_case("private") {
-                    cc.private = true;
-                } else if name.eq_ignore_ascii_case("no-cache") {
-                    cc.no_cache = true;
-                } else if name.eq_ignore_ascii_case("s-maxage") {
-                    let s = seconds(&mut cc);
-                    cc.s_maxage = min(cc.s_maxage, s);
-                } else if name.eq_ignore_ascii_case("max-age") {
-                    let s = seconds(&mut cc);
-                    cc.max_age = min(cc.max_age, s);
-                }
-            }
-        }
-        cc
-    }
-}
-
-/// The smaller of two optional ages (a directive given twice counts at its strictest).
-fn min(a: Option<u64>, b: Option<u64>) -> Option<u64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }
 
@@ -185,20 +143,6 @@ mod tests {
     }
 
     #[test]
-    fn s_maxage_wins_over_max_age() {
-        let s = Settings::resolve(&RouteRule::new());
-        let ok = StatusCode::OK;
-        assert_eq!(
-            response_storage(ok, &headers(&[("cache-control", "max-age=5, s-maxage=10")]), &s),
-            Ok(Some(10_000))
-        );
-        assert_eq!(response_storage(ok, &headers(&[("cache-control", "public, max-age=\"7\"")]), &s), Ok(Some(7_000)));
-        assert_eq!(response_storage(ok, &headers(&[]), &s), Ok(None));
-        assert!(response_storage(ok, &headers(&[("cache-control", "max-age=0")]), &s).is_err());
-        assert!(response_storage(ok, &headers(&[("cache-control", "max-age=soon")]), &s).is_err());
-    }
-
-    #[test]
     fn unsafe_responses_are_refused() {
         let s = Settings::resolve(&RouteRule::new().varies(["Accept-Language"]));
         let ok = StatusCode::OK;
@@ -208,12 +152,18 @@ mod tests {
             headers(&[("cache-control", "Private")]),
             headers(&[("cache-control", "no-cache=\"x\"")]),
             headers(&[("vary", "*")]),
-            headers(&[("vary", "accept-language, accept-encoding")]),
+            headers(&[("vary", "accept-language, cookie")]),
+            headers(&[("cache-control", "max-age=0")]),
         ] {
-            assert!(response_storage(ok, &h, &s).is_err(), "{h:?}");
+            assert!(response_storage(ok, &h, &s, 0).is_err(), "{h:?}");
         }
-        assert_eq!(response_storage(ok, &headers(&[("vary", "accept-language")]), &s), Ok(None));
-        assert!(response_storage(StatusCode::NOT_FOUND, &headers(&[]), &s).is_err());
-        assert!(response_storage(StatusCode::MOVED_PERMANENTLY, &headers(&[]), &s).is_ok());
+        assert!(response_storage(ok, &headers(&[("vary", "accept-language, accept-encoding")]), &s, 0).is_ok());
+        assert!(response_storage(StatusCode::NOT_FOUND, &headers(&[]), &s, 0).is_ok(), "heuristically cacheable");
+        assert!(response_storage(StatusCode::FOUND, &headers(&[]), &s, 0).is_err(), "not heuristically cacheable");
+        assert!(response_storage(StatusCode::FOUND, &headers(&[("cache-control", "max-age=9")]), &s, 0).is_ok());
+        let five = StatusCode::SERVICE_UNAVAILABLE;
+        assert!(response_storage(five, &headers(&[("cache-control", "max-age=9")]), &s, 0).is_err());
+        let listed = Settings::resolve(&RouteRule::new().statuses([200, 503]));
+        assert!(response_storage(five, &headers(&[("cache-control", "max-age=9")]), &listed, 0).is_ok());
     }
 }

@@ -20,11 +20,19 @@ pub enum NotCacheable {
     /// The request carries `Cookie`, which `varies` does not list.
     #[error("the request carries Cookie, which `varies` does not list")]
     Cookie,
+    /// The request names no authority the key can trust (no `Host`, or one that is not UTF-8).
+    #[error("the request has no usable Host")]
+    Host,
+    /// The request carries a header that apps commonly reflect (`X-Forwarded-Host`, …),
+    /// and the policy is to let such requests bypass.
+    #[error("the request carries a commonly reflected header (X-Forwarded-Host, …)")]
+    ReflectedHeader,
     /// The layer's bypass predicate said so.
     #[error("the bypass predicate said so")]
     BypassPredicate,
-    /// The response's status is not in `statuses`.
-    #[error("its status is not in `statuses`")]
+    /// The response's status is not in `statuses` (or, without explicit freshness, not in
+    /// `heuristic_statuses`).
+    #[error("its status is not stored (`statuses`, or `heuristic_statuses` without explicit freshness)")]
     Status,
     /// The response sets a cookie.
     #[error("it sets a cookie")]
@@ -41,9 +49,12 @@ pub enum NotCacheable {
     /// The response's `Vary` names a header that `varies` does not list.
     #[error("its Vary names a header that `varies` does not list")]
     VaryUnlisted,
-    /// The response's `Cache-Control` makes it stale at once (`max-age=0`).
-    #[error("its Cache-Control makes it stale at once")]
+    /// The response is stale on arrival (`max-age=0`, an `Age` past its lifetime, an invalid `Expires`).
+    #[error("it is stale on arrival (max-age=0, an Age past its lifetime, an invalid Expires, …)")]
     StaleAtOnce,
+    /// The response gives no freshness and the layer's heuristic is off (`max_age` zero).
+    #[error("it gives no freshness and the layer's heuristic `max_age` is off")]
+    NoFreshness,
     /// The body is a stream, or longer than `max_body`.
     #[error("its body is a stream or longer than `max_body`")]
     BodyUnbounded,

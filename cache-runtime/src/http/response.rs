@@ -12,7 +12,8 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::conditional::{Conditional, is_entity_tag};
-use super::settings::Settings;
+use super::freshness::{Lifetime, MAX_AGE_SECS};
+use super::settings::{Settings, TARGETED_FIELDS};
 
 /// The `x-cache` header of every response through the layer.
 pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
@@ -82,10 +83,12 @@ struct Stored {
     body: Bytes,
     /// When it was produced, ms since the epoch (runtime clock).
     stored_at_ms: u64,
-    /// The `Age` the handler's response already had, s.
+    /// The response's corrected initial age (its `Age`, or how far its `Date` lay behind), s.
     initial_age: u64,
-    /// Freshness from the response's own `s-maxage`/`max-age`, ms.
+    /// How long it was fresh from `stored_at`, ms (its freshness lifetime less its initial age).
     max_age_ms: Option<u64>,
+    /// Never served stale (`must-revalidate`, `proxy-revalidate`, `s-maxage`).
+    never_stale: bool,
     /// Last modification, s since the epoch: `Last-Modified`, else `Date`, else `stored_at`.
     last_modified: u64,
 }
@@ -97,6 +100,21 @@ struct Stored {
 pub(crate) enum Held {
     Stored(CachedResponse),
     Passed,
+}
+
+impl Held {
+    /// What it weighs in a memory tier bounded by bytes: its body and headers, as they are
+    /// held (not their base64 JSON, which is never built to weigh them).
+    pub(crate) fn weight(&self) -> usize {
+        match self {
+            Held::Stored(r) => {
+                let s = &*r.0;
+                let headers: usize = s.headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 32).sum();
+                size_of::<Stored>() + s.body.len() + headers
+            }
+            Held::Passed => 0,
+        }
+    }
 }
 
 impl std::fmt::Debug for CachedResponse {
@@ -112,24 +130,24 @@ impl std::fmt::Debug for CachedResponse {
 
 impl CachedResponse {
     /// Makes the stored form of a handler's response: hop-by-hop headers (and those its
-    /// `Connection` names) dropped, `Age` taken as the initial age, an `ETag` (the
-    /// handler's, else a weak one from the body's hash, unless `hash_body` is false), the
-    /// route's `Vary`, and, without a `Cache-Control` of its own, the route's.
+    /// `Connection` names) dropped, its freshness and initial age from `lifetime`, an `ETag`
+    /// (the handler's, else a weak one from the body's hash, unless `hash_body` is false),
+    /// its own `Vary`, and, when its freshness is the layer's heuristic and it has no
+    /// `Cache-Control`, the route's. The fields meant for the layer alone are dropped
+    /// unless the route forwards them.
     pub(crate) fn new(
         status: StatusCode,
         headers: &HeaderMap,
         body: Bytes,
         now_ms: u64,
-        max_age_ms: Option<u64>,
+        lifetime: Lifetime,
         settings: &Settings,
         hash_body: bool,
     ) -> CachedResponse {
         let mut kept = end_to_end(headers);
-        let initial_age = kept
-            .remove(header::AGE)
-            .and_then(|v| v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()))
-            .unwrap_or(0);
+        kept.remove(header::AGE);
         kept.remove(X_CACHE);
+        strip_cache_fields(&mut kept, settings);
         let has_etag = kept.get(header::ETAG).is_some_and(is_entity_tag);
         if !has_etag {
             kept.remove(header::ETAG);
@@ -139,16 +157,18 @@ impl CachedResponse {
                 kept.insert(header::ETAG, etag);
             }
         }
-        kept.remove(header::VARY);
-        if let Some(vary) = &settings.vary {
-            kept.insert(header::VARY, vary.clone());
-        }
-        if !kept.contains_key(header::CACHE_CONTROL)
+        if !lifetime.explicit
+            && !kept.contains_key(header::CACHE_CONTROL)
             && let Some(cc) = &settings.cache_control
         {
             kept.insert(header::CACHE_CONTROL, cc.clone());
         }
-        CachedResponse::assemble(status, kept, body, now_ms, initial_age, max_age_ms)
+        let fresh_ms = lifetime.remaining_ms();
+        let mut r = CachedResponse::assemble(status, kept, body, now_ms, lifetime.initial_age, Some(fresh_ms));
+        if lifetime.never_stale {
+            Arc::get_mut(&mut r.0).expect("just made").never_stale = true;
+        }
+        r
     }
 
     fn assemble(
@@ -168,7 +188,16 @@ impl CachedResponse {
                 .map(|d| d.as_secs())
         };
         let last_modified = date(header::LAST_MODIFIED).or_else(|| date(header::DATE)).unwrap_or(stored_at_ms / 1000);
-        CachedResponse(Arc::new(Stored { status, headers, body, stored_at_ms, initial_age, max_age_ms, last_modified }))
+        CachedResponse(Arc::new(Stored {
+            status,
+            headers,
+            body,
+            stored_at_ms,
+            initial_age,
+            max_age_ms,
+            never_stale: false,
+            last_modified,
+        }))
     }
 
     /// The status.
@@ -191,14 +220,21 @@ impl CachedResponse {
         self.0.stored_at_ms
     }
 
-    /// How long it is fresh by its own `Cache-Control` (`s-maxage`, else `max-age`), if it says.
+    /// How long it was fresh from [`stored_at_ms`](Self::stored_at_ms): its freshness
+    /// lifetime (explicit, or the layer's heuristic) less the age it arrived with.
     pub fn max_age_ms(&self) -> Option<u64> {
         self.0.max_age_ms
     }
 
-    /// Its `Age` at `now_ms`, in seconds.
+    /// Whether it may never be served stale (`must-revalidate`, `proxy-revalidate`, `s-maxage`).
+    pub fn never_stale(&self) -> bool {
+        self.0.never_stale
+    }
+
+    /// Its `Age` at `now_ms`, in seconds (at most 2^31, RFC 9111 §1.2.2).
     pub fn age_secs(&self, now_ms: u64) -> u64 {
-        self.0.initial_age + now_ms.saturating_sub(self.0.stored_at_ms) / 1000
+        let resident = now_ms.saturating_sub(self.0.stored_at_ms) / 1000;
+        self.0.initial_age.saturating_add(resident).min(MAX_AGE_SECS)
     }
 
     /// The response to replay at `now_ms` for a request with preconditions `cond`: a `304`
@@ -227,6 +263,34 @@ impl CachedResponse {
         headers.insert(header::AGE, HeaderValue::from(self.age_secs(now_ms)));
         res
     }
+}
+
+/// Removes the fields meant for the layer alone (the tag header, the targeted
+/// cache-control fields), unless the route forwards them.
+pub(crate) fn strip_cache_fields(headers: &mut HeaderMap, settings: &Settings) {
+    if settings.forward_cache_fields {
+        return;
+    }
+    if let Some(name) = &settings.tag_header {
+        headers.remove(name);
+    }
+    for name in TARGETED_FIELDS {
+        headers.remove(name);
+    }
+}
+
+/// The tags a response (or a purge request) names in its tag header `name` (members separated by spaces or commas).
+pub(crate) fn tags_of(headers: &HeaderMap, name: &HeaderName) -> Vec<String> {
+    let mut tags: Vec<String> = Vec::new();
+    for value in headers.get_all(name) {
+        let Ok(text) = value.to_str() else { continue };
+        for tag in text.split(|c: char| c == ',' || c.is_ascii_whitespace()).filter(|t| !t.is_empty()) {
+            if !tags.iter().any(|t| t == tag) {
+                tags.push(tag.to_owned());
+            }
+        }
+    }
+    tags
 }
 
 /// The end-to-end headers of `headers`: without the hop-by-hop ones and those that
@@ -262,6 +326,8 @@ struct Wire {
     initial_age: u64,
     #[serde(default)]
     max_age: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    never_stale: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -291,6 +357,7 @@ impl Serialize for CachedResponse {
             stored_at: s.stored_at_ms,
             initial_age: s.initial_age,
             max_age: s.max_age_ms,
+            never_stale: s.never_stale,
         }
         .serialize(serializer)
     }
@@ -314,7 +381,9 @@ impl<'de> Deserialize<'de> for CachedResponse {
             headers.append(name, value);
         }
         let body = Bytes::from(BASE64.decode(w.body).map_err(D::Error::custom)?);
-        Ok(CachedResponse::assemble(status, headers, body, w.stored_at, w.initial_age, w.max_age))
+        let mut r = CachedResponse::assemble(status, headers, body, w.stored_at, w.initial_age, w.max_age);
+        Arc::get_mut(&mut r.0).expect("just made").never_stale = w.never_stale;
+        Ok(r)
     }
 }
 
@@ -333,7 +402,8 @@ mod tests {
         h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
         let body: Bytes = (0..=255u8).collect::<Vec<u8>>().into();
         let settings = Settings::resolve(&RouteRule::new());
-        let r = CachedResponse::new(StatusCode::OK, &h, body.clone(), 1_000, Some(5_000), &settings, true);
+        let lifetime = Lifetime { lifetime_ms: 5_000, explicit: true, initial_age: 0, never_stale: true };
+        let r = CachedResponse::new(StatusCode::OK, &h, body.clone(), 1_000, lifetime, &settings, true);
         assert!(r.headers().get("x-hop").is_none() && r.headers().get(header::TRANSFER_ENCODING).is_none());
         let json = serde_json::to_string(&r).unwrap();
         let back: CachedResponse = serde_json::from_str(&json).unwrap();
@@ -342,6 +412,7 @@ mod tests {
         assert_eq!(back.status(), StatusCode::OK);
         assert_eq!(back.max_age_ms(), Some(5_000));
         assert_eq!(back.stored_at_ms(), 1_000);
+        assert!(back.never_stale());
         assert!(json.len() < 2 * body.len() + 400, "compact: {json}");
     }
 }

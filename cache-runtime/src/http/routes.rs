@@ -171,7 +171,7 @@ mod tests {
             .rule("/blog/drafts/**", RouteRule::off())
             .rule("/api/*/stars", RouteRule::new().max_age(Duration::from_secs(5)));
         let r = rules.resolve(&RouteRule::new().max_age(Duration::from_secs(9)));
-        let age = |p: &str| r.for_path(p).max_age.as_secs();
+        let age = |p: &str| r.for_path(p).heuristic_ms.unwrap() / 1000;
         assert_eq!(age("/"), 1);
         assert_eq!(age("/blog"), 2);
         assert_eq!(age("/blog/a/b"), 2);
@@ -181,7 +181,7 @@ mod tests {
         assert!(r.for_path("/blog/a").cache);
         assert_eq!(age("/api/x/stars"), 5);
         let none = RouteRules::new().resolve(&RouteRule::new().max_age(Duration::from_secs(9)));
-        assert_eq!(none.for_path("/x").max_age.as_secs(), 9);
+        assert_eq!(none.for_path("/x").heuristic_ms, Some(9_000));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The tower [`Service`]: what one request through the layer does.
 //!
-//! A cacheable request becomes one `Cache::get_or_set_with` call, whose factory runs the
+//! A cacheable request becomes one `Cache::get_or_set_weighed` call, whose factory runs the
 //! wrapped service and turns its response into what the cache holds ([`Held`]). So misses
 //! are single-flight, and `swr`, `grace` and timeouts are those of every cached call:
 //!
@@ -10,17 +10,24 @@
 //!   either. The request that ran the handler gets the response itself (its body untouched,
 //!   through a side slot); the concurrent requests that waited on that run each run the
 //!   handler for themselves, since the response may be meant for one client (`Set-Cookie`);
-//! - a 5xx (or the service failing) is the factory's error: under `grace` an older response
-//!   answers; otherwise the request that ran the handler gets the 5xx as it was, and the
-//!   waiters run the handler themselves.
+//! - a 5xx that may not be stored (or the service failing, or the handler panicking) is
+//!   the factory's error: under `grace` an older response answers; otherwise the request
+//!   that ran the handler gets the 5xx as it was (a panic: `500`), and the waiters run the
+//!   handler themselves.
+//!
+//! Any other method passes through; an unsafe one answered 2xx or 3xx invalidates the
+//! entries of its URI and of the same-origin `Location`/`Content-Location` (`invalidate.rs`).
 
 use std::future::Future;
 use std::ops::ControlFlow;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt as _;
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body::Body;
 use parking_lot::Mutex;
@@ -28,13 +35,18 @@ use tower::Service;
 
 use super::body::CacheBody;
 use super::conditional::Conditional;
-use super::key;
+use super::invalidate;
+use super::key::{self, QueryKeys};
 use super::plan::Shared;
 use super::policy;
-use super::response::{CacheStatus, Held, X_CACHE};
+use super::purge;
+use super::reason::NotCacheable;
+use super::response::{CacheStatus, CachedResponse, Held, X_CACHE, strip_cache_fields, tags_of};
 use super::settings::Settings;
+use super::validation;
 use crate::call::outcome::{Answer, Storage};
 use crate::error::Error;
+use crate::options::Options;
 
 /// The service of [`CacheLayer`](super::CacheLayer): caches the responses of `S`.
 #[derive(Clone)]
@@ -63,6 +75,9 @@ impl<S> CacheService<S> {
 /// How long the cache keeps what a run produced.
 fn storage_of(flight: &Held) -> Storage {
     match flight {
+        // Stale on arrival (`no-cache`, `max-age=0` with a validator): answers this run,
+        // kept only for revalidation (`validation.rs`).
+        Held::Stored(r) if r.max_age_ms() == Some(0) => Storage::Skip,
         Held::Stored(r) => r.max_age_ms().map_or(Storage::Default, Storage::MaxAge),
         Held::Passed => Storage::Skip,
     }
@@ -103,6 +118,13 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        if req.method().as_str() == purge::PURGE
+            && let Some(token) = self.shared.purge.clone()
+        {
+            let shared = Arc::clone(&self.shared);
+            let (parts, _) = req.into_parts();
+            return Box::pin(async move { Ok(pass(purge::purge(&shared, &token, parts).await.map(CacheBody::full))) });
+        }
         let way = match route(&self.shared, req) {
             // A fresh entry in memory: answered here, the service is not used.
             ControlFlow::Break(hit) => {
@@ -116,15 +138,18 @@ where
         let shared = Arc::clone(&self.shared);
         Box::pin(async move {
             match way {
-                Way::Bypass(req) => Ok(pass(svc.call(req).await?.map(CacheBody::handler))),
+                Way::Bypass(req) => Ok(pass(caught(svc.call(req)).await?)),
                 Way::Write(req) => {
-                    let path = req.uri().path().to_owned();
-                    let res = svc.call(req).await?;
-                    if res.status().is_success() {
-                        let n = shared.cache.delete_prefix(&key::path_prefix(&path)).await;
-                        tracing::debug!(target: "larder", path, entries = n, "http: a successful write invalidated its path");
+                    let target = invalidate::Target::of(&req);
+                    let res = caught(svc.call(req)).await?;
+                    let status = res.status();
+                    if status.is_success() || status.is_redirection() {
+                        for path in target.paths(res.headers()) {
+                            let n = shared.cache.delete_prefix(&key::path_prefix(&path)).await;
+                            tracing::debug!(target: "larder", path, entries = n, "http: an unsafe request invalidated a URI");
+                        }
                     }
-                    Ok(pass(res.map(CacheBody::handler)))
+                    Ok(pass(res))
                 }
                 Way::Cache(call) => through_cache(shared, svc, *call).await,
             }
@@ -136,7 +161,8 @@ where
 enum Way<ReqBody> {
     /// Passes through untouched.
     Bypass(Request<ReqBody>),
-    /// A `POST`, `PUT`, `PATCH` or `DELETE`: passes through, and invalidates its path if it succeeds.
+    /// Any method but `GET`, `HEAD`, `OPTIONS` and `TRACE` (RFC 9111 §4.4): passes through,
+    /// and invalidates its URIs if answered 2xx or 3xx.
     Write(Request<ReqBody>),
     /// Through the cache's algorithm (a miss, a stale or grace answer, an entry in L2).
     Cache(Box<CacheCall<ReqBody>>),
@@ -159,8 +185,8 @@ fn route<ReqBody>(shared: &Shared, req: Request<ReqBody>) -> ControlFlow<Respons
     let method = req.method();
     if method != Method::GET && method != Method::HEAD {
         return ControlFlow::Continue(match *method {
-            Method::POST | Method::PUT | Method::PATCH | Method::DELETE => Way::Write(req),
-            _ => Way::Bypass(req),
+            Method::OPTIONS | Method::TRACE => Way::Bypass(req),
+            _ => Way::Write(req),
         });
     }
     let (mut parts, body) = req.into_parts();
@@ -192,6 +218,18 @@ type Pending<ReqBody, S> = Arc<Mutex<Option<(Request<ReqBody>, S)>>>;
 /// The response of a run that the cache did not take, for the request that ran it.
 type Passed<ResBody, E> = Arc<Mutex<Option<Result<Response<CacheBody<ResBody>>, E>>>>;
 
+/// What one run of the handler for the cache works with: the request (taken by whoever
+/// runs it), the slot for a response the cache does not take, the route's settings, the
+/// layer, and the entry's raw key and options.
+struct Run<ReqBody, S, ResBody: Body, E> {
+    pending: Pending<ReqBody, S>,
+    passed: Passed<ResBody, E>,
+    settings: Arc<Settings>,
+    shared: Arc<Shared>,
+    entry: Arc<(String, Options)>,
+    hash_body: bool,
+}
+
 async fn through_cache<S, ReqBody, ResBody>(
     shared: Arc<Shared>,
     svc: S,
@@ -209,20 +247,31 @@ where
     let hash_body = req.method() == Method::GET;
     let pending: Pending<ReqBody, S> = Arc::new(Mutex::new(Some((req, svc))));
     let passed: Passed<ResBody, S::Error> = Arc::new(Mutex::new(None));
-    let factory = {
-        let (pending, passed, settings, shared) =
-            (Arc::clone(&pending), Arc::clone(&passed), Arc::clone(&settings), Arc::clone(&shared));
-        move || produce(pending, passed, settings, shared, hash_body)
-    };
-    let extended;
     let options = match extra_tags {
-        Some(tags) => {
-            extended = settings.options.clone().tags(tags);
-            &extended
-        }
-        None => &settings.options,
+        Some(tags) => settings.options.clone().tags(tags),
+        None => settings.options.clone(),
     };
-    let (result, answer) = shared.cache.get_or_set_with(&key::raw(&key), options, Some(storage_of), factory).await;
+    let raw = key::raw(&key);
+    let entry = Arc::new((raw.clone(), options.clone()));
+    let factory = || {
+        let (pending, passed, settings, shared, entry) =
+            (Arc::clone(&pending), Arc::clone(&passed), Arc::clone(&settings), Arc::clone(&shared), Arc::clone(&entry));
+        move || produce(Run { pending, passed, settings, shared, entry, hash_body })
+    };
+    let (mut result, mut answer) =
+        shared.cache.get_or_set_weighed(&raw, &options, Some(storage_of), Some(Held::weight), factory()).await;
+    let never_stale = |result: &Result<Held, RunError>| matches!(result, Ok(Held::Stored(r)) if r.never_stale());
+    if answer == Answer::Stale && never_stale(&result) {
+        // Not to be served stale: wait for a fresh one (joining the refresh just started).
+        let mut strict = options.clone();
+        (strict.swr, strict.stale_max_age, strict.grace) = (Some(false), None, None);
+        (result, answer) =
+            shared.cache.get_or_set_weighed(&raw, &strict, Some(storage_of), Some(Held::weight), factory()).await;
+    }
+    if answer == Answer::Grace && never_stale(&result) {
+        // Not to be served stale: the handler's failure answers instead.
+        result = Err(RunError::Handler);
+    }
 
     let status = match answer {
         Answer::Hit => CacheStatus::Hit,
@@ -241,7 +290,9 @@ where
     // …or this request waited on another's run, which it may not share: run it here.
     let unsent = pending.lock().take();
     if let Some((req, mut svc)) = unsent {
-        return Ok(pass(svc.call(req).await?.map(CacheBody::handler)));
+        let mut res = caught(svc.call(req)).await?;
+        strip_cache_fields(res.headers_mut(), &settings);
+        return Ok(pass(res));
     }
     // The run was abandoned (hard timeout) or is still going in the background.
     let timed_out = matches!(result, Err(RunError::Larder(Error::Timeout)));
@@ -250,41 +301,131 @@ where
     Ok(pass(res))
 }
 
-/// One run of the handler for the cache: its response, as the cache will hold it.
-async fn produce<S, ReqBody, ResBody>(
-    pending: Pending<ReqBody, S>,
-    passed: Passed<ResBody, S::Error>,
-    settings: Arc<Settings>,
-    shared: Arc<Shared>,
-    hash_body: bool,
-) -> Result<Held, RunError>
+/// One run of the handler for the cache: its response, as the cache will hold it. A
+/// panic of the handler (or of its body) is this run's error, its request answered `500`.
+async fn produce<S, ReqBody, ResBody>(run: Run<ReqBody, S, ResBody, S::Error>) -> Result<Held, RunError>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: Body<Data = Bytes>,
 {
+    let passed = Arc::clone(&run.passed);
+    match AssertUnwindSafe(produce_caught(run)).catch_unwind().await {
+        Ok(held) => held,
+        Err(_) => {
+            tracing::error!(target: "larder", "http: the handler panicked; its request gets 500");
+            *passed.lock() = Some(Ok(internal_error()));
+            Err(RunError::Handler)
+        }
+    }
+}
+
+async fn produce_caught<S, ReqBody, ResBody>(run: Run<ReqBody, S, ResBody, S::Error>) -> Result<Held, RunError>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Body<Data = Bytes>,
+{
+    let Run { pending, passed, settings, shared, entry, hash_body } = run;
     let taken = pending.lock().take();
-    let Some((req, mut svc)) = taken else {
+    let Some((mut req, mut svc)) = taken else {
         return Err(RunError::Larder(Error::SharedRunFailed));
     };
-    let res = match svc.call(req).await {
+    let (raw, options) = &*entry;
+    let old = validation::stored_for(&shared.cache, raw).await;
+    if let Some(old) = &old {
+        validation::add_preconditions(req.headers_mut(), old);
+    }
+    let mut res = match svc.call(req).await {
         Ok(res) => res,
         Err(e) => {
             *passed.lock() = Some(Err(e));
             return Err(RunError::Handler);
         }
     };
-    if res.status().is_server_error() {
+    let now = shared.cache.now_ms();
+    if let Some(old) = old
+        && res.status() == StatusCode::NOT_MODIFIED
+    {
+        return match validation::refreshed(&old, res.headers(), &settings, now) {
+            Ok(fresh) => {
+                validation::keep(&shared.cache, raw, options, &fresh).await;
+                Ok(Held::Stored(fresh))
+            }
+            Err(not) => {
+                *passed.lock() = Some(Ok((*not).map(CacheBody::full)));
+                Ok(Held::Passed)
+            }
+        };
+    }
+    if res.status().is_server_error() && policy::response_storage(res.status(), res.headers(), &settings, now).is_err()
+    {
+        strip_cache_fields(res.headers_mut(), &settings);
         *passed.lock() = Some(Ok(res.map(CacheBody::handler)));
         return Err(RunError::Handler);
     }
-    match policy::storable(res, &settings, shared.cache.now_ms(), hash_body).await {
-        Ok(stored) => Ok(Held::Stored(stored)),
-        Err(not) => {
+    let tags = settings.tag_header.as_ref().map(|name| tags_of(res.headers(), name)).unwrap_or_default();
+    let head = res.body().size_hint().exact().is_none().then(|| (res.status(), res.headers().clone()));
+    match policy::storable(res, &settings, now, hash_body).await {
+        Ok(stored) => {
+            if !tags.is_empty() {
+                crate::call::this_entry::tags(tags.clone());
+            }
+            validation::keep(&shared.cache, raw, &options.clone().tags(tags), &stored).await;
+            Ok(Held::Stored(stored))
+        }
+        Err(mut not) if not.reason == NotCacheable::BodyUnbounded && head.is_some() => {
+            // A body of unknown length: stored once it has passed, complete and within max_body.
+            let (status, headers) = head.expect("checked");
+            let lifetime = policy::response_storage(status, &headers, &settings, now);
+            strip_cache_fields(not.response.headers_mut(), &settings);
+            if let Ok(lifetime) = lifetime {
+                let (store, max) = (Arc::clone(&shared), settings.max_body);
+                let (settings, entry) = (Arc::clone(&settings), Arc::clone(&entry));
+                let done = move |body: Bytes| {
+                    let stored = CachedResponse::new(status, &headers, body, now, lifetime, &settings, hash_body);
+                    let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+                    rt.spawn(async move {
+                        let fresh = lifetime.remaining_ms().saturating_sub(store.cache.now_ms().saturating_sub(now));
+                        if fresh > 0 {
+                            let (raw, options) = &*entry;
+                            let options = options.clone().max_age(Duration::from_millis(fresh)).tags(tags);
+                            validation::keep(&store.cache, raw, &options, &stored).await;
+                            store.cache.set_weighed(raw, Held::Stored(stored), &options, Some(Held::weight)).await;
+                        }
+                    });
+                };
+                not.response = not.response.map(|b| b.tee(max, Box::new(done)));
+            }
+            *passed.lock() = Some(Ok(not.response));
+            Ok(Held::Passed)
+        }
+        Err(mut not) => {
             tracing::debug!(target: "larder", status = not.response.status().as_u16(), reason = %not.reason, "http: response not stored");
+            strip_cache_fields(not.response.headers_mut(), &settings);
             *passed.lock() = Some(Ok(not.response));
             Ok(Held::Passed)
         }
     }
+}
+
+/// The inner service's answer, with a panic of the handler turned into a `500`.
+async fn caught<F, B, E>(call: F) -> Result<Response<CacheBody<B>>, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Body,
+{
+    match AssertUnwindSafe(call).catch_unwind().await {
+        Ok(res) => res.map(|r| r.map(CacheBody::handler)),
+        Err(_) => {
+            tracing::error!(target: "larder", "http: the handler panicked; its request gets 500");
+            Ok(internal_error())
+        }
+    }
+}
+
+fn internal_error<B: Body>() -> Response<CacheBody<B>> {
+    let mut res = Response::new(CacheBody::empty());
+    *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    res
 }
 
 /// Marks a response that was not stored and did not come from the cache.
@@ -294,12 +435,12 @@ fn pass<B>(mut res: Response<B>) -> Response<B> {
 }
 
 /// Keeps only the `allow_query` parameters in the URI the handler sees.
-fn strip_query(uri: &mut Uri, allow_query: &[String]) {
+fn strip_query(uri: &mut Uri, allow_query: &QueryKeys) {
     let Some(query) = uri.query() else { return };
-    if query.split('&').all(|p| key::allowed(p, allow_query)) {
+    if query.split('&').all(|p| allow_query.allows(p)) {
         return;
     }
-    let kept: Vec<&str> = query.split('&').filter(|p| !p.is_empty() && key::allowed(p, allow_query)).collect();
+    let kept: Vec<&str> = query.split('&').filter(|p| !p.is_empty() && allow_query.allows(p)).collect();
     let path_and_query =
         if kept.is_empty() { uri.path().to_owned() } else { format!("{}?{}", uri.path(), kept.join("&")) };
     let mut parts = std::mem::take(uri).into_parts();

@@ -142,12 +142,16 @@ impl ResponseCache {
             }
             Err(not) => return Err(PutError::NotCacheable(not.reason)),
         };
-        let max_age = stored.max_age_ms().map_or(settings.max_age, Duration::from_millis);
+        // One that must be revalidated before use has nothing to answer `match` with.
+        let Some(fresh) = stored.max_age_ms().filter(|&ms| ms > 0) else {
+            return Err(PutError::NotCacheable(NotCacheable::StaleAtOnce));
+        };
+        let max_age = Duration::from_millis(fresh);
         let mut options = settings.options.clone().max_age(max_age);
         if let Some(tags) = self.shared.tags.as_ref().map(|f| f(&parts)) {
             options = options.tags(tags);
         }
-        self.shared.cache.set(&key::raw(&key), Held::Stored(stored), &options).await;
+        self.shared.cache.set_weighed(&key::raw(&key), Held::Stored(stored), &options, Some(Held::weight)).await;
         Ok(())
     }
 

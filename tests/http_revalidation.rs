@@ -1,0 +1,138 @@
+//! The layer as a shared cache, over real HTTP on loopback: what it does with a response
+//! over time and size (RFC 9111 §4.3 validation, bodies of unknown length). One test per rule; every test has its own runtime and a
+//! manual clock, and counts handler runs to tell hits from misses.
+#![cfg(feature = "http")]
+
+mod common;
+
+use common::http::{layer, serve};
+use common::{Gate, Runs, runtime, within};
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use futures::StreamExt as _;
+
+// ---------------------------------------------------------------------------------------
+// Bodies of unknown length
+
+/// A handler streaming `chunks` chunks of `size` bytes, the first at once, the others
+/// after `gate` opens.
+fn streamed(runs: &Runs, gate: &Gate, chunks: usize, size: usize) -> axum::routing::MethodRouter {
+    let (r, g) = (runs.clone(), gate.clone());
+    get(move || {
+        let (n, g) = (r.hit(), g.clone());
+        let stream = futures::stream::iter(0..chunks).then(move |i| {
+            let g = g.clone();
+            async move {
+                if i > 0 {
+                    g.wait().await;
+                }
+                Ok::<_, std::io::Error>(bytes::Bytes::from(format!("{n}").repeat(size)))
+            }
+        });
+        async move { axum::body::Body::from_stream(stream) }
+    })
+}
+
+#[tokio::test]
+async fn a_body_of_unknown_length_streams_to_the_client_and_is_stored_when_complete() {
+    use http_body_util::BodyExt as _;
+    let (rt, _clock) = runtime();
+    let (runs, gate) = (Runs::default(), Gate::new());
+    let cache = layer(&rt).max_body(100);
+    let store = cache.store();
+    let app = Router::new()
+        .route("/stream", streamed(&runs, &gate, 3, 10))
+        .route("/big", streamed(&runs, &gate, 3, 40))
+        .layer(cache);
+    let s = serve(app).await;
+    let res = s.client.request(axum::http::Request::get(s.uri("/stream")).body(Default::default()).unwrap()).await;
+    let mut body = res.unwrap().into_body();
+    let first = within("the first chunk, before the rest exists", body.frame()).await.unwrap().unwrap();
+    assert_eq!(first.into_data().unwrap(), "1".repeat(10), "the client's stream is not held back");
+    gate.open();
+    let rest = body.collect().await.unwrap().to_bytes();
+    assert_eq!(rest, "1".repeat(20));
+    within("the copy stored", async {
+        while store.keys().await.is_empty() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    let hit = s.get("/stream").await;
+    assert_eq!((hit.x_cache(), hit.text()), ("HIT", "1".repeat(30)));
+    assert_eq!(hit.header("content-length"), Some("30"));
+
+    for n in [2, 3] {
+        let big = s.get("/big").await;
+        assert_eq!(big.text(), n.to_string().repeat(120), "past max_body: intact, not stored");
+    }
+    assert_eq!(runs.get(), 3);
+}
+
+// ---------------------------------------------------------------------------------------
+// Validation (RFC 9111 §4.3)
+
+/// A handler with `ETag: "v1"` and `cache_control`, answering `304` (with `on_304` as its
+/// `Cache-Control` and a new header) to a request that names its tag; counts the full
+/// bodies it made.
+fn validated(
+    runs: &Runs,
+    bodies: &Runs,
+    cache_control: &'static str,
+    on_304: &'static str,
+) -> axum::routing::MethodRouter {
+    let (r, b) = (runs.clone(), bodies.clone());
+    get(move |headers: HeaderMap| {
+        let (r, b) = (r.clone(), b.clone());
+        async move {
+            r.hit();
+            if headers.get("if-none-match").is_some_and(|v| v == "\"v1\"") {
+                return (
+                    StatusCode::NOT_MODIFIED,
+                    [("etag", "\"v1\""), ("cache-control", on_304), ("x-checked", "yes")],
+                )
+                    .into_response();
+            }
+            let n = b.hit();
+            ([("etag", "\"v1\""), ("cache-control", cache_control)], format!("body #{n}")).into_response()
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_stale_response_with_a_validator_is_revalidated_and_a_304_refreshes_it() {
+    let (rt, clock) = runtime();
+    let (runs, bodies) = (Runs::default(), Runs::default());
+    let s =
+        serve(Router::new().route("/v", validated(&runs, &bodies, "max-age=10", "max-age=20")).layer(layer(&rt))).await;
+    assert_eq!(s.get("/v").await.text(), "body #1");
+    clock.advance(Duration::from_secs(11));
+    let revalidated = s.get("/v").await;
+    assert_eq!(
+        (revalidated.status, revalidated.text().as_str(), revalidated.header("x-checked")),
+        (StatusCode::OK, "body #1", Some("yes")),
+        "the stored body, with the 304's headers"
+    );
+    assert_eq!(revalidated.header("cache-control"), Some("max-age=20"));
+    clock.advance(Duration::from_secs(15));
+    assert_eq!(s.get("/v").await.x_cache(), "HIT", "fresh for the 304's max-age");
+    assert_eq!((runs.get(), bodies.get()), (2, 1));
+}
+
+#[tokio::test]
+async fn no_cache_responses_with_a_validator_are_stored_and_revalidated_on_every_use() {
+    let (rt, _clock) = runtime();
+    let (runs, bodies) = (Runs::default(), Runs::default());
+    let s = serve(Router::new().route("/n", validated(&runs, &bodies, "no-cache", "no-cache")).layer(layer(&rt))).await;
+    assert_eq!(s.get("/n").await.text(), "body #1");
+    for _ in 0..2 {
+        let r = s.get("/n").await;
+        assert_eq!((r.status, r.text().as_str(), r.header("x-checked")), (StatusCode::OK, "body #1", Some("yes")));
+    }
+    assert_eq!((runs.get(), bodies.get()), (3, 1), "every use asked the handler, which made one body");
+}

@@ -10,10 +10,22 @@ use crate::expand::spans::respan;
 use crate::options::{Stale, TagsOpt};
 
 /// The body as an async block whose output is the function's return type, even with
-/// `return` and `?` inside it; `prelude` binds the arguments first.
+/// `return` and `?` inside it; `prelude` binds the arguments first. A sync body runs as a
+/// closure inside the block (its `return` leaves the closure; an `.await` in it stays the
+/// error it is in a plain `fn`): a future that never waits.
 pub(crate) fn gen_block(x: &Expansion<'_>, prelude: TokenStream) -> TokenStream {
     let ret_ty = x.sig.ret.ty();
     let block = &x.func.block;
+    if !x.sig.is_async {
+        return quote! {
+            async move {
+                #prelude
+                #[allow(clippy::redundant_closure_call)]
+                let __larder_out: #ret_ty = (move || -> #ret_ty #block)();
+                __larder_out
+            }
+        };
+    }
     quote! {
         async move {
             #prelude
@@ -51,6 +63,7 @@ fn gen_refresh(x: &Expansion<'_>) -> TokenStream {
                 }
             }
         });
+        let await_ = sig.is_async.then(|| quote!(.await));
         let future = if sig.has_self {
             let borrowed = sig.args.iter().zip(&owned).map(|(a, o)| match &a.referent {
                 Some(_) => quote!(::std::borrow::Borrow::borrow(&#o)),
@@ -58,7 +71,7 @@ fn gen_refresh(x: &Expansion<'_>) -> TokenStream {
             });
             quote! {
                 let __larder_self = <Self as ::core::clone::Clone>::clone(self);
-                #wrap(async move { Self::#uncached(&__larder_self, #(#borrowed),*).await })
+                #wrap(async move { Self::#uncached(&__larder_self, #(#borrowed),*) #await_ })
             }
         } else {
             let rebind = sig.args.iter().zip(&owned).map(|(a, o)| {
@@ -83,7 +96,8 @@ fn gen_refresh(x: &Expansion<'_>) -> TokenStream {
                 #future
             }
         };
-        x.value_call(quote!(#p::spawn_refresh), closure)
+        let refresher = if sig.is_async { quote!(#p::spawn_refresh) } else { quote!(#p::blocking_refresh) };
+        x.value_call(refresher, closure)
     }
 }
 
@@ -171,7 +185,14 @@ pub(crate) fn gen_function(x: &Expansion<'_>) -> TokenStream {
     );
 
     let hit = x.value_call(quote!(#p::hit::<#value_ty>), quote!(&__LARDER_SPEC, __larder_k));
-    let boxed_call = x.value_call(quote!(::std::boxed::Box::pin), call);
+    // A sync function drives the call on its thread; an async one boxes it, so that this
+    // function's own future stays small.
+    let run_call = if sig.is_async {
+        let boxed_call = x.value_call(quote!(::std::boxed::Box::pin), call);
+        quote!(#boxed_call #value_await)
+    } else {
+        x.value_call(quote!(#p::drive), call)
+    };
 
     quote! {
         #(#attrs)*
@@ -183,15 +204,14 @@ pub(crate) fn gen_function(x: &Expansion<'_>) -> TokenStream {
             let __larder_share = (&&&#p::Pick::<#err_ty>::new()).err_share();
             let __larder_key = if #bypass { ::core::option::Option::None } else { ::core::option::Option::Some(#key_expr) };
             let __larder_invalidate: bool = __larder_key.is_some() && #invalidate;
-            // A fresh hit returns before the call's future is built; the rest of a call
-            // is boxed, so that this function's own future stays small.
+            // A fresh hit returns before the call's future is built.
             if let (::core::option::Option::Some(__larder_k), false) = (&__larder_key, __larder_invalidate) {
                 if let ::core::option::Option::Some(__larder_v) = #hit {
                     let __larder_out = ::core::result::Result::Ok(__larder_v);
                     return #finish;
                 }
             }
-            let __larder_out = #boxed_call #value_await;
+            let __larder_out = #run_call;
             #finish
         }
     }

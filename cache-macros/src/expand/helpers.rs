@@ -78,10 +78,16 @@ impl Helpers<'_> {
             ),
         };
         let name = format_ident!("{}_{}", ident, suffix);
+        // A sync function's helpers are sync: they drive their future on the caller's thread.
+        let (async_kw, body) = match which {
+            Helper::Key | Helper::Stats => (None, body),
+            _ if sig.is_async => (Some(quote!(async)), body),
+            _ => (None, quote!(#p::drive(async { #body }))),
+        };
         if let Helper::Clear | Helper::Stats = which {
             let (asyncness, ret) = match which {
-                Helper::Clear => (quote!(async), quote!()),
-                _ => (quote!(), quote!(-> #p::CacheStats)),
+                Helper::Clear => (async_kw, quote!()),
+                _ => (None, quote!(-> #p::CacheStats)),
             };
             return quote! {
                 #(#keep_attrs)*
@@ -104,9 +110,9 @@ impl Helpers<'_> {
             Helper::Key => (None, None, quote!(-> ::std::string::String)),
             Helper::Prime => {
                 let value = prime_param(sig);
-                (Some(quote!(async)), Some(quote!(#value: #value_ty)), quote!())
+                (async_kw, Some(quote!(#value: #value_ty)), quote!())
             }
-            _ => (Some(quote!(async)), None, quote!()),
+            _ => (async_kw, None, quote!()),
         };
         quote! {
             #(#keep_attrs)*

@@ -25,7 +25,24 @@ impl Repo {
     async fn stars(&self, name: &str) -> Result<u32, larder::Error> { Ok(name.len() as u32) }
 }
 
+#[cached(max_age = "1m")]
+fn sync_one_line(n: u64) -> u64 { n + 1 }
+
+impl Repo {
+    #[cached(max_age = "1m", swr, grace = "1h", timeout = "1s")]
+    fn forks(&self, name: &str) -> Result<u32, String> {
+        if name.is_empty() {
+            return Err("no name".to_owned());
+        }
+        Ok(name.len() as u32)
+    }
+}
+
 fn main() {
+    assert_eq!(sync_one_line(1), 2);
+    assert_eq!(Repo.forks("abc"), Ok(3));
+    Repo.forks_invalidate("abc");
+    sync_one_line_clear();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         assert_eq!(one_line(1).await, 2);

@@ -5,6 +5,7 @@
 
 pub use crate::blocking::drive;
 pub use crate::call::algorithm::{Call, call};
+pub use crate::call::batch::prefetch;
 pub use crate::call::helpers::{clear_fn, expire, invalidate, prime, stats};
 pub use crate::call::lookup::hit;
 pub use crate::call::share::{ErrShare, Errors, Pick, PickClone, PickFrom, PickNone};
@@ -16,6 +17,7 @@ pub use crate::entry::{Policy, Window};
 pub use crate::key::storage_key::{CallKey, Key};
 pub use crate::memo::{memo, memo_hash};
 pub use crate::mount::stats::CacheStats;
+pub use futures_util::future::join_all;
 pub use serde;
 use serde::Serialize;
 pub use std::borrow::Cow;

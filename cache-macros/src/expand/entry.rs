@@ -10,6 +10,7 @@ use quote::quote;
 use crate::expand::expansion::Expansion;
 use crate::expand::function::gen_function;
 use crate::expand::helpers::{gen_helpers, gen_stubs};
+use crate::expand::many::gen_many;
 use crate::option_names;
 use crate::options::{Options, RawOptions, TagsOpt};
 use crate::signature::{self, Ret, Sig};
@@ -32,7 +33,8 @@ pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
             let x = Expansion::new(&opts, &sig, &func);
             let function = gen_function(&x);
             let helpers = gen_helpers(&x);
-            quote!(#function #helpers)
+            let many = gen_many(&x);
+            quote!(#function #helpers #many)
         }
         Err(e) => {
             let errors = e.write_errors();

@@ -9,6 +9,7 @@ use quote::{format_ident, quote};
 
 use crate::expand::expansion::Expansion;
 use crate::expand::function::dynamic_tags;
+use crate::expand::many::{has_many, many_item};
 use crate::expand::spans::respan;
 use crate::signature::Sig;
 
@@ -206,5 +207,6 @@ pub(crate) fn gen_stubs(func: &syn::ItemFn, sig: &Sig, krate: &syn::Path) -> Tok
     let items = [Helper::Key, Helper::Invalidate, Helper::Expire, Helper::Prime, Helper::Clear, Helper::Stats]
         .map(|which| helpers.item(which, &none, stub.clone()));
     let uncached = helpers.uncached();
-    quote!(#(#items)* #uncached)
+    let many = has_many(sig).then(|| many_item(func, sig, &none, stub.clone()));
+    quote!(#(#items)* #uncached #many)
 }

@@ -287,3 +287,33 @@ async fn a_sync_function_called_on_a_current_thread_runtime_does_not_panic() {
 async fn a_sync_function_called_on_a_multi_thread_runtime_does_not_panic() {
     sync_calls_from_async_code(200).await;
 }
+
+#[cfg(feature = "redis")]
+static REDIS_RUNS: LazyLock<Runs> = LazyLock::new(Runs::new);
+
+#[cfg(feature = "redis")]
+#[cached(max_age = "1h", group = "redis")]
+fn stock(sku: u64) -> u64 {
+    REDIS_RUNS.hit();
+    sku * 3
+}
+
+/// A Redis store is created inside a Tokio runtime (its connection lives there); the sync
+/// function is then called from plain threads.
+#[cfg(feature = "redis")]
+#[test]
+fn a_redis_tier_works_from_a_sync_function_on_plain_threads() {
+    let server = common::redis::RedisServer::start();
+    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let instance = || {
+        let _inside = tokio.enter();
+        let store = larder::RedisStore::builder(server.url()).connect_lazy().expect("a valid URL");
+        Runtime::builder().mount("cache", Mount::memory(100).l2(store)).build()
+    };
+    let first = instance();
+    assert_eq!(std::thread::spawn(move || first.scope_sync(|| stock(5))).join().unwrap(), 15);
+    // Another instance, memory cold: answered from Redis, the body does not run again.
+    let second = instance();
+    assert_eq!(std::thread::spawn(move || second.scope_sync(|| stock(5))).join().unwrap(), 15);
+    assert_eq!(REDIS_RUNS.get(), 1);
+}

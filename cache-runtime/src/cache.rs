@@ -195,7 +195,7 @@ impl Cache {
         F: FnOnce(Vec<String>) -> Fut,
         Fut: Future<Output = Result<std::collections::HashMap<String, V>, E>>,
     {
-        use crate::call::batch::{Ahead, fresh_many};
+        use crate::call::batch::{Ahead, Prefetched, fresh_many};
         use crate::call::context::Context;
         use crate::mount::flights::{self, Awaited, Join, Published};
 
@@ -208,8 +208,15 @@ impl Cache {
             return Ok(given.iter().map(|k| found.remove(*k)).collect());
         }
         // 1. Memory, one pass; 2. L2, one round trip for all the rest.
-        let wanted: Vec<Option<&Key>> = storage_keys.iter().map(Some).collect();
-        let mut out: Vec<Option<V>> = fresh_many((&self.rt, &self.mount, &stats), &spec, &wanted, Ahead::Answer).await;
+        let wanted: Vec<(Option<&Key>, bool)> = storage_keys.iter().map(|k| (Some(k), true)).collect();
+        let found = fresh_many((&self.rt, &self.mount, &stats), &spec, wanted, Ahead::Answer).await;
+        let mut out: Vec<Option<V>> = found
+            .into_iter()
+            .map(|p| match p {
+                Prefetched::Found(v) => Some(v),
+                Prefetched::Missing(_) => None,
+            })
+            .collect();
         let missing: Vec<usize> = (0..out.len()).filter(|&i| out[i].is_none()).collect();
         if missing.is_empty() {
             return Ok(out);

@@ -5,7 +5,7 @@
 
 pub use crate::blocking::drive;
 pub use crate::call::algorithm::{Call, call};
-pub use crate::call::batch::prefetch;
+pub use crate::call::batch::{Prefetched, prefetch};
 pub use crate::call::helpers::{clear_fn, expire, invalidate, prime, stats};
 pub use crate::call::lookup::hit;
 pub use crate::call::share::{ErrShare, Errors, Pick, PickClone, PickFrom, PickNone};

@@ -138,47 +138,63 @@ pub(crate) fn gen_many(x: &Expansion<'_>) -> TokenStream {
     });
     let call = gen_call(x, quote!(__larder_key), false);
     let assert_value = x.assert_value();
-    let prefetch = x.value_call(quote!(#p::prefetch::<#value_ty>), quote!(&__LARDER_SPEC, &__larder_plan));
+    let prefetch = x.value_call(quote!(#p::prefetch::<#value_ty>), quote!(&__LARDER_SPEC, __larder_plan));
+    let ret_ty = sig.ret.ty();
     let value_await = x.value_await();
     let body = quote! {
         #[allow(unused_imports)]
         use #p::{PickClone as _, PickFrom as _, PickNone as _};
         #assert_value
         let __larder_calls: ::std::vec::Vec<_> = ::core::iter::IntoIterator::into_iter(calls).collect();
-        let __larder_plan: ::std::vec::Vec<(::core::option::Option<#p::Key>, bool)> = __larder_calls
+        let __larder_plan: ::std::vec::Vec<(::core::option::Option<#p::CallKey>, bool)> = __larder_calls
             .iter()
             .map(|__larder_item| {
                 #[allow(unused_variables)]
                 #bind_refs
                 #(#[allow(unused_variables)] #reborrow)*
-                let __larder_key = if #bypass {
-                    ::core::option::Option::None
-                } else {
-                    ::core::option::Option::Some(#p::full_key(&__LARDER_SPEC, #key_expr))
-                };
+                let __larder_key = if #bypass { ::core::option::Option::None } else { ::core::option::Option::Some(#key_expr) };
                 let __larder_invalidate: bool = __larder_key.is_some() && #invalidate;
                 (__larder_key, __larder_invalidate)
             })
             .collect();
+        let __larder_invalidates: ::std::vec::Vec<bool> = __larder_plan.iter().map(|(_, __larder_i)| *__larder_i).collect();
         let __larder_found = #prefetch #value_await;
-        let __larder_runs = ::core::iter::Iterator::zip(
-            ::core::iter::Iterator::zip(__larder_calls.into_iter(), __larder_plan),
+        // Answered ones now, a call for each of the others (all at once), in order.
+        let mut __larder_results: ::std::vec::Vec<::core::option::Option<#ret_ty>> =
+            ::std::vec::Vec::with_capacity(__larder_found.len());
+        let mut __larder_runs = ::std::vec::Vec::new();
+        for ((__larder_item, __larder_invalidate), __larder_found) in ::core::iter::Iterator::zip(
+            ::core::iter::Iterator::zip(__larder_calls.into_iter(), __larder_invalidates),
             __larder_found,
-        )
-        .map(|((__larder_item, (__larder_key, __larder_invalidate)), __larder_found)| {
-            let __larder_share = (&&&#p::Pick::<#err_ty>::new()).err_share();
-            async move {
-                let __larder_out = match __larder_found {
-                    ::core::option::Option::Some(__larder_v) => ::core::result::Result::Ok(__larder_v),
-                    ::core::option::Option::None => {
+        ) {
+            match __larder_found {
+                #p::Prefetched::Found(__larder_v) => {
+                    let __larder_out = ::core::result::Result::Ok(__larder_v);
+                    __larder_results.push(::core::option::Option::Some(#finish));
+                }
+                #p::Prefetched::Missing(__larder_key) => {
+                    __larder_results.push(::core::option::Option::None);
+                    let __larder_share = (&&&#p::Pick::<#err_ty>::new()).err_share();
+                    __larder_runs.push(async move {
                         #bind_owned
-                        #call #value_await
-                    }
-                };
-                #finish
+                        let __larder_out = #call #value_await;
+                        #finish
+                    });
+                }
             }
-        });
-        #p::join_all(__larder_runs).await
+        }
+        let mut __larder_ran = ::core::iter::IntoIterator::into_iter(#p::join_all(__larder_runs).await);
+        __larder_results
+            .into_iter()
+            .map(|__larder_r| match __larder_r {
+                ::core::option::Option::Some(__larder_r) => __larder_r,
+                ::core::option::Option::None => match ::core::iter::Iterator::next(&mut __larder_ran) {
+                    ::core::option::Option::Some(__larder_r) => __larder_r,
+                    ::core::option::Option::None => ::core::unreachable!("one run per set not answered"),
+                },
+            })
+            .collect()
+
     };
     let body = if sig.is_async { body } else { quote!(#p::drive(async move { #body })) };
     many_item(x.func, sig, &x.spec, body)

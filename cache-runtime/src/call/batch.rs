@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use crate::call::lookup::{Lookup, fill_from_l2, lookup};
 use crate::call::spec::FnSpec;
-use crate::key::storage_key::Key;
+use crate::key::storage_key::{CallKey, Key, KeyIs};
 use crate::mount::live::LiveMount;
 use crate::mount::stats::Stats;
 use crate::runtime::{Runtime, with_current};
@@ -26,56 +26,122 @@ pub(crate) enum Ahead {
     LeaveToTheCall,
 }
 
-/// The fresh values of `keys` (`None` for a key to skip) from memory, then from L2 in
-/// one round trip for the rest: `Some(value)` per key answered, `None` for the others.
-pub(crate) async fn fresh_many<V>(
+/// What a batch found for one key.
+pub enum Prefetched<V> {
+    /// A fresh value.
+    Found(V),
+    /// Nothing fresh: the full key for the call that produces it (`None`: it bypasses the
+    /// cache).
+    Missing(Option<Key>),
+}
+
+/// A key of a batch: looked up in memory as it is, built into a [`Key`] only if memory
+/// does not answer it (a default key's string is never formatted for a hit).
+pub(crate) trait BatchKey {
+    fn id(&self) -> u128;
+    fn is<'a>(&'a self, prefix: &'a str) -> KeyIs<'a>;
+    fn into_key(self, prefix: &str) -> Key;
+}
+
+impl BatchKey for &Key {
+    fn id(&self) -> u128 {
+        Key::id(self)
+    }
+    fn is<'a>(&'a self, _: &'a str) -> KeyIs<'a> {
+        Key::is(self)
+    }
+    fn into_key(self, _: &str) -> Key {
+        self.clone()
+    }
+}
+
+impl BatchKey for CallKey {
+    fn id(&self) -> u128 {
+        CallKey::id(self)
+    }
+    fn is<'a>(&'a self, prefix: &'a str) -> KeyIs<'a> {
+        CallKey::is(self, prefix)
+    }
+    fn into_key(self, prefix: &str) -> Key {
+        CallKey::into_key(self, prefix)
+    }
+}
+
+/// The fresh values of `keys` from memory, then from L2 in one round trip for the rest: per
+/// key, a fresh value, or the key still to produce. A key is `(None, _)` to
+/// bypass the cache (`Missing(None)`), `(Some(key), false)` not to be looked up (it is about to
+/// be invalidated).
+pub(crate) async fn fresh_many<V, K: BatchKey>(
     (rt, mount, stats): (&Runtime, &Arc<LiveMount>, &Arc<Stats>),
     spec: &FnSpec,
-    keys: &[Option<&Key>],
+    keys: Vec<(Option<K>, bool)>,
     ahead: Ahead,
-) -> Vec<Option<V>>
+) -> Vec<Prefetched<V>>
 where
     V: Clone + Send + Sync + 'static + Serialize + DeserializeOwned,
 {
-    let mut out: Vec<Option<V>> = keys.iter().map(|_| None).collect();
     if !spec.policy.stores() {
-        return out;
+        return keys.into_iter().map(|(k, _)| Prefetched::Missing(k.map(|k| k.into_key(&spec.prefix)))).collect();
     }
     // 1. Memory, one pass.
     let now = rt.clock().now_ms();
+    let mut out: Vec<Prefetched<V>> = Vec::with_capacity(keys.len());
     let mut missing: Vec<usize> = Vec::new();
-    for (i, key) in keys.iter().enumerate() {
-        let Some(key) = key else { continue };
-        match lookup::<V>(mount, spec, (key.id(), key.is()), now, true) {
-            Lookup::Fresh(v) => out[i] = Some(v),
-            Lookup::RefreshAhead(v) if ahead == Ahead::Answer => out[i] = Some(v),
-            Lookup::RefreshAhead(_) => {}
-            _ => missing.push(i),
+    for (key, look_up) in keys {
+        let Some(key) = key else {
+            out.push(Prefetched::Missing(None));
+            continue;
+        };
+        if !look_up {
+            out.push(Prefetched::Missing(Some(key.into_key(&spec.prefix))));
+            continue;
+        }
+        match lookup::<V>(mount, spec, (key.id(), key.is(&spec.prefix)), now, true) {
+            Lookup::Fresh(v) => out.push(Prefetched::Found(v)),
+            Lookup::RefreshAhead(v) if ahead == Ahead::Answer => out.push(Prefetched::Found(v)),
+            Lookup::RefreshAhead(_) => out.push(Prefetched::Missing(Some(key.into_key(&spec.prefix)))),
+            _ => {
+                missing.push(out.len());
+                out.push(Prefetched::Missing(Some(key.into_key(&spec.prefix))));
+            }
         }
     }
     // 2. L2, one round trip for all the rest.
     if mount.l2.is_some() && !missing.is_empty() {
-        let wanted: Vec<&Key> = missing.iter().filter_map(|&i| keys[i]).collect();
+        let wanted: Vec<&Key> = missing
+            .iter()
+            .filter_map(|&i| match &out[i] {
+                Prefetched::Missing(key) => key.as_ref(),
+                Prefetched::Found(_) => None,
+            })
+            .collect();
         let read = mount.read_l2_many::<V>(&wanted, Some(spec.integrity)).await;
-        for ((&i, key), found) in missing.iter().zip(wanted).zip(read) {
-            if let Some(Lookup::Fresh(v)) = found.and_then(|l2| fill_from_l2(rt, mount, spec, key, l2, stats)) {
-                out[i] = Some(v);
+        let fresh: Vec<Option<V>> = wanted
+            .iter()
+            .zip(read)
+            .map(|(key, found)| match found.and_then(|l2| fill_from_l2(rt, mount, spec, key, l2, stats)) {
+                Some(Lookup::Fresh(v)) => Some(v),
+                _ => None,
+            })
+            .collect();
+        for (&i, v) in missing.iter().zip(fresh) {
+            if let Some(v) = v {
+                out[i] = Prefetched::Found(v);
             }
         }
     }
     out
 }
 
-/// The first steps of `NAME_many`: the fresh values of the keys of `plan` in the runtime
-/// in force. A plan is a call's key (`None`: it bypasses the cache) and whether it is to be
-/// invalidated (then it is not looked up: its call deletes it first).
-pub async fn prefetch<V>(spec: &FnSpec, plan: &[(Option<Key>, bool)]) -> Vec<Option<V>>
+/// The first steps of `NAME_many`: for each call's key (`None`: it bypasses the cache) and
+/// whether it is to be invalidated first, its fresh value in the runtime in force, or its
+/// full key for the call that produces it.
+pub async fn prefetch<V>(spec: &FnSpec, plan: Vec<(Option<CallKey>, bool)>) -> Vec<Prefetched<V>>
 where
     V: Clone + Send + Sync + 'static + Serialize + DeserializeOwned,
 {
     let (rt, mount) = with_current(|rt| (rt.clone(), rt.mount(&spec.mount)));
     let stats = rt.stats_for(&spec.prefix);
-    let keys: Vec<Option<&Key>> =
-        plan.iter().map(|(key, invalidate)| if *invalidate { None } else { key.as_ref() }).collect();
-    fresh_many((&rt, &mount, &stats), spec, &keys, Ahead::LeaveToTheCall).await
+    let keys = plan.into_iter().map(|(key, invalidate)| (key, !invalidate)).collect();
+    fresh_many((&rt, &mount, &stats), spec, keys, Ahead::LeaveToTheCall).await
 }

@@ -86,6 +86,20 @@ async fn items(many: bool) -> usize {
     }
 }
 
+/// `iters` runs of `run`, each timed, each after an untimed `prepare` whose output it is
+/// given; every run must answer all `KEYS`.
+async fn timed<T>(iters: u64, mut prepare: impl AsyncFnMut() -> T, mut run: impl AsyncFnMut(&T) -> usize) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let ready = prepare().await;
+        let start = Instant::now();
+        let n = run(&ready).await;
+        total += start.elapsed();
+        assert_eq!(black_box(n), KEYS);
+    }
+    total
+}
+
 /// Fills every key, then deletes the last `MISSING`.
 async fn prepare(cache: &Cache, keys: &[String]) {
     for k in keys {
@@ -119,39 +133,30 @@ fn main() {
     for (name, many) in [("l1/get_or_set_many", true), ("l1/100_get_or_set", false)] {
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
-                tokio.block_on(async {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        memory.delete_many(&keys[KEYS - MISSING..]).await;
-                        let start = Instant::now();
-                        let n = if many { batch(&memory, &keys).await } else { singles(&memory, &keys).await };
-                        total += start.elapsed();
-                        assert_eq!(black_box(n), KEYS);
-                    }
-                    total
-                })
+                tokio.block_on(timed(
+                    iters,
+                    async || memory.delete_many(&keys[KEYS - MISSING..]).await,
+                    async |_| if many { batch(&memory, &keys).await } else { singles(&memory, &keys).await },
+                ))
             })
         });
     }
     for (name, many) in [("redis_l2/get_or_set_many", true), ("redis_l2/100_get_or_set", false)] {
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
-                tokio.block_on(async {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
+                tokio.block_on(timed(
+                    iters,
+                    async || {
                         // A cold memory tier in front of Redis, and the 10 keys gone from it.
                         let (_, cache) = redis_runtime(&url);
                         cache.delete_many(&keys[KEYS - MISSING..]).await;
                         let (_, cache) = redis_runtime(&url);
                         // Connected before the timing (the store connects on first use).
                         let _ = cache.get::<String>("warm-up").await;
-                        let start = Instant::now();
-                        let n = if many { batch(&cache, &keys).await } else { singles(&cache, &keys).await };
-                        total += start.elapsed();
-                        assert_eq!(black_box(n), KEYS);
-                    }
-                    total
-                })
+                        cache
+                    },
+                    async |cache| if many { batch(cache, &keys).await } else { singles(cache, &keys).await },
+                ))
             })
         });
     }
@@ -162,15 +167,12 @@ fn main() {
             b.iter_custom(|iters| {
                 tokio.block_on(memory_rt.scope(async {
                     items(false).await;
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        item_cache(&memory).delete_many(&missing_item_keys()).await;
-                        let start = Instant::now();
-                        let n = items(many).await;
-                        total += start.elapsed();
-                        assert_eq!(black_box(n), KEYS);
-                    }
-                    total
+                    timed(
+                        iters,
+                        async || item_cache(&memory).delete_many(&missing_item_keys()).await,
+                        async |_| items(many).await,
+                    )
+                    .await
                 }))
             })
         });
@@ -182,19 +184,19 @@ fn main() {
                     // Every key in Redis, once.
                     let (filler, _) = redis_runtime(&url);
                     filler.scope(items(false)).await;
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        // A cold memory tier in front of Redis, and the 10 keys gone from it.
-                        let (_, old) = redis_runtime(&url);
-                        item_cache(&old).delete_many(&missing_item_keys()).await;
-                        let (rt, cache) = redis_runtime(&url);
-                        let _ = cache.get::<String>("warm-up").await;
-                        let start = Instant::now();
-                        let n = rt.scope(items(many)).await;
-                        total += start.elapsed();
-                        assert_eq!(black_box(n), KEYS);
-                    }
-                    total
+                    timed(
+                        iters,
+                        async || {
+                            // A cold memory tier in front of Redis, and the 10 keys gone from it.
+                            let (_, old) = redis_runtime(&url);
+                            item_cache(&old).delete_many(&missing_item_keys()).await;
+                            let (rt, cache) = redis_runtime(&url);
+                            let _ = cache.get::<String>("warm-up").await;
+                            rt
+                        },
+                        async |rt| rt.scope(items(many)).await,
+                    )
+                    .await
                 })
             })
         });

@@ -43,6 +43,7 @@ const STR_KEY: &str = "rust-lang/rust@1.95.0-ab";
 
 /// Body runs of each cached function: each must run once (the warm-up), never while measured.
 static LARDER_U64_RUNS: AtomicUsize = AtomicUsize::new(0);
+static LARDER_SYNC_U64_RUNS: AtomicUsize = AtomicUsize::new(0);
 static LARDER_STR_RUNS: AtomicUsize = AtomicUsize::new(0);
 static LARDER_GET_KEY_RUNS: AtomicUsize = AtomicUsize::new(0);
 static CACHED_TTL_U64_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -53,6 +54,13 @@ static CACHED_CONCURRENT_TTL_STR_RUNS: AtomicUsize = AtomicUsize::new(0);
 #[larder::cached(max_age = "1h")]
 async fn larder_u64(x: u64) -> u64 {
     LARDER_U64_RUNS.fetch_add(1, Ordering::Relaxed);
+    x.wrapping_mul(3)
+}
+
+/// The same function as a plain `fn`: its hit path is the async one's.
+#[larder::cached(max_age = "1h")]
+fn larder_sync_u64(x: u64) -> u64 {
+    LARDER_SYNC_U64_RUNS.fetch_add(1, Ordering::Relaxed);
     x.wrapping_mul(3)
 }
 
@@ -140,6 +148,7 @@ fn hit_u64(c: &mut Criterion) {
     // Warm every key, and check that the next call is a hit with the right value.
     rt.block_on(async {
         assert_eq!(larder_u64(U64_KEY).await, want);
+        assert_eq!(larder_sync_u64(U64_KEY), want);
         assert_eq!(cached_ttl_u64(U64_KEY).await, want);
         assert_eq!(cached_concurrent_ttl_u64(U64_KEY).await, want);
         mf.insert(U64_KEY, want).await;
@@ -152,13 +161,17 @@ fn hit_u64(c: &mut Criterion) {
         assert_eq!(ms.get(&U64_KEY), Some(want));
     });
     assert!(larder::Runtime::current().memory_len("cache") >= 1, "larder holds the warm key");
-    assert_ran_once(&[&LARDER_U64_RUNS, &CACHED_TTL_U64_RUNS, &CACHED_CONCURRENT_TTL_U64_RUNS]);
+    assert_eq!(larder_sync_u64(U64_KEY), want);
+    assert_ran_once(&[&LARDER_U64_RUNS, &LARDER_SYNC_U64_RUNS, &CACHED_TTL_U64_RUNS, &CACHED_CONCURRENT_TTL_U64_RUNS]);
 
     let mut g = c.benchmark_group("hit_u64");
     g.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
 
     g.bench_function("harness_empty", |b| b.to_async(&rt).iter(|| async { black_box(black_box(U64_KEY)) }));
     g.bench_function("larder", |b| b.to_async(&rt).iter(|| async { black_box(larder_u64(black_box(U64_KEY)).await) }));
+    g.bench_function("larder_sync_fn", |b| {
+        b.to_async(&rt).iter(|| async { black_box(larder_sync_u64(black_box(U64_KEY))) })
+    });
     g.bench_function("cached_ttl", |b| {
         b.to_async(&rt).iter(|| async { black_box(cached_ttl_u64(black_box(U64_KEY)).await) })
     });
@@ -174,7 +187,8 @@ fn hit_u64(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async { black_box(map.read().unwrap().get(black_box(&U64_KEY)).copied()) })
     });
     g.finish();
-    assert_ran_once(&[&LARDER_U64_RUNS, &CACHED_TTL_U64_RUNS, &CACHED_CONCURRENT_TTL_U64_RUNS]);
+    assert_eq!(larder_sync_u64(U64_KEY), want);
+    assert_ran_once(&[&LARDER_U64_RUNS, &LARDER_SYNC_U64_RUNS, &CACHED_TTL_U64_RUNS, &CACHED_CONCURRENT_TTL_U64_RUNS]);
 }
 
 fn hit_str24(c: &mut Criterion) {

@@ -79,21 +79,7 @@ impl Store for GatedStore {
             self.inner.set(key, value, ttl).await
         })
     }
-    fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {
-        self.inner.delete(key)
-    }
-    fn delete_prefix<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, u64> {
-        self.inner.delete_prefix(prefix)
-    }
-    fn keys<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<String>> {
-        self.inner.keys(prefix)
-    }
-    fn raise<'a>(&'a self, key: &'a str, stamp: u64, ttl: Option<Duration>) -> StoreFuture<'a, u64> {
-        self.inner.raise(key, stamp, ttl)
-    }
-    fn replace<'a>(&'a self, key: &'a str, value: Vec<u8>) -> StoreFuture<'a, bool> {
-        self.inner.replace(key, value)
-    }
+    common::store::pass_through_store!(inner);
 }
 
 /// An instance over `store`, with its own memory, on `clock`.

@@ -14,7 +14,7 @@ mod option_names;
 mod options;
 mod signature;
 
-/// Caches the results of an `async fn`. See the `larder` crate.
+/// Caches the results of an `async fn` or a plain `fn`. See the `larder` crate.
 #[proc_macro_attribute]
 pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::entry::cached(attr.into(), item.into()).into()

@@ -34,6 +34,8 @@ impl Ret {
 }
 
 pub struct Sig {
+    /// An `async fn`; a plain `fn` is a sync cached function.
+    pub is_async: bool,
     pub has_self: bool,
     pub args: Vec<Arg>,
     pub ret: Ret,
@@ -177,13 +179,13 @@ pub fn type_text(t: &impl ToTokens) -> String {
 /// Reads and checks the signature. Every problem is reported, each at its own span.
 pub fn analyse(sig: &syn::Signature, has_get_key: bool) -> darling::Result<Sig> {
     let mut errors = Error::accumulator();
-    if sig.asyncness.is_none() {
+    if let Some(c) = &sig.constness {
         errors.push(
             Error::custom(format!(
-                "`#[cached]` works on `async fn` only, since a cached call may wait for another caller's run: write `async fn {}`",
-                sig.ident
+                "a cached function can't be `const`, since a call reads and writes the cache at run time: write `fn {}` or `async fn {}`",
+                sig.ident, sig.ident
             ))
-            .with_span(&sig.fn_token),
+            .with_span(c),
         );
     }
     let mut has_self = false;
@@ -271,7 +273,7 @@ pub fn analyse(sig: &syn::Signature, has_get_key: bool) -> darling::Result<Sig> 
             .with_span(&sig.ident),
         );
     }
-    errors.finish_with(Sig { has_self, args, ret })
+    errors.finish_with(Sig { is_async: sig.asyncness.is_some(), has_self, args, ret })
 }
 
 /// `Result<…>` by its last path segment (`std::result::Result`, `io::Result`, `anyhow::Result`).
@@ -541,7 +543,8 @@ mod tests {
 
     #[test]
     fn signature_misuse_is_answered_with_a_fix() {
-        assert!(signature_error(parse_quote!(fn f() -> u64), false).ends_with("write `async fn f`"));
+        assert!(signature_error(parse_quote!(const fn f() -> u64), false).ends_with("write `fn f` or `async fn f`"));
+        assert!(!analysed(parse_quote!(fn f() -> u64)).is_async);
         assert!(
             signature_error(parse_quote!(async fn f(v: &mut Vec<u8>) -> u64), false)
                 .ends_with("take `v: &Vec<u8>` or `v: Vec<u8>`")

@@ -207,43 +207,29 @@ impl Cache {
         F: FnOnce(Vec<String>) -> Fut,
         Fut: Future<Output = Result<std::collections::HashMap<String, V>, E>>,
     {
+        use crate::call::batch::{Ahead, Prefetched, fresh_many};
         use crate::call::context::Context;
-        use crate::call::lookup::lookup;
         use crate::mount::flights::{self, Awaited, Join, Published};
 
         let spec = SpecRef::Shared(Arc::new(self.spec(opts)));
         let stats = self.rt.stats_for(&spec.prefix);
         let given: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
         let storage_keys: Vec<Key> = given.iter().map(|k| self.key(k)).collect();
-        let mut out: Vec<Option<V>> = given.iter().map(|_| None).collect();
         if !spec.policy.stores() {
             let mut found = loader(given.iter().map(|k| (*k).to_owned()).collect()).await?;
             return Ok(given.iter().map(|k| found.remove(*k)).collect());
         }
-        // 1. Memory, one pass.
-        let now = self.rt.clock().now_ms();
-        let mut missing: Vec<usize> = Vec::new();
-        for (i, key) in storage_keys.iter().enumerate() {
-            match lookup::<V>(&self.mount, &spec, (key.id(), key.is()), now, true) {
-                Lookup::Fresh(v) | Lookup::RefreshAhead(v) => out[i] = Some(v),
-                _ => missing.push(i),
-            }
-        }
-        // 2. L2, one round trip for all the rest.
-        if self.mount.l2.is_some() && !missing.is_empty() {
-            let wanted: Vec<&Key> = missing.iter().map(|&i| &storage_keys[i]).collect();
-            let read = self.mount.read_l2_many::<V>(&wanted, Some(spec.integrity)).await;
-            let mut still = Vec::new();
-            for (&i, found) in missing.iter().zip(read) {
-                let filled =
-                    found.and_then(|l2| fill_from_l2(&self.rt, &self.mount, &spec, &storage_keys[i], l2, &stats));
-                match filled {
-                    Some(Lookup::Fresh(v)) | Some(Lookup::RefreshAhead(v)) => out[i] = Some(v),
-                    _ => still.push(i),
-                }
-            }
-            missing = still;
-        }
+        // 1. Memory, one pass; 2. L2, one round trip for all the rest.
+        let wanted: Vec<(Option<&Key>, bool)> = storage_keys.iter().map(|k| (Some(k), true)).collect();
+        let found = fresh_many((&self.rt, &self.mount, &stats), &spec, wanted, Ahead::Answer).await;
+        let mut out: Vec<Option<V>> = found
+            .into_iter()
+            .map(|p| match p {
+                Prefetched::Found(v) => Some(v),
+                Prefetched::Missing(_) => None,
+            })
+            .collect();
+        let missing: Vec<usize> = (0..out.len()).filter(|&i| out[i].is_none()).collect();
         if missing.is_empty() {
             return Ok(out);
         }
@@ -357,6 +343,7 @@ impl Cache {
                         }
                     }),
                     tags: NoTags,
+                    read_l2: true,
                 }
                 .run(),
             )

@@ -10,6 +10,7 @@
 
 #![warn(missing_docs)]
 
+mod blocking;
 #[cfg(feature = "redis")]
 pub mod bus;
 mod cache;

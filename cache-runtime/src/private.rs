@@ -3,18 +3,21 @@
 //! expansion has (arguments, a `get_key` result), and compile-time checks on the user's
 //! types are spelled as traits so that their errors name the fix.
 
+pub use crate::blocking::drive;
 pub use crate::call::algorithm::{Call, call};
+pub use crate::call::batch::{Prefetched, prefetch};
 pub use crate::call::helpers::{clear_fn, expire, invalidate, prime, stats};
 pub use crate::call::lookup::hit;
 pub use crate::call::share::{ErrShare, Errors, Pick, PickClone, PickFrom, PickNone};
 pub use crate::call::spec::{FnSpec, SpecRef};
 pub use crate::call::strategy::{
-    DynTags, Job, NoRefresh, NoTags, Refresher, SpawnRefresh, TagSource, dyn_tags, spawn_refresh,
+    DynTags, Job, NoRefresh, NoTags, Refresher, SpawnRefresh, TagSource, blocking_refresh, dyn_tags, spawn_refresh,
 };
 pub use crate::entry::{Policy, Window};
 pub use crate::key::storage_key::{CallKey, Key};
 pub use crate::memo::{memo, memo_hash};
 pub use crate::mount::stats::CacheStats;
+pub use futures_util::future::join_all;
 pub use serde;
 use serde::Serialize;
 pub use std::borrow::Cow;

@@ -172,6 +172,13 @@ impl Runtime {
         SCOPED.scope(self.clone(), fut).await
     }
 
+    /// Runs `f` with this runtime in force for every cached call inside it: the
+    /// [`scope`](Self::scope) of sync code (sync cached functions, and the background
+    /// refreshes they start).
+    pub fn scope_sync<R>(&self, f: impl FnOnce() -> R) -> R {
+        SCOPED.sync_scope(self.clone(), f)
+    }
+
     /// The clock.
     pub fn clock(&self) -> &Clock {
         &self.state.clock
@@ -265,6 +272,19 @@ impl Runtime {
                 false
             }
         }
+    }
+}
+
+impl Runtime {
+    /// Runs `fut` inside this runtime's scope on a thread of a blocking pool (a sync body's
+    /// background run): the pool of the Tokio runtime entered here, else of larder's own.
+    pub(crate) fn spawn_blocking<F>(&self, fut: F) -> bool
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let scoped = SCOPED.scope(self.clone(), fut);
+        drop(crate::blocking::blocking_handle().spawn_blocking(move || crate::blocking::drive(scoped)));
+        true
     }
 }
 

@@ -4,7 +4,8 @@
 //!   would hang fails instead, saying what it waited for);
 //! - `fs.rs`: what a store wrote under a directory;
 //! - `http.rs` (feature `http`): an axum app on a loopback port and a client for it;
-//! - `redis.rs`: a real `redis-server` per test (the tiers bench includes it by path).
+//! - `redis.rs`: a real `redis-server` per test (the tiers bench includes it by path);
+//! - `store.rs`: what a store that wraps another passes straight through.
 //!
 //! Not every test crate uses every helper: dead code is allowed here, once for all.
 #![allow(dead_code)]
@@ -13,6 +14,7 @@ pub mod fs;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod redis;
+pub mod store;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -10,6 +10,7 @@ use quote::quote;
 use crate::expand::expansion::Expansion;
 use crate::expand::function::gen_function;
 use crate::expand::helpers::{gen_helpers, gen_stubs};
+use crate::expand::many::gen_many;
 use crate::option_names;
 use crate::options::{Options, RawOptions, TagsOpt};
 use crate::signature::{self, Ret, Sig};
@@ -19,8 +20,10 @@ pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
     let func: syn::ItemFn = match syn::parse2(item.clone()) {
         Ok(f) => f,
         Err(e) => {
-            let msg =
-                syn::Error::new(e.span(), "`#[cached]` goes on an `async fn` (free, or a method of an `impl` block)");
+            let msg = syn::Error::new(
+                e.span(),
+                "`#[cached]` goes on a function: an `async fn` or a plain `fn` (free, or a method of an `impl` block)",
+            );
             let err = msg.to_compile_error();
             return quote!(#item #err);
         }
@@ -30,7 +33,8 @@ pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
             let x = Expansion::new(&opts, &sig, &func);
             let function = gen_function(&x);
             let helpers = gen_helpers(&x);
-            quote!(#function #helpers)
+            let many = gen_many(&x);
+            quote!(#function #helpers #many)
         }
         Err(e) => {
             let errors = e.write_errors();
@@ -71,7 +75,15 @@ fn check(attr: TokenStream, func: &syn::ItemFn) -> darling::Result<(Options, Sig
         if let Some(TagsOpt::Dynamic(expr)) = &o.tags {
             errors.handle(signature::check_closure("tags", expr, &func.sig.ident, s));
         }
-        if let (Some((_, span)), Ret::Plain(_)) = (&o.hard_timeout, &s.ret) {
+        if let (Some((_, span)), false) = (&o.hard_timeout, s.is_async) {
+            errors.push(
+                darling::Error::custom(format!(
+                    "`hard_timeout` abandons a slow body, but a sync body can't be stopped: its thread would go on running it after the caller got `Timeout`. Make it `async fn {}`, bound the blocking call itself (a socket or client timeout), or remove `hard_timeout`",
+                    func.sig.ident
+                ))
+                .with_span(span),
+            );
+        } else if let (Some((_, span)), Ret::Plain(_)) = (&o.hard_timeout, &s.ret) {
             errors.push(
                 darling::Error::custom(
                     "`hard_timeout` makes a slow call fail with `larder::Error::Timeout`, so the function must return a `Result` whose error implements `From<larder::Error>`: return `Result<T, E>`, or remove `hard_timeout`",
@@ -148,7 +160,7 @@ mod tests {
         let out = cached(
             quote!(max_age = "soon", group = "a b"),
             quote!(
-                fn answer(x: &mut u8) -> u64 {
+                const fn answer(x: &mut u8) -> u64 {
                     42
                 }
             ),

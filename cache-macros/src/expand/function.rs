@@ -10,10 +10,22 @@ use crate::expand::spans::respan;
 use crate::options::{Stale, TagsOpt};
 
 /// The body as an async block whose output is the function's return type, even with
-/// `return` and `?` inside it; `prelude` binds the arguments first.
+/// `return` and `?` inside it; `prelude` binds the arguments first. A sync body runs as a
+/// closure inside the block (its `return` leaves the closure; an `.await` in it stays the
+/// error it is in a plain `fn`): a future that never waits.
 pub(crate) fn gen_block(x: &Expansion<'_>, prelude: TokenStream) -> TokenStream {
     let ret_ty = x.sig.ret.ty();
     let block = &x.func.block;
+    if !x.sig.is_async {
+        return quote! {
+            async move {
+                #prelude
+                #[allow(clippy::redundant_closure_call)]
+                let __larder_out: #ret_ty = (move || -> #ret_ty #block)();
+                __larder_out
+            }
+        };
+    }
     quote! {
         async move {
             #prelude
@@ -51,14 +63,15 @@ fn gen_refresh(x: &Expansion<'_>) -> TokenStream {
                 }
             }
         });
+        let await_ = sig.is_async.then(|| quote!(.await));
+        let borrowed = sig.args.iter().zip(&owned).map(|(a, o)| match &a.referent {
+            Some(_) => quote!(::std::borrow::Borrow::borrow(&#o)),
+            None => quote!(#o),
+        });
         let future = if sig.has_self {
-            let borrowed = sig.args.iter().zip(&owned).map(|(a, o)| match &a.referent {
-                Some(_) => quote!(::std::borrow::Borrow::borrow(&#o)),
-                None => quote!(#o),
-            });
             quote! {
                 let __larder_self = <Self as ::core::clone::Clone>::clone(self);
-                #wrap(async move { Self::#uncached(&__larder_self, #(#borrowed),*).await })
+                #wrap(async move { Self::#uncached(&__larder_self, #(#borrowed),*) #await_ })
             }
         } else {
             let rebind = sig.args.iter().zip(&owned).map(|(a, o)| {
@@ -83,7 +96,8 @@ fn gen_refresh(x: &Expansion<'_>) -> TokenStream {
                 #future
             }
         };
-        x.value_call(quote!(#p::spawn_refresh), closure)
+        let refresher = if sig.is_async { quote!(#p::spawn_refresh) } else { quote!(#p::blocking_refresh) };
+        x.value_call(refresher, closure)
     }
 }
 
@@ -119,27 +133,18 @@ pub(crate) fn dynamic_tags<'a>(x: &Expansion<'a>) -> Option<&'a syn::Expr> {
     }
 }
 
-/// The rewritten function: the hit path before any future is built, then the boxed call.
-pub(crate) fn gen_function(x: &Expansion<'_>) -> TokenStream {
-    let (opts, sig, p) = (x.opts, x.sig, &x.p);
-    let (attrs, vis, fn_sig) = (&x.func.attrs, &x.func.vis, &x.func.sig);
-    let (spec, key_expr, value_ty, err_ty, wrap, finish) =
-        (&x.spec, &x.key_expr, &x.value_ty, &x.err_ty, &x.wrap, &x.finish);
-    let idents: Vec<&syn::Ident> = sig.args.iter().map(|a| &a.ident).collect();
-    let pats: Vec<TokenStream> = sig
-        .args
-        .iter()
-        .map(|a| {
-            let m = &a.mutability;
-            let i = &a.ident;
-            quote!(#m #i)
-        })
-        .collect();
-
-    let bypass = gen_predicate(&opts.bypass, &x.arg_refs);
-    let invalidate = gen_predicate(&opts.invalidate, &x.arg_refs);
-    let assert_value = x.assert_value();
-    let value_await = x.value_await();
+/// The call's future (`Result<V, E>`): `Call` of the runtime, with `key` (an
+/// `Option<Key>`), the body and its background refresh, and `__larder_invalidate`,
+/// `__larder_share` and the arguments in scope. `read_l2`: false when the caller has just
+/// read L2 for the key.
+pub(crate) fn gen_call(x: &Expansion<'_>, key: TokenStream, read_l2: bool) -> TokenStream {
+    let (p, err_ty, wrap) = (&x.p, &x.err_ty, &x.wrap);
+    let idents: Vec<&syn::Ident> = x.sig.args.iter().map(|a| &a.ident).collect();
+    let pats = x.sig.args.iter().map(|a| {
+        let m = &a.mutability;
+        let i = &a.ident;
+        quote!(#m #i)
+    });
     let body = gen_block(
         x,
         quote! {
@@ -149,29 +154,50 @@ pub(crate) fn gen_function(x: &Expansion<'_>) -> TokenStream {
     );
     let refresh = gen_refresh(x);
     let tag_source = gen_tags(x);
-    let timeout_error = match &opts.hard_timeout {
+    let timeout_error = match &x.opts.hard_timeout {
         Some((_, span)) => {
             let make = respan(quote!(#p::timeout_error::<#err_ty>), *span);
             quote!(::core::option::Option::Some(#make))
         }
         None => quote!(::core::option::Option::None),
     };
-    let call = x.value_call(
+    x.value_call(
         quote!(#p::call),
         quote! {
             #p::SpecRef::Static(&__LARDER_SPEC),
-            __larder_key.map(|__larder_key| #p::full_key(&__LARDER_SPEC, __larder_key)),
+            #key,
             __larder_invalidate,
             #p::Errors { share: __larder_share, timeout: #timeout_error },
             (#(#idents,)*),
             |__larder_args| #wrap(#body),
             #refresh,
             #tag_source,
+            #read_l2,
         },
-    );
+    )
+}
+
+/// The rewritten function: the hit path before any future is built, then the boxed call.
+pub(crate) fn gen_function(x: &Expansion<'_>) -> TokenStream {
+    let (opts, sig, p) = (x.opts, x.sig, &x.p);
+    let (attrs, vis, fn_sig) = (&x.func.attrs, &x.func.vis, &x.func.sig);
+    let (spec, key_expr, value_ty, err_ty, finish) = (&x.spec, &x.key_expr, &x.value_ty, &x.err_ty, &x.finish);
+    let bypass = gen_predicate(&opts.bypass, &x.arg_refs);
+    let invalidate = gen_predicate(&opts.invalidate, &x.arg_refs);
+    let assert_value = x.assert_value();
+    let value_await = x.value_await();
+    let key = quote!(__larder_key.map(|__larder_key| #p::full_key(&__LARDER_SPEC, __larder_key)));
+    let call = gen_call(x, key, true);
 
     let hit = x.value_call(quote!(#p::hit::<#value_ty>), quote!(&__LARDER_SPEC, __larder_k));
-    let boxed_call = x.value_call(quote!(::std::boxed::Box::pin), call);
+    // A sync function drives the call on its thread; an async one boxes it, so that this
+    // function's own future stays small.
+    let run_call = if sig.is_async {
+        let boxed_call = x.value_call(quote!(::std::boxed::Box::pin), call);
+        quote!(#boxed_call #value_await)
+    } else {
+        x.value_call(quote!(#p::drive), call)
+    };
 
     quote! {
         #(#attrs)*
@@ -183,15 +209,14 @@ pub(crate) fn gen_function(x: &Expansion<'_>) -> TokenStream {
             let __larder_share = (&&&#p::Pick::<#err_ty>::new()).err_share();
             let __larder_key = if #bypass { ::core::option::Option::None } else { ::core::option::Option::Some(#key_expr) };
             let __larder_invalidate: bool = __larder_key.is_some() && #invalidate;
-            // A fresh hit returns before the call's future is built; the rest of a call
-            // is boxed, so that this function's own future stays small.
+            // A fresh hit returns before the call's future is built.
             if let (::core::option::Option::Some(__larder_k), false) = (&__larder_key, __larder_invalidate) {
                 if let ::core::option::Option::Some(__larder_v) = #hit {
                     let __larder_out = ::core::result::Result::Ok(__larder_v);
                     return #finish;
                 }
             }
-            let __larder_out = #boxed_call #value_await;
+            let __larder_out = #run_call;
             #finish
         }
     }

@@ -9,6 +9,7 @@ use quote::{format_ident, quote};
 
 use crate::expand::expansion::Expansion;
 use crate::expand::function::dynamic_tags;
+use crate::expand::many::{has_many, many_item};
 use crate::expand::spans::respan;
 use crate::signature::Sig;
 
@@ -78,10 +79,16 @@ impl Helpers<'_> {
             ),
         };
         let name = format_ident!("{}_{}", ident, suffix);
+        // A sync function's helpers are sync: they drive their future on the caller's thread.
+        let (async_kw, body) = match which {
+            Helper::Key | Helper::Stats => (None, body),
+            _ if sig.is_async => (Some(quote!(async)), body),
+            _ => (None, quote!(#p::drive(async { #body }))),
+        };
         if let Helper::Clear | Helper::Stats = which {
             let (asyncness, ret) = match which {
-                Helper::Clear => (quote!(async), quote!()),
-                _ => (quote!(), quote!(-> #p::CacheStats)),
+                Helper::Clear => (async_kw, quote!()),
+                _ => (None, quote!(-> #p::CacheStats)),
             };
             return quote! {
                 #(#keep_attrs)*
@@ -104,9 +111,9 @@ impl Helpers<'_> {
             Helper::Key => (None, None, quote!(-> ::std::string::String)),
             Helper::Prime => {
                 let value = prime_param(sig);
-                (Some(quote!(async)), Some(quote!(#value: #value_ty)), quote!())
+                (async_kw, Some(quote!(#value: #value_ty)), quote!())
             }
-            _ => (Some(quote!(async)), None, quote!()),
+            _ => (async_kw, None, quote!()),
         };
         quote! {
             #(#keep_attrs)*
@@ -200,5 +207,6 @@ pub(crate) fn gen_stubs(func: &syn::ItemFn, sig: &Sig, krate: &syn::Path) -> Tok
     let items = [Helper::Key, Helper::Invalidate, Helper::Expire, Helper::Prime, Helper::Clear, Helper::Stats]
         .map(|which| helpers.item(which, &none, stub.clone()));
     let uncached = helpers.uncached();
-    quote!(#(#items)* #uncached)
+    let many = has_many(sig).then(|| many_item(func, sig, &none, stub.clone()));
+    quote!(#(#items)* #uncached #many)
 }

@@ -31,7 +31,8 @@ use crate::runtime::{Runtime, with_current};
 /// per produced value whether and how long to keep it. `args` are the arguments (a tuple);
 /// `body` runs the function on them in the caller's task; `refresh` makes an owned copy of
 /// them for a background run; `tags` computes the call's dynamic tags (only when the body
-/// is about to run).
+/// is about to run). `read_l2` is false when the caller has just read L2 for this key (a
+/// batch: `NAME_many` reads every key's entry in one round trip first).
 pub struct Call<A, V, E, B, R, T> {
     /// The function's spec.
     pub spec: SpecRef,
@@ -53,6 +54,8 @@ pub struct Call<A, V, E, B, R, T> {
     pub refresh: R,
     /// The dynamic tags (or [`NoTags`](crate::call::strategy::NoTags)).
     pub tags: T,
+    /// Read L2 on a memory miss (false: the caller has just read it).
+    pub read_l2: bool,
 }
 
 /// The tags of a call, shared by its context's clones (no tags: one shared empty list,
@@ -88,7 +91,7 @@ where
 
     /// The call's result, and how it was answered.
     pub async fn run(self) -> (Result<V, E>, Answer) {
-        let Call { spec, key, invalidate, errors, storage, weigh, args, body, refresh, tags } = self;
+        let Call { spec, key, invalidate, errors, storage, weigh, args, body, refresh, tags, read_l2 } = self;
         let Some(key) = key else {
             tracing::trace!(target: "larder", group = &*spec.group, name = &*spec.name, "bypass");
             return (body(args).await, Answer::Bypass);
@@ -122,7 +125,7 @@ where
         // better entry, for example one written by another instance.
         let stats = rt.stats_for(&spec.prefix);
         let found = match found {
-            Lookup::Miss | Lookup::Grace { .. } if mount.l2.is_some() && !invalidate => {
+            Lookup::Miss | Lookup::Grace { .. } if read_l2 && mount.l2.is_some() && !invalidate => {
                 match mount.read_l2::<V>(&key, Some(spec.integrity)).await {
                     Some(l2) => fill_from_l2(&rt, &mount, &spec, &key, l2, &stats).unwrap_or(found),
                     None => found,
@@ -285,6 +288,7 @@ pub fn call<A, V, E, B, BF, R, T>(
     body: B,
     refresh: R,
     tags: T,
+    read_l2: bool,
 ) -> impl Future<Output = Result<V, E>>
 where
     V: Clone + Send + Sync + 'static + Serialize + DeserializeOwned,
@@ -293,5 +297,5 @@ where
     R: Refresher<A, V, E>,
     T: TagSource<A>,
 {
-    Call { spec, key, invalidate, errors, storage: None, weigh: None, args, body, refresh, tags }.result()
+    Call { spec, key, invalidate, errors, storage: None, weigh: None, args, body, refresh, tags, read_l2 }.result()
 }

@@ -2,6 +2,7 @@
 //! algorithm; the other files are its parts, named after what they hold.
 
 pub(crate) mod algorithm;
+pub(crate) mod batch;
 pub(crate) mod context;
 pub(crate) mod helpers;
 pub(crate) mod lookup;

@@ -60,15 +60,30 @@ impl<A, V, E> Refresher<A, V, E> for NoRefresh {
     }
 }
 
-/// A background run: `F` clones the arguments and returns the body as an owned future.
-pub struct SpawnRefresh<F>(F);
+/// A background run: `F` clones the arguments and returns the body as an owned future,
+/// run in a task of the call's runtime, or for a sync body (which never waits, and may
+/// block) on a thread of a blocking pool. Either way one per key at a time: the run leads
+/// its key's flight.
+pub struct SpawnRefresh<F> {
+    make: F,
+    on_a_thread: bool,
+}
 
-/// Wraps the refresh closure (here, so that its signature is inferred from the bound).
+/// Wraps the refresh closure of an async body (here, so that its signature is inferred
+/// from the bound).
 pub fn spawn_refresh<A, F, Fut>(f: F) -> SpawnRefresh<F>
 where
     F: FnOnce(&A) -> Fut,
 {
-    SpawnRefresh(f)
+    SpawnRefresh { make: f, on_a_thread: false }
+}
+
+/// Wraps the refresh closure of a sync body: its runs go to a blocking pool.
+pub fn blocking_refresh<A, F, Fut>(f: F) -> SpawnRefresh<F>
+where
+    F: FnOnce(&A) -> Fut,
+{
+    SpawnRefresh { make: f, on_a_thread: true }
 }
 
 impl<A, V, E, F, Fut> Refresher<A, V, E> for SpawnRefresh<F>
@@ -80,8 +95,9 @@ where
 {
     const ENABLED: bool = true;
     fn start(self, args: &A, job: Job<V, E>) -> bool {
-        let fut = (self.0)(args);
-        job.spawn(fut)
+        let fut = (self.make)(args);
+        let rt = job.context.rt.clone();
+        if self.on_a_thread { rt.spawn_blocking(job.run(fut)) } else { rt.spawn(job.run(fut)) }
     }
 }
 
@@ -99,17 +115,13 @@ impl<V, E> Job<V, E> {
         Job { context, errors, leader, _v: PhantomData }
     }
 
-    /// Runs `fut` as the leader, in a task of the call's runtime. Returns whether it started.
-    fn spawn<Fut>(self, fut: Fut) -> bool
+    /// The run of `fut` as the leader, its outcome stored and published.
+    async fn run<Fut>(self, fut: Fut)
     where
-        Fut: Future<Output = Result<V, E>> + Send + 'static,
+        Fut: Future<Output = Result<V, E>>,
         V: Clone + Send + Sync + 'static + Serialize + DeserializeOwned,
-        E: Send + 'static,
     {
-        let rt = self.context.rt.clone();
-        rt.spawn(async move {
-            let Job { context, errors, leader, .. } = self;
-            let _ = context.run(errors, leader, fut).await;
-        })
+        let Job { context, errors, leader, .. } = self;
+        let _ = context.run(errors, leader, fut).await;
     }
 }

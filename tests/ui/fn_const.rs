@@ -1,7 +1,7 @@
 use larder::cached;
 
 #[cached(max_age = "1m")]
-fn answer() -> u64 {
+const fn answer() -> u64 {
     42
 }
 

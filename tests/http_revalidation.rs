@@ -74,6 +74,28 @@ async fn a_body_of_unknown_length_streams_to_the_client_and_is_stored_when_compl
     assert_eq!(runs.get(), 3);
 }
 
+#[tokio::test]
+async fn an_invalidation_while_a_body_streams_keeps_its_copy_out() {
+    use http_body_util::BodyExt as _;
+    let (rt, _clock) = runtime();
+    let (runs, gate) = (Runs::default(), Gate::new());
+    let app =
+        Router::new().route("/stream", streamed(&runs, &gate, 2, 10).post(|| async { "changed" })).layer(layer(&rt));
+    let s = serve(app).await;
+    let res = s.client.request(axum::http::Request::get(s.uri("/stream")).body(Default::default()).unwrap()).await;
+    let mut body = res.unwrap().into_body();
+    let first = within("the first chunk", body.frame()).await.unwrap().unwrap();
+    assert_eq!(first.into_data().unwrap(), "1".repeat(10));
+    let post = s.send(axum::http::Method::POST, "/stream", &[]).await;
+    assert_eq!(post.text(), "changed", "the URI is invalidated while its body streams");
+    gate.open();
+    assert_eq!(body.collect().await.unwrap().to_bytes(), "1".repeat(10));
+    let after = s.get("/stream").await;
+    assert_ne!(after.x_cache(), "HIT");
+    assert_eq!(after.text(), "2".repeat(20), "the handler ran again: the old body is not served");
+    assert_eq!(runs.get(), 2);
+}
+
 // ---------------------------------------------------------------------------------------
 // Validation (RFC 9111 §4.3)
 

@@ -44,6 +44,7 @@ use super::reason::NotCacheable;
 use super::response::{CacheStatus, CachedResponse, Held, X_CACHE, strip_cache_fields, tags_of};
 use super::settings::Settings;
 use super::validation;
+use crate::call::helpers::Landing;
 use crate::call::outcome::{Answer, Storage};
 use crate::error::Error;
 use crate::options::Options;
@@ -325,6 +326,9 @@ where
     ResBody: Body<Data = Bytes>,
 {
     let Run { pending, passed, settings, shared, entry, hash_body } = run;
+    // Whatever this run stores, now or when a streamed body ends, is kept out by an
+    // invalidation from here on.
+    let landing = Landing { weigh: Some(Held::weight), since: Some(shared.cache.ticket()) };
     let taken = pending.lock().take();
     let Some((mut req, mut svc)) = taken else {
         return Err(RunError::Larder(Error::SharedRunFailed));
@@ -347,7 +351,7 @@ where
     {
         return match validation::refreshed(&old, res.headers(), &settings, now) {
             Ok(fresh) => {
-                validation::keep(&shared.cache, raw, options, &fresh).await;
+                validation::keep(&shared.cache, raw, options, &fresh, landing).await;
                 Ok(Held::Stored(fresh))
             }
             Err(not) => {
@@ -369,7 +373,7 @@ where
             if !tags.is_empty() {
                 crate::call::this_entry::tags(tags.clone());
             }
-            validation::keep(&shared.cache, raw, &options.clone().tags(tags), &stored).await;
+            validation::keep(&shared.cache, raw, &options.clone().tags(tags), &stored, landing).await;
             Ok(Held::Stored(stored))
         }
         Err(mut not) if not.reason == NotCacheable::BodyUnbounded && head.is_some() => {
@@ -388,8 +392,8 @@ where
                         if fresh > 0 {
                             let (raw, options) = &*entry;
                             let options = options.clone().max_age(Duration::from_millis(fresh)).tags(tags);
-                            validation::keep(&store.cache, raw, &options, &stored).await;
-                            store.cache.set_weighed(raw, Held::Stored(stored), &options, Some(Held::weight)).await;
+                            validation::keep(&store.cache, raw, &options, &stored, landing).await;
+                            store.cache.set_weighed(raw, Held::Stored(stored), &options, landing).await;
                         }
                     });
                 };

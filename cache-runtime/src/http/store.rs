@@ -19,6 +19,7 @@ use super::policy;
 use super::reason::NotCacheable;
 use super::response::{CacheStatus, Held};
 use super::routes::{InvalidGlob, PathGlob};
+use crate::call::helpers::Landing;
 
 /// The store of a [`CacheLayer`](super::CacheLayer): the same entries the layer reads and
 /// writes, with the same keys and rules. Get it with [`CacheLayer::store`](super::CacheLayer::store).
@@ -151,7 +152,8 @@ impl ResponseCache {
         if let Some(tags) = self.shared.tags.as_ref().map(|f| f(&parts)) {
             options = options.tags(tags);
         }
-        self.shared.cache.set_weighed(&key::raw(&key), Held::Stored(stored), &options, Some(Held::weight)).await;
+        let landing = Landing { weigh: Some(Held::weight), since: None };
+        self.shared.cache.set_weighed(&key::raw(&key), Held::Stored(stored), &options, landing).await;
         Ok(())
     }
 

@@ -14,6 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::conditional::{Conditional, is_entity_tag};
 use super::freshness::{Lifetime, MAX_AGE_SECS};
 use super::settings::{Settings, TARGETED_FIELDS};
+use super::vary::Varies;
 
 /// The `x-cache` header of every response through the layer.
 pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
@@ -93,13 +94,15 @@ struct Stored {
     last_modified: u64,
 }
 
-/// What the cache holds for a key: a stored response, or the mark of a run whose response
-/// could not be stored (never kept: its storage decision is `Storage::Skip`).
+/// What the cache holds for a key: a stored response, the mark of a run whose response
+/// could not be stored (never kept: its storage decision is `Storage::Skip`), or, at the
+/// primary key of a URL whose responses vary, the record of their `Vary` (`vary.rs`).
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(untagged)]
 pub(crate) enum Held {
     Stored(CachedResponse),
     Passed,
+    Varies(Varies),
 }
 
 impl Held {
@@ -113,6 +116,7 @@ impl Held {
                 size_of::<Stored>() + s.body.len() + headers
             }
             Held::Passed => 0,
+            Held::Varies(v) => v.weight(),
         }
     }
 }

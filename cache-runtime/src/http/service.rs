@@ -41,7 +41,7 @@ use super::plan::Shared;
 use super::policy;
 use super::purge;
 use super::reason::NotCacheable;
-use super::response::{CacheStatus, CachedResponse, Held, X_CACHE, strip_cache_fields, tags_of};
+use super::response::{CacheStatus, CachedResponse, Held, X_CACHE, answer_unstored, strip_cache_fields, tags_of};
 use super::settings::Settings;
 use super::validation;
 use super::variants;
@@ -334,14 +334,14 @@ where
         // Nothing to replay. The run this request drove left its response aside…
         let own = run.passed.lock().take();
         if let Some(res) = own {
-            return res.map(pass);
+            return res.map(|res| pass(unstored(res, &cond)));
         }
         // …or this request waited on another's run, which it may not share: run it here.
         let unsent = run.pending.lock().take();
         if let Some((req, mut svc)) = unsent {
             let mut res = caught(svc.call(req)).await?;
             strip_cache_fields(res.headers_mut(), &run.settings);
-            return Ok(pass(res));
+            return Ok(pass(unstored(res, &cond)));
         }
         // The run was abandoned (hard timeout) or is still going in the background.
         let timed_out = matches!(result, Err(RunError::Larder(Error::Timeout)));
@@ -489,6 +489,13 @@ fn internal_error<B: Body>() -> Response<CacheBody<B>> {
     let mut res = Response::new(CacheBody::empty());
     *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     res
+}
+
+/// A response the cache did not store, answering the client's preconditions (which the
+/// run did not send) as the handler would have.
+fn unstored<B: Body>(res: Response<CacheBody<B>>, cond: &Conditional) -> Response<CacheBody<B>> {
+    let copied = res.body().is_copied();
+    answer_unstored(res, cond, copied, CacheBody::empty())
 }
 
 /// Marks a response that was not stored and did not come from the cache.

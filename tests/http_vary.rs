@@ -79,3 +79,24 @@ async fn vary_star_and_an_unlisted_cookie_are_never_stored() {
     }
     assert_eq!(runs.get(), 4);
 }
+
+#[tokio::test]
+async fn an_unsafe_request_drops_every_variant_of_its_uri() {
+    let (rt, _clock) = runtime();
+    let runs = Runs::default();
+    let app =
+        Router::new().route("/v", by_language(&runs, "Accept-Language").post(|| async { "ok" })).layer(layer(&rt));
+    let s = serve(app).await;
+    for lang in ["de", "fr"] {
+        s.get_with("/v", &[("accept-language", lang)]).await;
+    }
+    s.send(axum::http::Method::POST, "/v", &[]).await;
+    for (lang, n) in [("de", 3), ("fr", 4)] {
+        let r = s.get_with("/v", &[("accept-language", lang)]).await;
+        assert_eq!(
+            (r.x_cache(), r.text()),
+            ("MISS", format!("{lang} #{n}")),
+            "{lang}: dropped, the handler runs again"
+        );
+    }
+}

@@ -6,6 +6,9 @@
 //!
 //! - a storable response is a [`Held::Stored`] value, kept as long as its own
 //!   `s-maxage`/`max-age` says (else the route's `max_age`);
+//! - a storable response whose `Vary` nominates request headers the key lacks is stored
+//!   under its secondary key, and its URL's primary key holds [`Held::Varies`], the record
+//!   of that `Vary`: a request that meets it goes on to its own variant's key (`vary.rs`);
 //! - a response that may not be stored is [`Held::Passed`]: never kept, and not shared
 //!   either. The request that ran the handler gets the response itself (its body untouched,
 //!   through a side slot); the concurrent requests that waited on that run each run the

@@ -74,6 +74,28 @@ async fn a_body_of_unknown_length_streams_to_the_client_and_is_stored_when_compl
     assert_eq!(runs.get(), 3);
 }
 
+#[tokio::test]
+async fn an_invalidation_while_a_body_streams_keeps_its_copy_out() {
+    use http_body_util::BodyExt as _;
+    let (rt, _clock) = runtime();
+    let (runs, gate) = (Runs::default(), Gate::new());
+    let app =
+        Router::new().route("/stream", streamed(&runs, &gate, 2, 10).post(|| async { "changed" })).layer(layer(&rt));
+    let s = serve(app).await;
+    let res = s.client.request(axum::http::Request::get(s.uri("/stream")).body(Default::default()).unwrap()).await;
+    let mut body = res.unwrap().into_body();
+    let first = within("the first chunk", body.frame()).await.unwrap().unwrap();
+    assert_eq!(first.into_data().unwrap(), "1".repeat(10));
+    let post = s.send(axum::http::Method::POST, "/stream", &[]).await;
+    assert_eq!(post.text(), "changed", "the URI is invalidated while its body streams");
+    gate.open();
+    assert_eq!(body.collect().await.unwrap().to_bytes(), "1".repeat(10));
+    let after = s.get("/stream").await;
+    assert_ne!(after.x_cache(), "HIT");
+    assert_eq!(after.text(), "2".repeat(20), "the handler ran again: the old body is not served");
+    assert_eq!(runs.get(), 2);
+}
+
 // ---------------------------------------------------------------------------------------
 // Validation (RFC 9111 §4.3)
 
@@ -135,4 +157,71 @@ async fn no_cache_responses_with_a_validator_are_stored_and_revalidated_on_every
         assert_eq!((r.status, r.text().as_str(), r.header("x-checked")), (StatusCode::OK, "body #1", Some("yes")));
     }
     assert_eq!((runs.get(), bodies.get()), (3, 1), "every use asked the handler, which made one body");
+}
+
+// ---------------------------------------------------------------------------------------
+// A client's conditional request on a miss (RFC 9111 §4.3.2)
+
+/// A handler with `ETag: "v1"` and `extra` headers; counts its runs and the requests that
+/// came with preconditions.
+fn tagged(
+    runs: &Runs,
+    conditional: &Runs,
+    extra: &'static [(&'static str, &'static str)],
+) -> axum::routing::MethodRouter {
+    let (r, c) = (runs.clone(), conditional.clone());
+    get(move |headers: HeaderMap| {
+        let (r, c) = (r.clone(), c.clone());
+        async move {
+            let n = r.hit();
+            if headers.contains_key("if-none-match") || headers.contains_key("if-modified-since") {
+                c.hit();
+            }
+            let mut res = format!("body #{n}").into_response();
+            res.headers_mut().insert("etag", "\"v1\"".parse().unwrap());
+            for (name, value) in extra {
+                res.headers_mut().append(*name, value.parse().unwrap());
+            }
+            res
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_conditional_request_on_a_miss_fetches_the_full_response_for_the_cache_and_gets_a_304() {
+    let (rt, _clock) = runtime();
+    let (runs, conditional) = (Runs::default(), Runs::default());
+    let s = serve(
+        Router::new().route("/c", tagged(&runs, &conditional, &[("cache-control", "max-age=60")])).layer(layer(&rt)),
+    )
+    .await;
+    let first = s.get_with("/c", &[("if-none-match", "\"v1\"")]).await;
+    assert_eq!((first.status, first.x_cache(), first.text().as_str()), (StatusCode::NOT_MODIFIED, "MISS", ""));
+    assert_eq!(conditional.get(), 0, "the handler was asked for the whole response, to store it for everyone");
+    let plain = s.get("/c").await;
+    assert_eq!((plain.status, plain.x_cache(), plain.text().as_str()), (StatusCode::OK, "HIT", "body #1"));
+    assert_eq!(runs.get(), 1);
+}
+
+#[tokio::test]
+async fn a_conditional_request_whose_response_is_not_stored_gets_the_304_the_handler_would_give() {
+    let (rt, _clock) = runtime();
+    let (runs, conditional) = (Runs::default(), Runs::default());
+    let app = Router::new()
+        .route("/private", tagged(&runs, &conditional, &[("cache-control", "no-store")]))
+        .route("/cookie", tagged(&runs, &conditional, &[("set-cookie", "a=1")]))
+        .layer(layer(&rt));
+    let s = serve(app).await;
+    let current = s.get_with("/private", &[("if-none-match", "W/\"v1\"")]).await;
+    assert_eq!((current.status, current.x_cache()), (StatusCode::NOT_MODIFIED, "BYPASS"));
+    assert_eq!(current.header("etag"), Some("\"v1\""));
+    let changed = s.get_with("/private", &[("if-none-match", "\"v0\"")]).await;
+    assert_eq!((changed.status, changed.text().as_str()), (StatusCode::OK, "body #2"));
+    let cookie = s.get_with("/cookie", &[("if-none-match", "\"v1\"")]).await;
+    assert_eq!(
+        (cookie.status, cookie.header("set-cookie")),
+        (StatusCode::OK, Some("a=1")),
+        "its cookie is not dropped"
+    );
+    assert_eq!(runs.get(), 3);
 }

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use crate::call::algorithm::Call;
-use crate::call::helpers::prime_in;
+use crate::call::helpers::{Landing, prime_in};
 use crate::call::lookup::{Lookup, fill_from_l2, fresh_in_memory, is_fresh_in_memory};
 use crate::call::outcome::{Answer, Storage};
 use crate::call::share::{Errors, Pick, PickFrom as _};
@@ -17,6 +17,7 @@ use crate::entry::{Freshness, Policy};
 use crate::error::Error;
 use crate::key::storage_key::{Key, escape_key};
 use crate::mount::config::DEFAULT_MOUNT;
+use crate::mount::fences::Ticket;
 use crate::mount::live::LiveMount;
 use crate::options::{Options, ms};
 use crate::runtime::Runtime;
@@ -154,20 +155,27 @@ impl Cache {
         value: V,
         opts: &Options,
     ) {
-        self.set_weighed(key, value, opts, None).await;
+        self.set_weighed(key, value, opts, Landing::now()).await;
     }
 
     /// [`set`](Self::set), with what the value weighs in a memory tier bounded by bytes
-    /// when it is not its JSON's size (`weigh`).
+    /// when it is not its JSON's size, and the [`ticket`](Self::ticket) taken when its
+    /// production began (an invalidation since then keeps it out).
     pub(crate) async fn set_weighed<V: Clone + Send + Sync + 'static + Serialize + DeserializeOwned>(
         &self,
         key: &str,
         value: V,
         opts: &Options,
-        weigh: Option<fn(&V) -> usize>,
+        landing: Landing<V>,
     ) {
         let spec = SpecRef::Shared(Arc::new(self.spec(opts)));
-        prime_in(self.rt.clone(), Arc::clone(&self.mount), spec, self.key(key), value, Vec::new(), weigh).await;
+        prime_in(self.rt.clone(), Arc::clone(&self.mount), spec, self.key(key), value, Vec::new(), landing).await;
+    }
+
+    /// A ticket for a value about to be produced, to store it later with
+    /// [`set_weighed`](Self::set_weighed) unless an invalidation came in between.
+    pub(crate) fn ticket(&self) -> Ticket {
+        self.mount.ticket()
     }
 
     /// The value under `key`; on a miss, runs `factory` (once for all concurrent callers of

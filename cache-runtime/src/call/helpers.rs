@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::call::context::Context;
 use crate::call::spec::{FnSpec, SpecRef};
 use crate::key::storage_key::Key;
+use crate::mount::fences::Ticket;
 use crate::mount::live::LiveMount;
 use crate::mount::stats::CacheStats;
 use crate::runtime::{Runtime, with_current};
@@ -33,10 +34,34 @@ where
 {
     let rt = Runtime::current();
     let mount = rt.mount(&spec.mount);
-    prime_in(rt, mount, spec, key, value, tags, None).await;
+    prime_in(rt, mount, spec, key, value, tags, Landing::now()).await;
 }
 
-/// Stores `value` in `mount` as if just produced; a run in flight for the key won't overwrite it.
+/// How a primed value lands: what it weighs in a memory tier bounded by bytes (else its
+/// JSON's size), and the ticket it carries (else one taken now).
+pub(crate) struct Landing<V> {
+    pub weigh: Option<fn(&V) -> usize>,
+    /// When the value's production began: an invalidation after it keeps the value out.
+    pub since: Option<Ticket>,
+}
+
+impl<V> Landing<V> {
+    /// A value produced now, weighed by its JSON.
+    pub fn now() -> Landing<V> {
+        Landing { weigh: None, since: None }
+    }
+}
+
+impl<V> Clone for Landing<V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<V> Copy for Landing<V> {}
+
+/// Stores `value` in `mount` as if just produced (or produced since `landing.since`); a run
+/// in flight for the key won't overwrite it.
 pub(crate) async fn prime_in<V>(
     rt: Runtime,
     mount: Arc<LiveMount>,
@@ -44,7 +69,7 @@ pub(crate) async fn prime_in<V>(
     key: Key,
     value: V,
     tags: Vec<String>,
-    weigh: Option<fn(&V) -> usize>,
+    landing: Landing<V>,
 ) where
     V: Send + Sync + 'static + Serialize,
 {
@@ -55,9 +80,9 @@ pub(crate) async fn prime_in<V>(
     let stats = rt.stats_for(&spec.prefix);
     let tags: Vec<Box<str>> =
         spec.tags.iter().map(|t| Box::<str>::from(&**t)).chain(tags.into_iter().map(String::into_boxed_str)).collect();
-    let ticket = mount.ticket();
+    let ticket = landing.since.unwrap_or_else(|| mount.ticket());
     let ctx = Context { rt, mount, spec, key, tags: tags.into(), stats, storage: None, weigher: None };
-    let weight = match weigh {
+    let weight = match landing.weigh {
         Some(weigh) if ctx.mount.memory.by_bytes() => weigh(&value),
         _ => ctx.weigh(&value),
     };

@@ -58,6 +58,11 @@ impl<B: Body> CacheBody<B> {
     }
 
     /// A complete body.
+    /// Whether the body is being copied for the cache as it streams.
+    pub(crate) fn is_copied(&self) -> bool {
+        matches!(self.kind, Kind::Tee { .. })
+    }
+
     pub(crate) fn full(data: Bytes) -> Self {
         CacheBody { kind: Kind::Full { data: (!data.is_empty()).then_some(data) } }
     }

@@ -5,7 +5,7 @@
 //! own invalidations stay inside it), a key is
 //!
 //! ```text
-//! {path segment}:{path segment}:…:_h{host}:_v{method}[-{variant hash}].json
+//! {path segment}:{path segment}:…:_h{host}:_v{method}[-{variant hash}][-s{secondary}].json
 //! ```
 //!
 //! - A path segment of 1 to 64 characters of `[A-Za-z0-9_-]` that does not start with `_` is
@@ -18,7 +18,8 @@
 //!   is in absolute form (RFC 9112 §3.3), else `Host`; a request with neither, or with a
 //!   `Host` that is not UTF-8, has no key. `_v…` is the method (`get`/`head`) and, when the
 //!   request has allowed query parameters, varied headers, keyed reflected headers, accepted
-//!   content codings or a key-function result, the hex xxh3-128 of them.
+//!   content codings or a key-function result, the hex xxh3-128 of them. `-s…` is the
+//!   secondary key of a response's `Vary` ([`secondary`], `vary.rs`).
 //!
 //! No encoded path segment starts with `_h` or `_v`, so `{segments}:_h` is the prefix of
 //! every entry of one path (every host, method and variant), and `{segments}:` the prefix of
@@ -237,36 +238,56 @@ fn variant_hash(parts: &Parts, v: &Variant<'_>) -> Option<u128> {
     }
     pairs.sort_by(|a, b| param_name(a).cmp(param_name(b)));
     let mut h = Xxh3::new();
-    let mut field = |tag: u8, bytes: &[u8]| {
-        h.update(&[tag]);
-        h.update(&(bytes.len() as u64).to_le_bytes());
-        h.update(bytes);
-    };
     for p in pairs {
-        field(b'q', p.as_bytes());
+        field(&mut h, b'q', p.as_bytes());
     }
     for (tag, names) in [(b'h', v.varies), (b'r', v.reflected)] {
         for name in names {
-            field(tag, name.as_str().as_bytes());
-            let mut values = parts.headers.get_all(name).iter().peekable();
-            if values.peek().is_none() {
-                field(b'-', b"");
-            }
-            for value in values {
-                field(b'v', normalised(name, value.as_bytes()).as_bytes());
-            }
+            header_field(&mut h, tag, name, &parts.headers);
         }
     }
     if !codings.is_empty() {
-        field(b'e', &[codings.known]);
+        field(&mut h, b'e', &[codings.known]);
         for c in &codings.others {
-            field(b'e', c.as_bytes());
+            field(&mut h, b'e', c.as_bytes());
         }
     }
     if let Some(k) = v.custom {
-        field(b'k', k.as_bytes());
+        field(&mut h, b'k', k.as_bytes());
     }
     Some(h.digest128())
+}
+
+/// Hashes one tagged, length-prefixed field.
+fn field(h: &mut Xxh3, tag: u8, bytes: &[u8]) {
+    h.update(&[tag]);
+    h.update(&(bytes.len() as u64).to_le_bytes());
+    h.update(bytes);
+}
+
+/// Hashes a request header: its name, then each of its values normalised (or its absence).
+fn header_field(h: &mut Xxh3, tag: u8, name: &HeaderName, headers: &HeaderMap) {
+    field(h, tag, name.as_str().as_bytes());
+    let mut values = headers.get_all(name).iter().peekable();
+    if values.peek().is_none() {
+        field(h, b'-', b"");
+    }
+    for value in values {
+        field(h, b'v', normalised(name, value.as_bytes()).as_bytes());
+    }
+}
+
+/// The secondary key (RFC 9111 §4.1) of the entry under `primary` (storage or raw form)
+/// for a request with `headers`, when the URL's responses `Vary` by the request headers
+/// `nominated` (lowercase valid names): `primary` + `-s` + the hex xxh3-64 of those
+/// headers' normalised values; and that hash, which tells the variant.
+pub(crate) fn secondary(primary: &str, nominated: &[HeaderName], headers: &HeaderMap) -> (String, u64) {
+    let mut h = Xxh3::new();
+    for name in nominated {
+        header_field(&mut h, b'h', name, headers);
+    }
+    let variant = h.digest();
+    (format!("{primary}-s{variant:016x}"), variant)
 }
 
 /// Request headers whose values compare case-insensitively (their tokens do).

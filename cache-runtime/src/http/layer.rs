@@ -53,8 +53,9 @@ pub const DEFAULT_NAME: &str = "default";
 ///   handler does not see the others), the [`varies`](Self::varies) headers (normalised),
 ///   the accepted content codings and the [`key`](Self::key) function's result.
 /// - A response is stored only if it has no `Set-Cookie`, its `Cache-Control` has no
-///   `no-store` or `private` (nor `no-cache` without a validator), its `Vary` names only `varies` headers (or
-///   `Accept-Encoding`), it is fresh on arrival, its status is allowed (with explicit
+///   `no-store` or `private` (nor `no-cache` without a validator), its `Vary` is not `*`
+///   and names `Cookie`/`Authorization` only when `varies` does (other headers it names
+///   make a secondary key, up to [`max_variants`](Self::max_variants) per URL), it is fresh on arrival, its status is allowed (with explicit
 ///   freshness, [`statuses`](Self::statuses); without, also
 ///   [`heuristic_statuses`](Self::heuristic_statuses)), and its body is at most
 ///   [`max_body`](Self::max_body) (one of unknown length streams to the client and is

@@ -30,7 +30,7 @@
 //! requests carrying headers apps commonly reflect ([`ReflectedHeaders`]) and requests
 //! without a usable `Host`; the key's authority is the absolute-form target's, else
 //! `Host`. Responses with `Set-Cookie`, `Cache-Control: no-store/private/no-cache`, a
-//! `Vary` of `*` or outside `varies`, an error status not listed in
+//! `Vary` of `*` or naming credentials `varies` does not list, an error status not listed in
 //! [`statuses`](CacheLayer::statuses), and bodies larger than
 //! [`max_body`](CacheLayer::max_body) pass through untouched (a body of unknown length
 //! streams to the client and is stored once it has passed complete within `max_body`). A response that was not
@@ -63,6 +63,8 @@ mod service;
 mod settings;
 mod store;
 mod validation;
+mod variants;
+mod vary;
 
 pub use body::CacheBody;
 pub use layer::{CacheLayer, DEFAULT_GROUP, DEFAULT_NAME};

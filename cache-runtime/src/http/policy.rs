@@ -12,6 +12,7 @@ use super::reason::NotCacheable;
 use super::reflected::{self, ReflectedHeaders};
 use super::response::CachedResponse;
 use super::settings::Settings;
+use super::vary;
 
 /// Why a `GET`/`HEAD` request passes through uncached, if it does.
 pub(crate) fn request_bypass(parts: &Parts, settings: &Settings) -> Option<NotCacheable> {
@@ -55,22 +56,8 @@ pub(crate) fn response_storage(
     if cc.no_store || cc.private || (cc.no_cache && !validator) {
         return Err(NotCacheable::CacheControl);
     }
-    for value in headers.get_all(header::VARY) {
-        let Ok(value) = value.to_str() else {
-            return Err(NotCacheable::VaryUnreadable);
-        };
-        for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            if name == "*" {
-                return Err(NotCacheable::VaryAll);
-            }
-            // The accepted codings are always keyed.
-            let keyed = name.eq_ignore_ascii_case("accept-encoding")
-                || settings.varies.iter().any(|v| v.as_str().eq_ignore_ascii_case(name));
-            if !keyed {
-                return Err(NotCacheable::VaryUnlisted);
-            }
-        }
-    }
+    // The headers it nominates beyond the key's make a secondary key (`vary.rs`).
+    vary::nominated(headers, settings)?;
     let Some(lifetime) = freshness::lifetime(headers, &cc, now_ms, settings.heuristic_ms) else {
         return Err(NotCacheable::NoFreshness);
     };

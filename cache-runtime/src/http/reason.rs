@@ -46,9 +46,16 @@ pub enum NotCacheable {
     /// The response has `Vary: *`.
     #[error("it has Vary: *")]
     VaryAll,
-    /// The response's `Vary` names a header that `varies` does not list.
-    #[error("its Vary names a header that `varies` does not list")]
+    /// The response's `Vary` names `Cookie` or `Authorization`, which `varies` does not list.
+    #[error("its Vary names Cookie or Authorization, which `varies` does not list")]
     VaryUnlisted,
+    /// The response's `Vary` makes a new variant of a URL that has `max_variants` already.
+    #[error("its URL has `max_variants` variants already")]
+    VaryVariants,
+    /// The response's `Vary` nominates request headers the key does not hold (only the
+    /// layer keeps a secondary key; `ResponseCache::put` does not).
+    #[error("its Vary nominates request headers the key does not hold")]
+    VaryNominates,
     /// The response is stale on arrival (`max-age=0`, an `Age` past its lifetime, an invalid `Expires`).
     #[error("it is stale on arrival (max-age=0, an Age past its lifetime, an invalid Expires, …)")]
     StaleAtOnce,

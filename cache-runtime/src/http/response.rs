@@ -14,6 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::conditional::{Conditional, is_entity_tag};
 use super::freshness::{Lifetime, MAX_AGE_SECS};
 use super::settings::{Settings, TARGETED_FIELDS};
+use super::vary::Varies;
 
 /// The `x-cache` header of every response through the layer.
 pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
@@ -93,13 +94,15 @@ struct Stored {
     last_modified: u64,
 }
 
-/// What the cache holds for a key: a stored response, or the mark of a run whose response
-/// could not be stored (never kept: its storage decision is `Storage::Skip`).
+/// What the cache holds for a key: a stored response, the mark of a run whose response
+/// could not be stored (never kept: its storage decision is `Storage::Skip`), or, at the
+/// primary key of a URL whose responses vary, the record of their `Vary` (`vary.rs`).
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(untagged)]
 pub(crate) enum Held {
     Stored(CachedResponse),
     Passed,
+    Varies(Varies),
 }
 
 impl Held {
@@ -113,6 +116,7 @@ impl Held {
                 size_of::<Stored>() + s.body.len() + headers
             }
             Held::Passed => 0,
+            Held::Varies(v) => v.weight(),
         }
     }
 }
@@ -179,14 +183,7 @@ impl CachedResponse {
         initial_age: u64,
         max_age_ms: Option<u64>,
     ) -> CachedResponse {
-        let date = |name| {
-            headers
-                .get(name)
-                .and_then(|v: &HeaderValue| v.to_str().ok())
-                .and_then(|s| httpdate::parse_http_date(s).ok())
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map(|d| d.as_secs())
-        };
+        let date = |name| date_secs(&headers, name);
         let last_modified = date(header::LAST_MODIFIED).or_else(|| date(header::DATE)).unwrap_or(stored_at_ms / 1000);
         CachedResponse(Arc::new(Stored {
             status,
@@ -243,15 +240,7 @@ impl CachedResponse {
     pub(crate) fn replay(&self, status: CacheStatus, cond: &Conditional, now_ms: u64) -> Response<Bytes> {
         let s = &*self.0;
         let mut res = if cond.not_modified(s.status, s.headers.get(header::ETAG), s.last_modified) {
-            let mut res = Response::new(Bytes::new());
-            *res.status_mut() = StatusCode::NOT_MODIFIED;
-            let headers = res.headers_mut();
-            for name in &NOT_MODIFIED_HEADERS {
-                for v in s.headers.get_all(name) {
-                    headers.append(name.clone(), v.clone());
-                }
-            }
-            res
+            not_modified(&s.headers, Bytes::new())
         } else {
             let mut res = Response::new(s.body.clone());
             *res.status_mut() = s.status;
@@ -263,6 +252,46 @@ impl CachedResponse {
         headers.insert(header::AGE, HeaderValue::from(self.age_secs(now_ms)));
         res
     }
+}
+
+/// A field's HTTP date, s since the epoch.
+fn date_secs(headers: &HeaderMap, name: HeaderName) -> Option<u64> {
+    headers
+        .get(name)
+        .and_then(|v: &HeaderValue| v.to_str().ok())
+        .and_then(|s| httpdate::parse_http_date(s).ok())
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+}
+
+/// A `304 Not Modified` for a response with `headers` (RFC 9110 §15.4.5), with `empty` as its body.
+fn not_modified<B>(headers: &HeaderMap, empty: B) -> Response<B> {
+    let mut res = Response::new(empty);
+    *res.status_mut() = StatusCode::NOT_MODIFIED;
+    let out = res.headers_mut();
+    for name in &NOT_MODIFIED_HEADERS {
+        for v in headers.get_all(name) {
+            out.append(name.clone(), v.clone());
+        }
+    }
+    res
+}
+
+/// A response the cache did not store, answering a request whose preconditions `cond` the
+/// run did not send to the handler: a `304` when they say the client's copy is current
+/// (RFC 9110 §13.2.2, as the handler would have answered them), else `res` as it is. One
+/// with `Set-Cookie` is left as it is, as is a body being copied for the cache (`copied`).
+pub(crate) fn answer_unstored<B>(res: Response<B>, cond: &Conditional, copied: bool, empty: B) -> Response<B> {
+    let headers = res.headers();
+    // Without a `Last-Modified`, `If-Modified-Since` cannot say the copy is current.
+    let last_modified = date_secs(headers, header::LAST_MODIFIED).unwrap_or(u64::MAX);
+    if copied
+        || headers.contains_key(header::SET_COOKIE)
+        || !cond.not_modified(res.status(), headers.get(header::ETAG), last_modified)
+    {
+        return res;
+    }
+    not_modified(headers, empty)
 }
 
 /// Removes the fields meant for the layer alone (the tag header, the targeted

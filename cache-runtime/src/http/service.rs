@@ -6,6 +6,9 @@
 //!
 //! - a storable response is a [`Held::Stored`] value, kept as long as its own
 //!   `s-maxage`/`max-age` says (else the route's `max_age`);
+//! - a storable response whose `Vary` nominates request headers the key lacks is stored
+//!   under its secondary key, and its URL's primary key holds [`Held::Varies`], the record
+//!   of that `Vary`: a request that meets it goes on to its own variant's key (`vary.rs`);
 //! - a response that may not be stored is [`Held::Passed`]: never kept, and not shared
 //!   either. The request that ran the handler gets the response itself (its body untouched,
 //!   through a side slot); the concurrent requests that waited on that run each run the
@@ -28,7 +31,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::FutureExt as _;
-use http::{Method, Request, Response, StatusCode, Uri};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use http_body::Body;
 use parking_lot::Mutex;
 use tower::Service;
@@ -41,9 +44,12 @@ use super::plan::Shared;
 use super::policy;
 use super::purge;
 use super::reason::NotCacheable;
-use super::response::{CacheStatus, CachedResponse, Held, X_CACHE, strip_cache_fields, tags_of};
+use super::response::{CacheStatus, CachedResponse, Held, X_CACHE, answer_unstored, strip_cache_fields, tags_of};
 use super::settings::Settings;
 use super::validation;
+use super::variants;
+use super::vary;
+use crate::call::helpers::Landing;
 use crate::call::outcome::{Answer, Storage};
 use crate::error::Error;
 use crate::options::Options;
@@ -79,6 +85,7 @@ fn storage_of(flight: &Held) -> Storage {
         // kept only for revalidation (`validation.rs`).
         Held::Stored(r) if r.max_age_ms() == Some(0) => Storage::Skip,
         Held::Stored(r) => r.max_age_ms().map_or(Storage::Default, Storage::MaxAge),
+        Held::Varies(_) => Storage::MaxAge(vary::RECORD_FOR.as_millis() as u64),
         Held::Passed => Storage::Skip,
     }
 }
@@ -151,7 +158,7 @@ where
                     }
                     Ok(pass(res))
                 }
-                Way::Cache(call) => through_cache(shared, svc, *call).await,
+                Way::Cache(call) => Run::through_cache(shared, svc, *call).await,
             }
         })
     }
@@ -173,8 +180,13 @@ struct CacheCall<ReqBody> {
     /// As the handler will see it: without preconditions, with only the allowed query.
     req: Request<ReqBody>,
     settings: Arc<Settings>,
-    /// Storage form.
+    /// Storage form: the request's secondary key when its URL's record of `Vary` is in
+    /// memory, else its primary key.
     key: String,
+    /// Storage form.
+    primary: String,
+    /// The request's headers (without preconditions), for its secondary key.
+    asked: Arc<HeaderMap>,
     cond: Conditional,
     extra_tags: Option<Vec<String>>,
 }
@@ -190,14 +202,22 @@ fn route<ReqBody>(shared: &Shared, req: Request<ReqBody>) -> ControlFlow<Respons
         });
     }
     let (mut parts, body) = req.into_parts();
-    let (settings, key) = match shared.plan(&parts) {
+    let (settings, mut key) = match shared.plan(&parts) {
         Ok(plan) => plan,
         Err(reason) => {
             tracing::trace!(target: "larder", path = parts.uri.path(), %reason, "http: bypass");
             return ControlFlow::Continue(Way::Bypass(Request::from_parts(parts, body)));
         }
     };
-    if let Some(Held::Stored(r)) = shared.cache.fresh_in_memory::<Held>(&key) {
+    let mut primary = None;
+    let mut held = shared.cache.fresh_in_memory::<Held>(&key);
+    if let Some(Held::Varies(record)) = &held {
+        // The URL's responses vary: this request's variant is under its secondary key.
+        let (variant, _) = key::secondary(&key, &record.vary, &parts.headers);
+        held = shared.cache.fresh_in_memory::<Held>(&variant);
+        primary = Some(std::mem::replace(&mut key, variant));
+    }
+    if let Some(Held::Stored(r)) = held {
         let cond = Conditional::read(&parts.headers);
         return ControlFlow::Break(r.replay(CacheStatus::Hit, &cond, shared.cache.now_ms()));
     }
@@ -205,8 +225,10 @@ fn route<ReqBody>(shared: &Shared, req: Request<ReqBody>) -> ControlFlow<Respons
     let cond = Conditional::take(&mut parts.headers);
     strip_query(&mut parts.uri, &settings.allow_query);
     ControlFlow::Continue(Way::Cache(Box::new(CacheCall {
+        asked: Arc::new(parts.headers.clone()),
         req: Request::from_parts(parts, body),
         settings: Arc::clone(settings),
+        primary: primary.unwrap_or_else(|| key.clone()),
         key,
         cond,
         extra_tags,
@@ -219,22 +241,35 @@ type Pending<ReqBody, S> = Arc<Mutex<Option<(Request<ReqBody>, S)>>>;
 type Passed<ResBody, E> = Arc<Mutex<Option<Result<Response<CacheBody<ResBody>>, E>>>>;
 
 /// What one run of the handler for the cache works with: the request (taken by whoever
-/// runs it), the slot for a response the cache does not take, the route's settings, the
-/// layer, and the entry's raw key and options.
+/// runs it) and its headers, the slot for a response the cache does not take, the route's
+/// settings, the layer, the entry's raw key and options, and the URL's primary raw key.
 struct Run<ReqBody, S, ResBody: Body, E> {
     pending: Pending<ReqBody, S>,
     passed: Passed<ResBody, E>,
     settings: Arc<Settings>,
     shared: Arc<Shared>,
     entry: Arc<(String, Options)>,
+    primary: Arc<str>,
+    asked: Arc<HeaderMap>,
     hash_body: bool,
 }
 
-async fn through_cache<S, ReqBody, ResBody>(
-    shared: Arc<Shared>,
-    svc: S,
-    call: CacheCall<ReqBody>,
-) -> Result<Response<CacheBody<ResBody>>, S::Error>
+impl<ReqBody, S, ResBody: Body, E> Clone for Run<ReqBody, S, ResBody, E> {
+    fn clone(&self) -> Self {
+        Run {
+            pending: Arc::clone(&self.pending),
+            passed: Arc::clone(&self.passed),
+            settings: Arc::clone(&self.settings),
+            shared: Arc::clone(&self.shared),
+            entry: Arc::clone(&self.entry),
+            primary: Arc::clone(&self.primary),
+            asked: Arc::clone(&self.asked),
+            hash_body: self.hash_body,
+        }
+    }
+}
+
+impl<ReqBody, S, ResBody> Run<ReqBody, S, ResBody, S::Error>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
     S::Future: Send + 'static,
@@ -243,62 +278,80 @@ where
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Send + 'static,
 {
-    let CacheCall { req, settings, key, cond, extra_tags } = call;
-    let hash_body = req.method() == Method::GET;
-    let pending: Pending<ReqBody, S> = Arc::new(Mutex::new(Some((req, svc))));
-    let passed: Passed<ResBody, S::Error> = Arc::new(Mutex::new(None));
-    let options = match extra_tags {
-        Some(tags) => settings.options.clone().tags(tags),
-        None => settings.options.clone(),
-    };
-    let raw = key::raw(&key);
-    let entry = Arc::new((raw.clone(), options.clone()));
-    let factory = || {
-        let (pending, passed, settings, shared, entry) =
-            (Arc::clone(&pending), Arc::clone(&passed), Arc::clone(&settings), Arc::clone(&shared), Arc::clone(&entry));
-        move || produce(Run { pending, passed, settings, shared, entry, hash_body })
-    };
-    let (mut result, mut answer) =
-        shared.cache.get_or_set_weighed(&raw, &options, Some(storage_of), Some(Held::weight), factory()).await;
-    let never_stale = |result: &Result<Held, RunError>| matches!(result, Ok(Held::Stored(r)) if r.never_stale());
-    if answer == Answer::Stale && never_stale(&result) {
-        // Not to be served stale: wait for a fresh one (joining the refresh just started).
-        let mut strict = options.clone();
-        (strict.swr, strict.stale_max_age, strict.grace) = (Some(false), None, None);
-        (result, answer) =
-            shared.cache.get_or_set_weighed(&raw, &strict, Some(storage_of), Some(Held::weight), factory()).await;
-    }
-    if answer == Answer::Grace && never_stale(&result) {
-        // Not to be served stale: the handler's failure answers instead.
-        result = Err(RunError::Handler);
+    /// The entry through the cache's algorithm, with `options`: a run of the handler on a miss.
+    async fn through(&self, options: &Options) -> (Result<Held, RunError>, Answer) {
+        let run = self.clone();
+        let raw = &self.entry.0;
+        self.shared.cache.get_or_set_weighed(raw, options, Some(storage_of), Some(Held::weight), || produce(run)).await
     }
 
-    let status = match answer {
-        Answer::Hit => CacheStatus::Hit,
-        Answer::Miss => CacheStatus::Miss,
-        Answer::Stale | Answer::Grace => CacheStatus::Stale,
-        Answer::Bypass => CacheStatus::Bypass,
-    };
-    if let Ok(Held::Stored(r)) = &result {
-        return Ok(r.replay(status, &cond, shared.cache.now_ms()).map(CacheBody::full));
+    /// A request through the cache: its run (or the run it joins), and its answer.
+    async fn through_cache(
+        shared: Arc<Shared>,
+        svc: S,
+        call: CacheCall<ReqBody>,
+    ) -> Result<Response<CacheBody<ResBody>>, S::Error> {
+        let CacheCall { req, settings, key, primary, asked, cond, extra_tags } = call;
+        let hash_body = req.method() == Method::GET;
+        let pending: Pending<ReqBody, S> = Arc::new(Mutex::new(Some((req, svc))));
+        let passed: Passed<ResBody, S::Error> = Arc::new(Mutex::new(None));
+        let options = match extra_tags {
+            Some(tags) => settings.options.clone().tags(tags),
+            None => settings.options.clone(),
+        };
+        let entry = Arc::new((key::raw(&key), options.clone()));
+        let primary: Arc<str> = key::raw(&primary).into();
+        let mut run = Run { pending, passed, settings, shared, entry, primary, asked, hash_body };
+        let (mut result, mut answer) = run.through(&options).await;
+        if let Ok(Held::Varies(record)) = &result {
+            // The URL's responses vary: this request's own variant, under its secondary key.
+            let (variant, _) = key::secondary(&run.primary, &record.vary, &run.asked);
+            run.entry = Arc::new((variant, options.clone()));
+            let first = answer;
+            (result, answer) = run.through(&options).await;
+            if first == Answer::Miss && answer == Answer::Hit {
+                answer = Answer::Miss;
+            }
+        }
+        let never_stale = |result: &Result<Held, RunError>| matches!(result, Ok(Held::Stored(r)) if r.never_stale());
+        if answer == Answer::Stale && never_stale(&result) {
+            // Not to be served stale: wait for a fresh one (joining the refresh just started).
+            let mut strict = options.clone();
+            (strict.swr, strict.stale_max_age, strict.grace) = (Some(false), None, None);
+            (result, answer) = run.through(&strict).await;
+        }
+        if answer == Answer::Grace && never_stale(&result) {
+            // Not to be served stale: the handler's failure answers instead.
+            result = Err(RunError::Handler);
+        }
+
+        let status = match answer {
+            Answer::Hit => CacheStatus::Hit,
+            Answer::Miss => CacheStatus::Miss,
+            Answer::Stale | Answer::Grace => CacheStatus::Stale,
+            Answer::Bypass => CacheStatus::Bypass,
+        };
+        if let Ok(Held::Stored(r)) = &result {
+            return Ok(r.replay(status, &cond, run.shared.cache.now_ms()).map(CacheBody::full));
+        }
+        // Nothing to replay. The run this request drove left its response aside…
+        let own = run.passed.lock().take();
+        if let Some(res) = own {
+            return res.map(|res| pass(unstored(res, &cond)));
+        }
+        // …or this request waited on another's run, which it may not share: run it here.
+        let unsent = run.pending.lock().take();
+        if let Some((req, mut svc)) = unsent {
+            let mut res = caught(svc.call(req)).await?;
+            strip_cache_fields(res.headers_mut(), &run.settings);
+            return Ok(pass(unstored(res, &cond)));
+        }
+        // The run was abandoned (hard timeout) or is still going in the background.
+        let timed_out = matches!(result, Err(RunError::Larder(Error::Timeout)));
+        let mut res = Response::new(CacheBody::empty());
+        *res.status_mut() = if timed_out { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::BAD_GATEWAY };
+        Ok(pass(res))
     }
-    // Nothing to replay. The run this request drove left its response aside…
-    let own = passed.lock().take();
-    if let Some(res) = own {
-        return res.map(pass);
-    }
-    // …or this request waited on another's run, which it may not share: run it here.
-    let unsent = pending.lock().take();
-    if let Some((req, mut svc)) = unsent {
-        let mut res = caught(svc.call(req)).await?;
-        strip_cache_fields(res.headers_mut(), &settings);
-        return Ok(pass(res));
-    }
-    // The run was abandoned (hard timeout) or is still going in the background.
-    let timed_out = matches!(result, Err(RunError::Larder(Error::Timeout)));
-    let mut res = Response::new(CacheBody::empty());
-    *res.status_mut() = if timed_out { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::BAD_GATEWAY };
-    Ok(pass(res))
 }
 
 /// One run of the handler for the cache: its response, as the cache will hold it. A
@@ -324,7 +377,10 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: Body<Data = Bytes>,
 {
-    let Run { pending, passed, settings, shared, entry, hash_body } = run;
+    let Run { pending, passed, settings, shared, entry, primary, asked, hash_body } = run;
+    // Whatever this run stores, now or when a streamed body ends, is kept out by an
+    // invalidation from here on.
+    let landing = Landing { weigh: Some(Held::weight), since: Some(shared.cache.ticket()) };
     let taken = pending.lock().take();
     let Some((mut req, mut svc)) = taken else {
         return Err(RunError::Larder(Error::SharedRunFailed));
@@ -347,7 +403,7 @@ where
     {
         return match validation::refreshed(&old, res.headers(), &settings, now) {
             Ok(fresh) => {
-                validation::keep(&shared.cache, raw, options, &fresh).await;
+                validation::keep(&shared.cache, raw, options, &fresh, landing).await;
                 Ok(Held::Stored(fresh))
             }
             Err(not) => {
@@ -362,6 +418,15 @@ where
         *passed.lock() = Some(Ok(res.map(CacheBody::handler)));
         return Err(RunError::Handler);
     }
+    let variant = match variants::variant_of(&shared.cache, &primary, &asked, res.headers(), &settings).await {
+        Ok(variant) => variant,
+        Err(reason) => {
+            tracing::debug!(target: "larder", %reason, "http: response not stored");
+            strip_cache_fields(res.headers_mut(), &settings);
+            *passed.lock() = Some(Ok(res.map(CacheBody::handler)));
+            return Ok(Held::Passed);
+        }
+    };
     let tags = settings.tag_header.as_ref().map(|name| tags_of(res.headers(), name)).unwrap_or_default();
     let head = res.body().size_hint().exact().is_none().then(|| (res.status(), res.headers().clone()));
     match policy::storable(res, &settings, now, hash_body).await {
@@ -369,8 +434,8 @@ where
             if !tags.is_empty() {
                 crate::call::this_entry::tags(tags.clone());
             }
-            validation::keep(&shared.cache, raw, &options.clone().tags(tags), &stored).await;
-            Ok(Held::Stored(stored))
+            let options = variants::fresh_for(options.clone().tags(tags), &stored);
+            Ok(variants::land(&shared.cache, raw, &primary, variant, &options, stored, landing).await)
         }
         Err(mut not) if not.reason == NotCacheable::BodyUnbounded && head.is_some() => {
             // A body of unknown length: stored once it has passed, complete and within max_body.
@@ -388,8 +453,9 @@ where
                         if fresh > 0 {
                             let (raw, options) = &*entry;
                             let options = options.clone().max_age(Duration::from_millis(fresh)).tags(tags);
-                            validation::keep(&store.cache, raw, &options, &stored).await;
-                            store.cache.set_weighed(raw, Held::Stored(stored), &options, Some(Held::weight)).await;
+                            let held =
+                                variants::land(&store.cache, raw, &primary, variant, &options, stored, landing).await;
+                            variants::hold(&store.cache, raw, held, &options, landing).await;
                         }
                     });
                 };
@@ -426,6 +492,13 @@ fn internal_error<B: Body>() -> Response<CacheBody<B>> {
     let mut res = Response::new(CacheBody::empty());
     *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     res
+}
+
+/// A response the cache did not store, answering the client's preconditions (which the
+/// run did not send) as the handler would have.
+fn unstored<B: Body>(res: Response<CacheBody<B>>, cond: &Conditional) -> Response<CacheBody<B>> {
+    let copied = res.body().is_copied();
+    answer_unstored(res, cond, copied, CacheBody::empty())
 }
 
 /// Marks a response that was not stored and did not come from the cache.

@@ -24,6 +24,9 @@ pub const TARGETED_FIELDS: [&str; 2] = ["larder-cache-control", "cdn-cache-contr
 /// The largest body stored by default: 8 MiB.
 pub const DEFAULT_MAX_BODY: usize = 8 * 1024 * 1024;
 
+/// The most variants of one URL kept under secondary keys by default.
+pub(crate) const DEFAULT_MAX_VARIANTS: usize = 16;
+
 /// The `stale-while-revalidate` sent for an unbounded `swr` window: one year.
 const FOREVER_SECS: u64 = 365 * 24 * 3600;
 
@@ -56,6 +59,7 @@ pub struct RouteRule {
     pub(crate) statuses: Option<Vec<u16>>,
     pub(crate) heuristic_statuses: Option<Vec<u16>>,
     pub(crate) max_body: Option<usize>,
+    pub(crate) max_variants: Option<usize>,
     pub(crate) send_cache_control: Option<bool>,
     pub(crate) reflected: Option<ReflectedHeaders>,
     pub(crate) tag_header: Option<Option<HeaderName>>,
@@ -68,9 +72,11 @@ macro_rules! route_setters {
     ($rule:ident) => {
         /// The request headers whose values make part of the key (default: none), their
         /// values normalised (list members trimmed; lowercase for `Accept*`). A response
-        /// whose `Vary` names any other header (but `Accept-Encoding`, always keyed) is not
-        /// stored; the origin's `Vary` reaches clients as it was. List `authorization` or
-        /// `cookie` here to cache requests carrying them, one entry per value.
+        /// whose `Vary` names other headers (but `Accept-Encoding`, always keyed) is stored
+        /// under a secondary key of their values, up to `max_variants` per URL; one naming
+        /// `Cookie` or `Authorization` only when they are listed here. The origin's `Vary`
+        /// reaches clients as it was. List `authorization` or `cookie` here to cache
+        /// requests carrying them, one entry per value.
         ///
         /// # Panics
         ///
@@ -151,6 +157,14 @@ macro_rules! route_setters {
             self
         }
 
+        /// The most variants of one URL kept when its responses' `Vary` nominates request
+        /// headers that `varies` does not list (a secondary key, RFC 9111 §4.1) (default
+        /// 16). A response that would make one more is not stored.
+        pub fn max_variants(mut self, variants: usize) -> Self {
+            self.$rule().max_variants = Some(variants);
+            self
+        }
+
         /// Whether a stored response without its own `Cache-Control` gets
         /// `s-maxage=…` (and `stale-while-revalidate=…` with `swr`) (default: yes).
         pub fn send_cache_control(mut self, on: bool) -> Self {
@@ -215,6 +229,7 @@ impl RouteRule {
             statuses: self.statuses.clone().or_else(|| under.statuses.clone()),
             heuristic_statuses: self.heuristic_statuses.clone().or_else(|| under.heuristic_statuses.clone()),
             max_body: self.max_body.or(under.max_body),
+            max_variants: self.max_variants.or(under.max_variants),
             send_cache_control: self.send_cache_control.or(under.send_cache_control),
             reflected: self.reflected.or(under.reflected),
             tag_header: self.tag_header.clone().or_else(|| under.tag_header.clone()),
@@ -238,6 +253,7 @@ pub(crate) struct Settings {
     pub statuses: Option<Vec<u16>>,
     pub heuristic_statuses: Vec<u16>,
     pub max_body: usize,
+    pub max_variants: usize,
     /// The `Cache-Control` given to a stored response without one (`send_cache_control`).
     pub cache_control: Option<HeaderValue>,
     /// Whether requests with `Authorization` / `Cookie` may be cached (listed in `varies`).
@@ -279,6 +295,7 @@ impl Settings {
             statuses: rule.statuses.clone(),
             heuristic_statuses: rule.heuristic_statuses.clone().unwrap_or_else(|| HEURISTIC_STATUSES.to_vec()),
             max_body: rule.max_body.unwrap_or(DEFAULT_MAX_BODY),
+            max_variants: rule.max_variants.unwrap_or(DEFAULT_MAX_VARIANTS),
             cache_control,
             reflected,
             reflected_keyed: if reflected == ReflectedHeaders::Key { &REFLECTED } else { &[] },

@@ -19,6 +19,8 @@ use super::policy;
 use super::reason::NotCacheable;
 use super::response::{CacheStatus, Held};
 use super::routes::{InvalidGlob, PathGlob};
+use super::vary;
+use crate::call::helpers::Landing;
 
 /// The store of a [`CacheLayer`](super::CacheLayer): the same entries the layer reads and
 /// writes, with the same keys and rules. Get it with [`CacheLayer::store`](super::CacheLayer::store).
@@ -103,19 +105,26 @@ impl ResponseCache {
     pub async fn r#match<B>(&self, req: &Request<B>) -> Option<Response<Full<Bytes>>> {
         let parts = head_of(req);
         let (_, key) = self.shared.plan(&parts).ok()?;
-        match self.shared.cache.get::<Held>(&key::raw(&key)).await? {
+        let mut held = self.shared.cache.get::<Held>(&key::raw(&key)).await?;
+        if let Held::Varies(record) = &held {
+            let (variant, _) = key::secondary(&key, &record.vary, &parts.headers);
+            held = self.shared.cache.get::<Held>(&key::raw(&variant)).await?;
+        }
+        match held {
             Held::Stored(r) => {
                 let cond = Conditional::read(&parts.headers);
                 Some(r.replay(CacheStatus::Hit, &cond, self.shared.cache.now_ms()).map(Full::new))
             }
-            Held::Passed => None,
+            Held::Passed | Held::Varies(_) => None,
         }
     }
 
     /// Cloudflare's `cache.put(request, response)`: stores `res` as the answer to `req`,
     /// fresh for its own `s-maxage`, else `max-age`, else the route's `max_age`; under the
     /// same rules as the layer (no `Set-Cookie`, no `no-store`/`private`/`no-cache`, a
-    /// stored status, a body of known length up to `max_body`, …).
+    /// stored status, a body of known length up to `max_body`, …); a response whose `Vary`
+    /// nominates request headers the route's `varies` does not list is refused (only the
+    /// layer keeps secondary keys).
     pub async fn put<ReqBody, B>(&self, req: &Request<ReqBody>, res: Response<B>) -> Result<(), PutError>
     where
         B: Body<Data = Bytes>,
@@ -126,6 +135,9 @@ impl ResponseCache {
             return Err(PutError::Method);
         }
         let (settings, key) = self.shared.plan(&parts).map_err(PutError::NotCacheable)?;
+        if vary::nominated(res.headers(), settings).is_ok_and(|names| !names.is_empty()) {
+            return Err(PutError::NotCacheable(NotCacheable::VaryNominates));
+        }
         let now = self.shared.cache.now_ms();
         let stored = match policy::storable(res, settings, now, parts.method == Method::GET).await {
             Ok(stored) => stored,
@@ -151,7 +163,8 @@ impl ResponseCache {
         if let Some(tags) = self.shared.tags.as_ref().map(|f| f(&parts)) {
             options = options.tags(tags);
         }
-        self.shared.cache.set_weighed(&key::raw(&key), Held::Stored(stored), &options, Some(Held::weight)).await;
+        let landing = Landing { weigh: Some(Held::weight), since: None };
+        self.shared.cache.set_weighed(&key::raw(&key), Held::Stored(stored), &options, landing).await;
         Ok(())
     }
 

@@ -16,6 +16,7 @@ use super::policy;
 use super::response::{CachedResponse, Held, X_CACHE};
 use super::settings::Settings;
 use crate::cache::Cache;
+use crate::call::helpers::Landing;
 use crate::options::Options;
 
 /// How long past its freshness a response with validators is kept for revalidation.
@@ -46,14 +47,15 @@ pub(crate) async fn stored_for(cache: &Cache, raw: &str) -> Option<CachedRespons
     }
 }
 
-/// Keeps `stored` for revalidation, if the handler gave it a validator.
-pub(crate) async fn keep(cache: &Cache, raw: &str, options: &Options, stored: &CachedResponse) {
+/// Keeps `stored` for revalidation, if the handler gave it a validator (landing as the
+/// entry itself does).
+pub(crate) async fn keep(cache: &Cache, raw: &str, options: &Options, stored: &CachedResponse, landing: Landing<Held>) {
     if !has_validator(stored) {
         return;
     }
     let fresh = Duration::from_millis(stored.max_age_ms().unwrap_or(0));
     let options = options.clone().max_age(fresh.saturating_add(KEPT_FOR));
-    cache.set_weighed(&sibling(raw), Held::Stored(stored.clone()), &options, Some(Held::weight)).await;
+    cache.set_weighed(&sibling(raw), Held::Stored(stored.clone()), &options, landing).await;
 }
 
 /// Makes the handler's request conditional on `old`'s validators (RFC 9111 §4.3.1).

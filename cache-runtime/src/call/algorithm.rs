@@ -12,7 +12,7 @@ use futures_util::FutureExt as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::call::context::{Context, StorageFn, WeighFn, inside_run_of};
+use crate::call::context::{Context, StorageFn, inside_run_of, weigher_of};
 use crate::call::lookup::{Lookup, fill_from_l2, lookup};
 use crate::call::outcome::{Answer, Storage};
 use crate::call::share::Errors;
@@ -140,9 +140,7 @@ where
         let storage = storage.map(|decide| -> StorageFn {
             Arc::new(move |v: &(dyn Any + Send + Sync)| v.downcast_ref::<V>().map_or(Storage::Default, decide))
         });
-        let weigher = weigh.map(|weigh| -> WeighFn {
-            Arc::new(move |v: &(dyn Any + Send + Sync)| v.downcast_ref::<V>().map_or(0, weigh))
-        });
+        let weigher = weigh.map(weigher_of);
         let ahead = matches!(found, Lookup::RefreshAhead(_));
         let grace = match found {
             // Stale, or fresh but due for a refresh ahead: answered now, refreshed behind.

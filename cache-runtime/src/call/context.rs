@@ -53,6 +53,11 @@ pub(crate) type StorageFn = Arc<dyn Fn(&(dyn Any + Send + Sync)) -> Storage + Se
 /// What a value weighs, in bytes.
 pub(crate) type WeighFn = Arc<dyn Fn(&(dyn Any + Send + Sync)) -> usize + Send + Sync>;
 
+/// `weigh`, for values met as `dyn Any` (a value of another type weighs nothing).
+pub(crate) fn weigher_of<V: 'static>(weigh: fn(&V) -> usize) -> WeighFn {
+    Arc::new(move |v: &(dyn Any + Send + Sync)| v.downcast_ref::<V>().map_or(0, weigh))
+}
+
 /// The size of `v`'s JSON, counted without keeping it (no allocation beyond serde's own).
 pub(crate) fn json_len<V: Serialize + ?Sized>(v: &V) -> usize {
     struct Count(usize);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::call::context::Context;
+use crate::call::context::{Context, weigher_of};
 use crate::call::spec::{FnSpec, SpecRef};
 use crate::key::storage_key::Key;
 use crate::mount::fences::Ticket;
@@ -81,11 +81,9 @@ pub(crate) async fn prime_in<V>(
     let tags: Vec<Box<str>> =
         spec.tags.iter().map(|t| Box::<str>::from(&**t)).chain(tags.into_iter().map(String::into_boxed_str)).collect();
     let ticket = landing.since.unwrap_or_else(|| mount.ticket());
-    let ctx = Context { rt, mount, spec, key, tags: tags.into(), stats, storage: None, weigher: None };
-    let weight = match landing.weigh {
-        Some(weigh) if ctx.mount.memory.by_bytes() => weigh(&value),
-        _ => ctx.weigh(&value),
-    };
+    let weigher = landing.weigh.map(weigher_of);
+    let ctx = Context { rt, mount, spec, key, tags: tags.into(), stats, storage: None, weigher };
+    let weight = ctx.weigh(&value);
     if ctx.mount.l2.is_some() {
         let json = serde_json::to_value(&value).ok();
         if let Some(stored) = ctx.store(value, weight, ticket, None)

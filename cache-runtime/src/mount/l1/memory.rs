@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::mount::l1::key_text::{KeyText, KeyTexts};
+use crate::mount::l1::key_text::KeyTexts;
 use crate::mount::l1::shard::{Shard, ShardBound};
 use crate::mount::l1::slot::{NewSlot, Slot};
 
@@ -45,12 +45,9 @@ const MIN_SHARD_BYTES: u64 = 32 << 20;
 #[derive(Clone, Copy)]
 pub(crate) struct Stored {
     mtime: u64,
-    text: *const KeyText,
+    /// The address of the slot's text (compared, never followed).
+    text: usize,
 }
-
-// `text` is compared, never dereferenced.
-unsafe impl Send for Stored {}
-unsafe impl Sync for Stored {}
 
 /// The memory tier of one mount.
 pub(crate) struct Memory {
@@ -116,21 +113,17 @@ impl Memory {
     /// Stores a slot; returns what to give [`remove_if_same`](Self::remove_if_same) to take
     /// this very slot back out.
     pub fn insert(&self, id: u128, n: NewSlot<'_>) -> Stored {
-        let text = self.texts.text_for(n.key, n.function, n.integrity, n.stats.as_ref());
-        let stored = Stored { mtime: n.mtime, text: Arc::as_ptr(&text) };
         if !self.keeps() {
-            return stored;
+            return Stored { mtime: n.mtime, text: 0 };
         }
+        let text = self.texts.text_for(n.key, n.function, n.integrity, n.stats.as_ref());
+        let stored = Stored { mtime: n.mtime, text: Arc::as_ptr(&text) as usize };
         let weight = if self.by_bytes() {
             u32::try_from(n.weight.saturating_add(ENTRY_OVERHEAD + text.own_bytes())).unwrap_or(u32::MAX)
         } else {
             1
         };
-        let expired = n.expired;
         let slot = Slot::new(id, text, n, weight);
-        if expired {
-            slot.mark_expired();
-        }
         let mut gone = Vec::new();
         self.shard(id).insert(slot, self.per_shard, self.clock.now_ms(), &mut gone);
         // Dropped here, outside the shard's lock: a value's `Drop` is the user's code.
@@ -140,9 +133,8 @@ impl Memory {
 
     /// Removes the slot of `id` if it is still the one `stored` says.
     pub fn remove_if_same(&self, id: u128, stored: &Stored) {
-        let gone = self
-            .shard(id)
-            .remove_if(id, |s| s.mtime() == stored.mtime && std::ptr::eq(Arc::as_ptr(&s.text), stored.text));
+        let gone =
+            self.shard(id).remove_if(id, |s| s.mtime() == stored.mtime && Arc::as_ptr(&s.text) as usize == stored.text);
         drop(gone);
     }
 
@@ -163,7 +155,10 @@ impl Memory {
 
     /// The ids of every slot whose key starts with `prefix`.
     fn matching(&self, prefix: &str) -> Vec<u128> {
-        self.shards.iter().flat_map(|s| s.ids_where(|slot| slot.text.starts_with(slot.id, prefix))).collect()
+        self.shards
+            .iter()
+            .flat_map(|s| s.collect(|slot| slot.text.starts_with(slot.id, prefix).then_some(slot.id)))
+            .collect()
     }
 
     /// Removes every slot whose key starts with `prefix`; returns how many.
@@ -177,16 +172,7 @@ impl Memory {
         let mut keys: Vec<String> = self
             .shards
             .iter()
-            .flat_map(|s| {
-                let mut out = Vec::new();
-                s.ids_where(|slot| {
-                    if slot.text.starts_with(slot.id, prefix) {
-                        out.push(slot.key());
-                    }
-                    false
-                });
-                out
-            })
+            .flat_map(|s| s.collect(|slot| slot.text.starts_with(slot.id, prefix).then(|| slot.key())))
             .collect();
         keys.sort();
         keys

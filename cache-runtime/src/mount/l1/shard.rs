@@ -148,10 +148,10 @@ impl Shard {
         inner.take(i)
     }
 
-    /// The ids of the slots for which `f` holds.
-    pub fn ids_where(&self, mut f: impl FnMut(&Slot) -> bool) -> Vec<u128> {
+    /// What `f` gives for each slot, where it gives something.
+    pub fn collect<T>(&self, f: impl FnMut(&Slot) -> Option<T>) -> Vec<T> {
         let inner = self.0.read();
-        inner.slots.iter().flatten().filter(|s| f(s)).map(|s| s.id).collect()
+        inner.slots.iter().flatten().filter_map(f).collect()
     }
 
     /// How many slots it holds, and what they weigh.

@@ -92,7 +92,7 @@ impl Slot {
             weight,
             life_s,
             backoff_ms: AtomicU32::new(0),
-            expired: AtomicBool::new(false),
+            expired: AtomicBool::new(n.expired),
             uses: AtomicU8::new(0),
         }
     }

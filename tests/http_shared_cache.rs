@@ -563,3 +563,83 @@ async fn must_revalidate_is_never_served_stale_under_grace_the_error_answers() {
         assert_eq!((r.status, r.text().as_str()), (StatusCode::SERVICE_UNAVAILABLE, "down"));
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Stale windows a response gives itself (RFC 5861)
+
+#[tokio::test]
+async fn a_response_stale_while_revalidate_is_served_stale_while_it_refreshes_and_only_within_its_window() {
+    let (rt, clock) = runtime();
+    let runs = Runs::default();
+    let cc = "max-age=10, stale-while-revalidate=30";
+    let app = Router::new()
+        .route("/news", counted(&runs, move |n| response(200, &[("cache-control", cc)], format!("edition {n}"))));
+    // The layer itself has no `swr`: the response's directive is what allows it.
+    let s = serve(app.layer(layer(&rt))).await;
+    assert_eq!(s.get("/news").await.text(), "edition 1");
+    clock.advance(Duration::from_secs(11));
+    let stale = s.get("/news").await;
+    assert_eq!((stale.x_cache(), stale.text().as_str()), ("STALE", "edition 1"));
+    // The refresh runs in the background; until it has stored its response, the stale one answers.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let fresh = loop {
+        let r = s.get("/news").await;
+        if r.x_cache() != "STALE" || tokio::time::Instant::now() > deadline {
+            break r;
+        }
+        assert_eq!(r.text(), "edition 1");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!((fresh.x_cache(), fresh.text().as_str()), ("HIT", "edition 2"));
+    assert_eq!(runs.get(), 2, "one background refresh");
+    // Past max-age + stale-while-revalidate, the request waits for the handler.
+    clock.advance(Duration::from_secs(41));
+    let late = s.get("/news").await;
+    assert_eq!((late.x_cache(), late.text().as_str()), ("MISS", "edition 3"));
+}
+
+#[tokio::test]
+async fn a_response_stale_if_error_answers_for_a_failing_handler_only_within_its_window() {
+    let (rt, clock) = runtime();
+    let runs = Runs::default();
+    let app = Router::new().route(
+        "/flaky",
+        counted(&runs, |n| {
+            if n == 1 {
+                response(200, &[("cache-control", "max-age=10, stale-if-error=60")], "good")
+            } else {
+                response(503, &[], "down")
+            }
+        }),
+    );
+    // The layer itself has no `grace`.
+    let s = serve(app.layer(layer(&rt))).await;
+    assert_eq!(s.get("/flaky").await.text(), "good");
+    clock.advance(Duration::from_secs(11));
+    let graced = s.get("/flaky").await;
+    assert_eq!((graced.status, graced.x_cache(), graced.text().as_str()), (StatusCode::OK, "STALE", "good"));
+    assert_eq!(runs.get(), 2, "the handler ran and failed");
+    // Past max-age + stale-if-error, the 5xx reaches the client as it is.
+    clock.advance(Duration::from_secs(60));
+    let failed = s.get("/flaky").await;
+    assert_eq!((failed.status, failed.text().as_str()), (StatusCode::SERVICE_UNAVAILABLE, "down"));
+    assert_eq!(runs.get(), 3);
+}
+
+#[tokio::test]
+async fn a_response_that_must_revalidate_ignores_its_own_stale_windows() {
+    let (rt, clock) = runtime();
+    let runs = Runs::default();
+    let cc = "max-age=10, must-revalidate, stale-while-revalidate=30, stale-if-error=60";
+    let app = Router::new().route(
+        "/strict",
+        counted(&runs, move |n| {
+            if n == 1 { response(200, &[("cache-control", cc)], "good") } else { response(503, &[], "down") }
+        }),
+    );
+    let s = serve(app.layer(layer(&rt))).await;
+    assert_eq!(s.get("/strict").await.text(), "good");
+    clock.advance(Duration::from_secs(11));
+    let r = s.get("/strict").await;
+    assert_eq!((r.status, r.text().as_str()), (StatusCode::SERVICE_UNAVAILABLE, "down"));
+}

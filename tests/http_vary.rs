@@ -100,3 +100,25 @@ async fn an_unsafe_request_drops_every_variant_of_its_uri() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_request_that_ran_the_handler_gets_its_response_even_when_its_variant_is_gone_at_once() {
+    // A memory tier of one entry: the URL's record of its Vary, stored last, evicts the
+    // variant the run has just stored (as an invalidation between the two would remove it).
+    let clock = larder::ManualClock::new();
+    let rt = larder::Runtime::builder()
+        .clock(larder::Clock::Manual(clock))
+        .mount(larder::DEFAULT_HTTP_MOUNT, larder::Mount::memory(1))
+        .build();
+    let runs = Runs::default();
+    let s = serve(Router::new().route("/v", by_language(&runs, "Accept-Language")).layer(layer(&rt))).await;
+    for n in 1..=2 {
+        let de = s.get_with("/v", &[("accept-language", "de")]).await;
+        assert_eq!(
+            (de.status.as_u16(), de.text()),
+            (200, format!("de #{n}")),
+            "the handler's own response, never a 502"
+        );
+    }
+    assert_eq!(runs.get(), 2);
+}

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::call::algorithm::Call;
 use crate::call::helpers::{Landing, prime_in};
-use crate::call::lookup::{Lookup, fill_from_l2, fresh_in_memory, is_fresh_in_memory};
+use crate::call::lookup::{Lookup, fill_from_l2, fresh_in_memory, held_in_memory, is_fresh_in_memory};
 use crate::call::outcome::{Answer, Storage};
 use crate::call::share::{Errors, Pick, PickFrom as _};
 use crate::call::spec::{FnSpec, SpecRef};
@@ -404,6 +404,12 @@ impl Cache {
         let now = self.rt.clock().now_ms();
         // `Options` without `integrity` give their entries integrity 0.
         fresh_in_memory(&self.mount, &key, Some(0), now, true)
+    }
+
+    /// The value under the raw key `key` if the memory tier holds it, fresh or not (no hit
+    /// is counted): for a caller that needs the stored value's own rules before it calls.
+    pub(crate) fn held_in_memory<V: Clone + 'static>(&self, key: &str) -> Option<V> {
+        held_in_memory(&self.mount, &self.key(key), Some(0))
     }
 
     /// Keys of this handle that start with `{namespace}{prefix}`, in every tier, sorted.

@@ -237,12 +237,14 @@ impl Context {
             return None;
         }
         let policy = &self.spec.policy;
-        let max_age = match self.storage.as_ref().map_or(Storage::Default, |decide| decide(&v)) {
+        let (max_age, kept_past) = match self.storage.as_ref().map_or(Storage::Default, |decide| decide(&v)) {
             Storage::Skip => return None,
-            Storage::MaxAge(ms) => ms,
-            Storage::Default => policy.max_age_ms,
+            Storage::MaxAge(ms) => (ms, 0),
+            Storage::Windowed { max_age_ms, kept_past_ms } => (max_age_ms, kept_past_ms),
+            Storage::Default => (policy.max_age_ms, 0),
         };
-        let ttl_ms = Policy { max_age_ms: max_age, ..*policy }.store_ttl_ms();
+        let ttl_ms =
+            Policy { max_age_ms: max_age, ..*policy }.store_ttl_ms().map(|t| t.max(max_age.saturating_add(kept_past)));
         let now = self.rt.clock().stamp_ms();
         let stored = self.mount.memory.insert(
             self.key.id(),

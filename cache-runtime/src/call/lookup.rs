@@ -130,6 +130,17 @@ pub(crate) fn fresh_in_memory<V: Clone + 'static>(
         .flatten()
 }
 
+/// A value of the memory tier whatever its freshness (stale or past every window, until it
+/// is evicted), if its slot is this key's entry of type `V` with this integrity and not
+/// invalidated by a tag: what a caller reads to learn a stored value's own rules before it
+/// calls (an HTTP response's stale windows). No hit is counted.
+pub(crate) fn held_in_memory<V: Clone + 'static>(mount: &LiveMount, key: &Key, integrity: Option<u128>) -> Option<V> {
+    mount
+        .memory
+        .peek(key.id(), |slot| readable::<V>(mount, slot, key.is(), integrity).map(|(v, _)| v.clone()))
+        .flatten()
+}
+
 /// Puts an entry read from L2 into the memory tier (for the rest of its life under the
 /// windows of `spec`, with the integrity it was written with) and says what it is worth
 /// now. `None` when it is worth nothing, or when an invalidation came after the read

@@ -8,6 +8,15 @@ pub enum Storage {
     Default,
     /// Fresh for this many milliseconds instead of the policy's `max_age`.
     MaxAge(u64),
+    /// Fresh for `max_age_ms` instead of the policy's `max_age`, and kept for at least
+    /// `kept_past_ms` beyond it whatever the call's own windows: a value that carries its
+    /// own stale windows (an HTTP response's `stale-while-revalidate`, `stale-if-error`).
+    Windowed {
+        /// Fresh for this many milliseconds.
+        max_age_ms: u64,
+        /// Kept for at least this many milliseconds past `max_age_ms`.
+        kept_past_ms: u64,
+    },
     /// Not stored (still handed to every waiter of the run).
     Skip,
 }

@@ -24,6 +24,10 @@ pub(crate) struct Directives {
     pub max_age: Option<u64>,
     /// A malformed `s-maxage`/`max-age`: treated as stale (RFC 9111 §4.2.1).
     pub invalid_age: bool,
+    /// `stale-while-revalidate=N` (RFC 5861 §3), s; a malformed one is ignored.
+    pub stale_while_revalidate: Option<u64>,
+    /// `stale-if-error=N` (RFC 5861 §4), s; a malformed one is ignored.
+    pub stale_if_error: Option<u64>,
 }
 
 impl Directives {
@@ -78,6 +82,12 @@ impl Directives {
                         let s = seconds();
                         d.max_age = min(d.max_age, s);
                     }
+                    "stale-while-revalidate" => {
+                        d.stale_while_revalidate = min(d.stale_while_revalidate, arg.and_then(parse_seconds));
+                    }
+                    "stale-if-error" => {
+                        d.stale_if_error = min(d.stale_if_error, arg.and_then(parse_seconds));
+                    }
                     _ => {}
                 }
             }
@@ -115,6 +125,12 @@ pub(crate) struct Lifetime {
     /// Never to be served stale, not under `swr` nor `grace`: `must-revalidate`,
     /// `proxy-revalidate` or `s-maxage` (RFC 9111 §5.2.2.2, §5.2.2.8, §5.2.2.10).
     pub never_stale: bool,
+    /// How long past its freshness the response itself lets a cache serve it while it
+    /// revalidates in the background (`stale-while-revalidate`), ms; 0 when never stale.
+    pub stale_ms: u64,
+    /// How long past its freshness the response itself lets a cache serve it when the
+    /// handler fails (`stale-if-error`), ms; 0 when never stale.
+    pub if_error_ms: u64,
 }
 
 impl Lifetime {
@@ -151,10 +167,13 @@ pub(crate) fn lifetime(
         None
     };
     let never_stale = d.must_revalidate || d.proxy_revalidate || d.s_maxage.is_some();
-    match explicit {
-        Some(lifetime_ms) => Some(Lifetime { lifetime_ms, explicit: true, initial_age, never_stale }),
-        None => heuristic_ms.map(|lifetime_ms| Lifetime { lifetime_ms, explicit: false, initial_age, never_stale }),
-    }
+    let window = |s: Option<u64>| if never_stale { 0 } else { s.unwrap_or(0).saturating_mul(1000) };
+    let (stale_ms, if_error_ms) = (window(d.stale_while_revalidate), window(d.stale_if_error));
+    let (lifetime_ms, explicit) = match explicit {
+        Some(lifetime_ms) => (lifetime_ms, true),
+        None => (heuristic_ms?, false),
+    };
+    Some(Lifetime { lifetime_ms, explicit, initial_age, never_stale, stale_ms, if_error_ms })
 }
 
 /// The corrected initial age, s: the larger of the response's `Age` and its apparent age
@@ -223,6 +242,30 @@ mod tests {
         let old = httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_millis(now - 50_000));
         let l = life(&[("cache-control", "max-age=60"), ("date", &old)], now, None).unwrap();
         assert_eq!(l.remaining_ms(), 10_000);
+    }
+
+    #[test]
+    fn stale_windows_come_from_the_response_unless_it_may_never_be_served_stale() {
+        let now = 1_000_000_000_000;
+        let w = |p: &[(&'static str, &str)]| life(p, now, None).map(|l| (l.stale_ms, l.if_error_ms));
+        assert_eq!(
+            w(&[("cache-control", "max-age=5, stale-while-revalidate=30, stale-if-error=600")]),
+            Some((30_000, 600_000))
+        );
+        assert_eq!(
+            w(&[("cache-control", "max-age=5, stale-while-revalidate=soon")]),
+            Some((0, 0)),
+            "malformed: ignored"
+        );
+        assert_eq!(
+            life(&[("cache-control", "max-age=5, stale-while-revalidate=soon")], now, None).unwrap().lifetime_ms,
+            5_000
+        );
+        assert_eq!(
+            w(&[("cache-control", "max-age=5, must-revalidate, stale-while-revalidate=30, stale-if-error=60")]),
+            Some((0, 0))
+        );
+        assert_eq!(w(&[("cache-control", "s-maxage=5, stale-if-error=60")]), Some((0, 0)));
     }
 
     #[test]

@@ -90,8 +90,27 @@ struct Stored {
     max_age_ms: Option<u64>,
     /// Never served stale (`must-revalidate`, `proxy-revalidate`, `s-maxage`).
     never_stale: bool,
+    /// Its own `stale-while-revalidate` and `stale-if-error` windows past its freshness, ms.
+    windows: StaleWindows,
     /// Last modification, s since the epoch: `Last-Modified`, else `Date`, else `stored_at`.
     last_modified: u64,
+}
+
+/// The windows past its freshness in which a response lets a cache serve it stale (RFC
+/// 5861): while it revalidates in the background, and when the handler fails.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct StaleWindows {
+    /// `stale-while-revalidate`, ms.
+    pub while_revalidating_ms: u64,
+    /// `stale-if-error`, ms.
+    pub if_error_ms: u64,
+}
+
+impl StaleWindows {
+    /// How long past its freshness the entry must be kept for them, ms.
+    pub fn longest_ms(&self) -> u64 {
+        self.while_revalidating_ms.max(self.if_error_ms)
+    }
 }
 
 /// What the cache holds for a key: a stored response, the mark of a run whose response
@@ -169,9 +188,9 @@ impl CachedResponse {
         }
         let fresh_ms = lifetime.remaining_ms();
         let mut r = CachedResponse::assemble(status, kept, body, now_ms, lifetime.initial_age, Some(fresh_ms));
-        if lifetime.never_stale {
-            Arc::get_mut(&mut r.0).expect("just made").never_stale = true;
-        }
+        let s = Arc::get_mut(&mut r.0).expect("just made");
+        s.never_stale = lifetime.never_stale;
+        s.windows = StaleWindows { while_revalidating_ms: lifetime.stale_ms, if_error_ms: lifetime.if_error_ms };
         r
     }
 
@@ -193,6 +212,7 @@ impl CachedResponse {
             initial_age,
             max_age_ms,
             never_stale: false,
+            windows: StaleWindows::default(),
             last_modified,
         }))
     }
@@ -226,6 +246,12 @@ impl CachedResponse {
     /// Whether it may never be served stale (`must-revalidate`, `proxy-revalidate`, `s-maxage`).
     pub fn never_stale(&self) -> bool {
         self.0.never_stale
+    }
+
+    /// The windows past its freshness in which it may be served stale by its own
+    /// `stale-while-revalidate` and `stale-if-error` (none when it is never served stale).
+    pub(crate) fn stale_windows(&self) -> StaleWindows {
+        self.0.windows
     }
 
     /// Its `Age` at `now_ms`, in seconds (at most 2^31, RFC 9111 §1.2.2).
@@ -357,6 +383,16 @@ struct Wire {
     max_age: Option<u64>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     never_stale: bool,
+    /// `stale-while-revalidate`, ms.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    swr: u64,
+    /// `stale-if-error`, ms.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    sie: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Serialize, Deserialize)]
@@ -387,6 +423,8 @@ impl Serialize for CachedResponse {
             initial_age: s.initial_age,
             max_age: s.max_age_ms,
             never_stale: s.never_stale,
+            swr: s.windows.while_revalidating_ms,
+            sie: s.windows.if_error_ms,
         }
         .serialize(serializer)
     }
@@ -411,7 +449,9 @@ impl<'de> Deserialize<'de> for CachedResponse {
         }
         let body = Bytes::from(BASE64.decode(w.body).map_err(D::Error::custom)?);
         let mut r = CachedResponse::assemble(status, headers, body, w.stored_at, w.initial_age, w.max_age);
-        Arc::get_mut(&mut r.0).expect("just made").never_stale = w.never_stale;
+        let s = Arc::get_mut(&mut r.0).expect("just made");
+        s.never_stale = w.never_stale;
+        s.windows = StaleWindows { while_revalidating_ms: w.swr, if_error_ms: w.sie };
         Ok(r)
     }
 }
@@ -431,7 +471,14 @@ mod tests {
         h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
         let body: Bytes = (0..=255u8).collect::<Vec<u8>>().into();
         let settings = Settings::resolve(&RouteRule::new());
-        let lifetime = Lifetime { lifetime_ms: 5_000, explicit: true, initial_age: 0, never_stale: true };
+        let lifetime = Lifetime {
+            lifetime_ms: 5_000,
+            explicit: true,
+            initial_age: 0,
+            never_stale: true,
+            stale_ms: 7_000,
+            if_error_ms: 9_000,
+        };
         let r = CachedResponse::new(StatusCode::OK, &h, body.clone(), 1_000, lifetime, &settings, true);
         assert!(r.headers().get("x-hop").is_none() && r.headers().get(header::TRANSFER_ENCODING).is_none());
         let json = serde_json::to_string(&r).unwrap();
@@ -442,6 +489,7 @@ mod tests {
         assert_eq!(back.max_age_ms(), Some(5_000));
         assert_eq!(back.stored_at_ms(), 1_000);
         assert!(back.never_stale());
+        assert_eq!(back.stale_windows(), StaleWindows { while_revalidating_ms: 7_000, if_error_ms: 9_000 });
         assert!(json.len() < 2 * body.len() + 400, "compact: {json}");
     }
 }

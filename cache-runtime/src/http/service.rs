@@ -5,7 +5,9 @@
 //! are single-flight, and `swr`, `grace` and timeouts are those of every cached call:
 //!
 //! - a storable response is a [`Held::Stored`] value, kept as long as its own
-//!   `s-maxage`/`max-age` says (else the route's `max_age`);
+//!   `s-maxage`/`max-age` says (else the route's `max_age`), and through its own
+//!   `stale-while-revalidate`/`stale-if-error` windows, which widen the route's `swr` and
+//!   `grace` for a request that finds it in memory;
 //! - a storable response whose `Vary` nominates request headers the key lacks is stored
 //!   under its secondary key, and its URL's primary key holds [`Held::Varies`], the record
 //!   of that `Vary`: a request that meets it goes on to its own variant's key (`vary.rs`);
@@ -44,7 +46,9 @@ use super::plan::Shared;
 use super::policy;
 use super::purge;
 use super::reason::NotCacheable;
-use super::response::{CacheStatus, CachedResponse, Held, X_CACHE, answer_unstored, strip_cache_fields, tags_of};
+use super::response::{
+    CacheStatus, CachedResponse, Held, StaleWindows, X_CACHE, answer_unstored, strip_cache_fields, tags_of,
+};
 use super::settings::Settings;
 use super::validation;
 use super::variants;
@@ -84,10 +88,39 @@ fn storage_of(flight: &Held) -> Storage {
         // Stale on arrival (`no-cache`, `max-age=0` with a validator): answers this run,
         // kept only for revalidation (`validation.rs`).
         Held::Stored(r) if r.max_age_ms() == Some(0) => Storage::Skip,
-        Held::Stored(r) => r.max_age_ms().map_or(Storage::Default, Storage::MaxAge),
+        Held::Stored(r) => match (r.max_age_ms(), r.stale_windows().longest_ms()) {
+            (None, _) => Storage::Default,
+            (Some(ms), 0) => Storage::MaxAge(ms),
+            // Kept through its own stale windows, however short the route's are.
+            (Some(ms), past) => Storage::Windowed { max_age_ms: ms, kept_past_ms: past },
+        },
         Held::Varies(_) => Storage::MaxAge(vary::RECORD_FOR.as_millis() as u64),
         Held::Passed => Storage::Skip,
     }
+}
+
+/// `options` widened by the stale windows a stored response gives itself (RFC 5861): its
+/// `stale-while-revalidate` lengthens the `swr` window (turning `swr` on), its
+/// `stale-if-error` the `grace` window; a route's own window stays when it is longer. A
+/// response that may never be served stale has no windows.
+fn with_windows(mut options: Options, windows: StaleWindows) -> Options {
+    if windows.while_revalidating_ms > 0 {
+        let own = Duration::from_millis(windows.while_revalidating_ms);
+        match (options.is_swr(), options.stale_max_age) {
+            // Stale for as long as it is kept already.
+            (true, None) => {}
+            (true, Some(route)) => options.stale_max_age = Some(route.max(own)),
+            (false, _) => {
+                options.swr = Some(true);
+                options.stale_max_age = Some(own);
+            }
+        }
+    }
+    if windows.if_error_ms > 0 {
+        let own = Duration::from_millis(windows.if_error_ms);
+        options.grace = Some(options.grace.map_or(own, |route| route.max(own)));
+    }
+    options
 }
 
 /// Why a run produced no value.
@@ -239,6 +272,9 @@ fn route<ReqBody>(shared: &Shared, req: Request<ReqBody>) -> ControlFlow<Respons
 type Pending<ReqBody, S> = Arc<Mutex<Option<(Request<ReqBody>, S)>>>;
 /// The response of a run that the cache did not take, for the request that ran it.
 type Passed<ResBody, E> = Arc<Mutex<Option<Result<Response<CacheBody<ResBody>>, E>>>>;
+/// The response a run stored as a variant of its URL, for the request that ran it (the
+/// run itself answers with the URL's record of `Vary`).
+type Own = Arc<Mutex<Option<CachedResponse>>>;
 
 /// What one run of the handler for the cache works with: the request (taken by whoever
 /// runs it) and its headers, the slot for a response the cache does not take, the route's
@@ -246,6 +282,7 @@ type Passed<ResBody, E> = Arc<Mutex<Option<Result<Response<CacheBody<ResBody>>, 
 struct Run<ReqBody, S, ResBody: Body, E> {
     pending: Pending<ReqBody, S>,
     passed: Passed<ResBody, E>,
+    own: Own,
     settings: Arc<Settings>,
     shared: Arc<Shared>,
     entry: Arc<(String, Options)>,
@@ -259,6 +296,7 @@ impl<ReqBody, S, ResBody: Body, E> Clone for Run<ReqBody, S, ResBody, E> {
         Run {
             pending: Arc::clone(&self.pending),
             passed: Arc::clone(&self.passed),
+            own: Arc::clone(&self.own),
             settings: Arc::clone(&self.settings),
             shared: Arc::clone(&self.shared),
             entry: Arc::clone(&self.entry),
@@ -279,9 +317,18 @@ where
     ResBody::Error: Send + 'static,
 {
     /// The entry through the cache's algorithm, with `options`: a run of the handler on a miss.
+    /// A stored response's own stale windows widen the route's for its entry.
     async fn through(&self, options: &Options) -> (Result<Held, RunError>, Answer) {
         let run = self.clone();
         let raw = &self.entry.0;
+        let widened;
+        let options = match self.shared.cache.held_in_memory::<Held>(raw) {
+            Some(Held::Stored(r)) if r.stale_windows().longest_ms() > 0 => {
+                widened = with_windows(options.clone(), r.stale_windows());
+                &widened
+            }
+            _ => options,
+        };
         self.shared.cache.get_or_set_weighed(raw, options, Some(storage_of), Some(Held::weight), || produce(run)).await
     }
 
@@ -301,7 +348,8 @@ where
         };
         let entry = Arc::new((key::raw(&key), options.clone()));
         let primary: Arc<str> = key::raw(&primary).into();
-        let mut run = Run { pending, passed, settings, shared, entry, primary, asked, hash_body };
+        let own = Own::default();
+        let mut run = Run { pending, passed, own, settings, shared, entry, primary, asked, hash_body };
         let (mut result, mut answer) = run.through(&options).await;
         if let Ok(Held::Varies(record)) = &result {
             // The URL's responses vary: this request's own variant, under its secondary key.
@@ -311,6 +359,12 @@ where
             (result, answer) = run.through(&options).await;
             if first == Answer::Miss && answer == Answer::Hit {
                 answer = Answer::Miss;
+            }
+            let stored = run.own.lock().take();
+            if let (false, Some(stored)) = (matches!(result, Ok(Held::Stored(_))), stored) {
+                // This request's own run stored its variant, which is already gone (evicted,
+                // or invalidated since): the run's response still answers the request.
+                (result, answer) = (Ok(Held::Stored(stored)), Answer::Miss);
             }
         }
         let never_stale = |result: &Result<Held, RunError>| matches!(result, Ok(Held::Stored(r)) if r.never_stale());
@@ -377,7 +431,7 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: Body<Data = Bytes>,
 {
-    let Run { pending, passed, settings, shared, entry, primary, asked, hash_body } = run;
+    let Run { pending, passed, own, settings, shared, entry, primary, asked, hash_body } = run;
     // Whatever this run stores, now or when a streamed body ends, is kept out by an
     // invalidation from here on.
     let landing = Landing { weigh: Some(Held::weight), since: Some(shared.cache.ticket()) };
@@ -435,6 +489,9 @@ where
                 crate::call::this_entry::tags(tags.clone());
             }
             let options = variants::fresh_for(options.clone().tags(tags), &stored);
+            if variant.is_some() {
+                *own.lock() = Some(stored.clone());
+            }
             Ok(variants::land(&shared.cache, raw, &primary, variant, &options, stored, landing).await)
         }
         Err(mut not) if not.reason == NotCacheable::BodyUnbounded && head.is_some() => {
@@ -453,6 +510,7 @@ where
                         if fresh > 0 {
                             let (raw, options) = &*entry;
                             let options = options.clone().max_age(Duration::from_millis(fresh)).tags(tags);
+                            let options = variants::kept_through_windows(options, &stored);
                             let held =
                                 variants::land(&store.cache, raw, &primary, variant, &options, stored, landing).await;
                             variants::hold(&store.cache, raw, held, &options, landing).await;

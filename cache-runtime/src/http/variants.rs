@@ -88,10 +88,26 @@ pub(crate) async fn hold(cache: &Cache, raw: &str, held: Held, options: &Options
     cache.set_weighed(raw, held, &options, landing).await;
 }
 
-/// `options` with the freshness of `stored`.
+/// `options` with the freshness of `stored`, keeping it through its own stale windows.
 pub(crate) fn fresh_for(options: Options, stored: &CachedResponse) -> Options {
-    match stored.max_age_ms() {
+    let options = match stored.max_age_ms() {
         Some(ms) => options.max_age(Duration::from_millis(ms)),
         None => options,
+    };
+    kept_through_windows(options, stored)
+}
+
+/// `options` that keep `stored` through its own `stale-while-revalidate` and
+/// `stale-if-error` windows: when storing, a longer `grace` only lengthens how long the
+/// entry is kept (what a later request may serve is decided by that request's options,
+/// widened by the same windows).
+pub(crate) fn kept_through_windows(options: Options, stored: &CachedResponse) -> Options {
+    match stored.stale_windows().longest_ms() {
+        0 => options,
+        past => {
+            let past = Duration::from_millis(past);
+            let grace = options.grace.map_or(past, |route| route.max(past));
+            options.grace(grace)
+        }
     }
 }

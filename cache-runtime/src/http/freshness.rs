@@ -16,6 +16,8 @@ pub(crate) const MAX_AGE_SECS: u64 = 1 << 31;
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Directives {
     pub no_store: bool,
+    pub must_understand: bool,
+    pub public: bool,
     pub private: bool,
     pub no_cache: bool,
     pub must_revalidate: bool,
@@ -70,6 +72,8 @@ impl Directives {
                 };
                 match name.to_ascii_lowercase().as_str() {
                     "no-store" => d.no_store = true,
+                    "must-understand" => d.must_understand = true,
+                    "public" => d.public = true,
                     "private" => d.private = true,
                     "no-cache" => d.no_cache = true,
                     "must-revalidate" => d.must_revalidate = true,
@@ -177,12 +181,14 @@ pub(crate) fn lifetime(
 }
 
 /// The corrected initial age, s: the larger of the response's `Age` and its apparent age
-/// (`now` − `Date`). An `Age` that is not delta-seconds counts as the largest age.
+/// (`now` − `Date`). An `Age` that is not delta-seconds is ignored.
 fn initial_age(headers: &HeaderMap, date: Option<Result<u64, ()>>, now_s: u64) -> u64 {
-    let age = match headers.get(header::AGE) {
-        None => 0,
-        Some(v) => v.to_str().ok().and_then(|s| parse_seconds(s.trim())).unwrap_or(MAX_AGE_SECS),
-    };
+    // RFC 9111 §5.1: of a list, the first member counts; an invalid value is ignored.
+    let age = headers
+        .get(header::AGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| parse_seconds(s.split(',').next().unwrap_or("").trim()))
+        .unwrap_or(0);
     let apparent = date.and_then(|d| d.ok()).map_or(0, |d| now_s.saturating_sub(d));
     age.max(apparent).min(MAX_AGE_SECS)
 }

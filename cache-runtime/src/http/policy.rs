@@ -34,7 +34,41 @@ pub(crate) fn request_bypass(parts: &Parts, settings: &Settings) -> Option<NotCa
     if settings.reflected == ReflectedHeaders::Bypass && reflected::carried(&parts.headers).is_some() {
         return Some(NotCacheable::ReflectedHeader);
     }
+    // Preconditions meant for the origin server (RFC 9111 §4.3.2: a cache must not
+    // evaluate them).
+    if parts.headers.contains_key(header::IF_MATCH) || parts.headers.contains_key(header::IF_UNMODIFIED_SINCE) {
+        return Some(NotCacheable::OriginPrecondition);
+    }
     None
+}
+
+/// The request directives the layer obeys (RFC 9111 §5.2.1): `no-store` (nothing that
+/// answers it is stored; a fresh stored response may still answer) and `only-if-cached`
+/// (answered from a stored response or `504`, the handler never called). The others
+/// (`no-cache`, `max-age`, `max-stale`, `min-fresh`) are preferences the layer does not
+/// follow: a client cannot make everyone's entry be refetched.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RequestDirectives {
+    pub no_store: bool,
+    pub only_if_cached: bool,
+}
+
+impl RequestDirectives {
+    pub fn of(headers: &HeaderMap) -> RequestDirectives {
+        let mut d = RequestDirectives::default();
+        for value in headers.get_all(header::CACHE_CONTROL) {
+            let Ok(value) = value.to_str() else { continue };
+            for directive in value.split(',') {
+                let name = directive.split_once('=').map_or(directive, |(n, _)| n).trim();
+                if name.eq_ignore_ascii_case("no-store") {
+                    d.no_store = true;
+                } else if name.eq_ignore_ascii_case("only-if-cached") {
+                    d.only_if_cached = true;
+                }
+            }
+        }
+        d
+    }
 }
 
 /// Whether a handler's response may be stored, judging by its status and headers; if so,
@@ -53,7 +87,10 @@ pub(crate) fn response_storage(
     let cc = Directives::of(headers);
     // A validator lets a response that must be revalidated be kept for revalidation.
     let validator = headers.contains_key(header::ETAG) || headers.contains_key(header::LAST_MODIFIED);
-    if cc.no_store || cc.private || (cc.no_cache && !validator) {
+    // `must-understand` (RFC 9111 §5.2.2.3): `no-store` gives way for a status whose
+    // caching rules the layer implements (the heuristically cacheable ones).
+    let no_store = cc.no_store && !(cc.must_understand && UNDERSTOOD.contains(&status.as_u16()));
+    if no_store || cc.private || (cc.no_cache && !validator) {
         return Err(NotCacheable::CacheControl);
     }
     // The headers it nominates beyond the key's make a secondary key (`vary.rs`).
@@ -61,7 +98,8 @@ pub(crate) fn response_storage(
     let Some(lifetime) = freshness::lifetime(headers, &cc, now_ms, settings.heuristic_ms) else {
         return Err(NotCacheable::NoFreshness);
     };
-    if !settings.stores_status(status, lifetime.explicit) {
+    // `public` lets the heuristic apply to any status `statuses` allows (RFC 9111 §4.2.2).
+    if !settings.stores_status(status, lifetime.explicit || cc.public) {
         return Err(NotCacheable::Status);
     }
     let mut lifetime = lifetime;
@@ -73,6 +111,9 @@ pub(crate) fn response_storage(
     }
     Ok(lifetime)
 }
+
+/// The statuses whose caching rules the layer implements, for `must-understand`.
+const UNDERSTOOD: [u16; 11] = [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
 
 /// A handler's response that may not be stored: itself, untouched (nothing of its body
 /// lost), and why.

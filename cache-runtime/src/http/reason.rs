@@ -27,6 +27,13 @@ pub enum NotCacheable {
     /// and the policy is to let such requests bypass.
     #[error("the request carries a commonly reflected header (X-Forwarded-Host, …)")]
     ReflectedHeader,
+    /// The request carries a precondition only the origin can evaluate (`If-Match`,
+    /// `If-Unmodified-Since`): it goes to the handler as it came.
+    #[error("the request carries If-Match or If-Unmodified-Since, for the origin to evaluate")]
+    OriginPrecondition,
+    /// The request's `Cache-Control` has `no-store`: nothing answering it is stored.
+    #[error("the request's Cache-Control has no-store")]
+    RequestNoStore,
     /// The layer's bypass predicate said so.
     #[error("the bypass predicate said so")]
     BypassPredicate,

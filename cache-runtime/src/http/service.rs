@@ -254,6 +254,18 @@ fn route<ReqBody>(shared: &Shared, req: Request<ReqBody>) -> ControlFlow<Respons
         let cond = Conditional::read(&parts.headers);
         return ControlFlow::Break(r.replay(CacheStatus::Hit, &cond, shared.cache.now_ms()));
     }
+    let asks = policy::RequestDirectives::of(&parts.headers);
+    if asks.only_if_cached {
+        // Nothing stored answers it, and the handler is not to be asked (RFC 9111 §5.2.1.7).
+        let mut res = Response::new(Bytes::new());
+        *res.status_mut() = StatusCode::GATEWAY_TIMEOUT;
+        res.headers_mut().insert(X_CACHE, CacheStatus::Miss.header());
+        return ControlFlow::Break(res);
+    }
+    if asks.no_store {
+        // Nothing that answers it is stored (RFC 9111 §5.2.1.5): it passes through.
+        return ControlFlow::Continue(Way::Bypass(Request::from_parts(parts, body)));
+    }
     let extra_tags = shared.tags.as_ref().map(|f| f(&parts)).filter(|t| !t.is_empty());
     let cond = Conditional::take(&mut parts.headers);
     strip_query(&mut parts.uri, &settings.allow_query);

@@ -50,6 +50,8 @@ impl Directives {
         cc
     }
 
+    /// A directive given more than once counts at its first occurrence (RFC 9111 §4.2.1
+    /// allows that or treating the response as stale), across field lines too.
     fn parse(headers: &HeaderMap, name: &HeaderName) -> Directives {
         let mut d = Directives::default();
         for value in headers.get_all(name) {
@@ -80,17 +82,17 @@ impl Directives {
                     "proxy-revalidate" => d.proxy_revalidate = true,
                     "s-maxage" => {
                         let s = seconds();
-                        d.s_maxage = min(d.s_maxage, s);
+                        d.s_maxage = d.s_maxage.or(s);
                     }
                     "max-age" => {
                         let s = seconds();
-                        d.max_age = min(d.max_age, s);
+                        d.max_age = d.max_age.or(s);
                     }
                     "stale-while-revalidate" => {
-                        d.stale_while_revalidate = min(d.stale_while_revalidate, arg.and_then(parse_seconds));
+                        d.stale_while_revalidate = d.stale_while_revalidate.or(arg.and_then(parse_seconds));
                     }
                     "stale-if-error" => {
-                        d.stale_if_error = min(d.stale_if_error, arg.and_then(parse_seconds));
+                        d.stale_if_error = d.stale_if_error.or(arg.and_then(parse_seconds));
                     }
                     _ => {}
                 }
@@ -106,14 +108,6 @@ fn parse_seconds(s: &str) -> Option<u64> {
         return None;
     }
     Some(s.parse::<u64>().map_or(MAX_AGE_SECS, |n| n.min(MAX_AGE_SECS)))
-}
-
-/// The smaller of two optional ages (a directive given twice counts at its strictest).
-fn min(a: Option<u64>, b: Option<u64>) -> Option<u64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
 }
 
 /// How long a response is fresh, and how old it already was when it arrived.
@@ -272,6 +266,16 @@ mod tests {
             Some((0, 0))
         );
         assert_eq!(w(&[("cache-control", "s-maxage=5, stale-if-error=60")]), Some((0, 0)));
+    }
+
+    #[test]
+    fn a_directive_given_twice_counts_at_its_first_occurrence() {
+        let d = Directives::of(&headers(&[("cache-control", "max-age=3600, max-age=1")]));
+        assert_eq!(d.max_age, Some(3600));
+        let d = Directives::of(&headers(&[("cache-control", "max-age=1"), ("cache-control", "max-age=3600")]));
+        assert_eq!(d.max_age, Some(1));
+        let d = Directives::of(&headers(&[("cache-control", "max-age=x, max-age=3600")]));
+        assert!(d.invalid_age, "a malformed first occurrence makes the response stale");
     }
 
     #[test]

@@ -31,9 +31,6 @@ pub enum NotCacheable {
     /// `If-Unmodified-Since`): it goes to the handler as it came.
     #[error("the request carries If-Match or If-Unmodified-Since, for the origin to evaluate")]
     OriginPrecondition,
-    /// The request's `Cache-Control` has `no-store`: nothing answering it is stored.
-    #[error("the request's Cache-Control has no-store")]
-    RequestNoStore,
     /// The layer's bypass predicate said so.
     #[error("the bypass predicate said so")]
     BypassPredicate,

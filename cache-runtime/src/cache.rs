@@ -11,7 +11,7 @@ use crate::call::helpers::{Landing, prime_in};
 use crate::call::lookup::{Lookup, fill_from_l2, fresh_in_memory, held_in_memory, is_fresh_in_memory};
 use crate::call::outcome::{Answer, Storage};
 use crate::call::share::{Errors, Pick, PickFrom as _};
-use crate::call::spec::{FnSpec, SpecRef};
+use crate::call::spec::{FnSpec, MountHint, SpecRef};
 use crate::call::strategy::{NoTags, spawn_refresh};
 use crate::entry::{Freshness, Policy};
 use crate::error::Error;
@@ -103,6 +103,7 @@ impl Cache {
             prefix: Cow::Owned(self.prefix.clone()),
             prefix_id: crate::key::storage_key::prefix_id(&self.prefix),
             mount: Cow::Owned(self.mount.name.to_string()),
+            mount_hint: MountHint::new(),
             integrity: opts.integrity.as_deref().map_or(0, |i| xxhash_rust::xxh3::xxh3_128(i.as_bytes())),
             policy: opts.policy(),
             tags: opts.tags.iter().map(|t| Cow::Owned(t.clone())).collect::<Vec<_>>().into(),
@@ -126,7 +127,7 @@ impl Cache {
         let l2 = self.mount.read_l2::<V>(key, None).await?;
         // Into L1 for as long as it is fresh (`get` knows no stale or grace window).
         let spec = self.spec(&Options::default());
-        let stats = self.rt.stats_for(&spec.prefix);
+        let stats = self.rt.stats_for(&spec.prefix, spec.prefix_id);
         match fill_from_l2(&self.rt, &self.mount, &spec, key, l2, &stats)? {
             Lookup::Fresh(v) => Some(v),
             _ => None,
@@ -220,7 +221,7 @@ impl Cache {
         use crate::mount::flights::{self, Awaited, Join, Published};
 
         let spec = SpecRef::Shared(Arc::new(self.spec(opts)));
-        let stats = self.rt.stats_for(&spec.prefix);
+        let stats = self.rt.stats_for(&spec.prefix, spec.prefix_id);
         let given: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
         let storage_keys: Vec<Key> = given.iter().map(|k| self.key(k)).collect();
         if !spec.policy.stores() {
@@ -247,14 +248,14 @@ impl Cache {
         let mut followers = Vec::new();
         for &i in &missing {
             let key = &storage_keys[i];
-            stats.misses.incr();
+            stats.miss();
             match self.mount.flights.join(key.id(), key.as_str(), &tags, self.mount.ticket()) {
                 Join::Lead(leader) => leaders.push((i, leader)),
                 Join::Follow(rx) => followers.push((i, rx)),
             }
         }
         if !leaders.is_empty() {
-            stats.runs.incr();
+            stats.run();
             // Dropping the leaders on an error frees their keys for their waiters.
             let mut found = loader(leaders.iter().map(|(i, _)| given[*i].to_owned()).collect()).await?;
             for (i, leader) in leaders {

@@ -9,7 +9,7 @@ pub use crate::call::batch::{Prefetched, prefetch};
 pub use crate::call::helpers::{clear_fn, expire, invalidate, prime, stats};
 pub use crate::call::lookup::hit;
 pub use crate::call::share::{ErrShare, Errors, Pick, PickClone, PickFrom, PickNone};
-pub use crate::call::spec::{FnSpec, SpecRef};
+pub use crate::call::spec::{FnSpec, MountHint, SpecRef};
 pub use crate::call::strategy::{
     DynTags, Job, NoRefresh, NoTags, Refresher, SpawnRefresh, TagSource, blocking_refresh, dyn_tags, spawn_refresh,
 };

@@ -2,7 +2,6 @@
 //! counters; installed once as the global runtime, or scoped to one future. The operations
 //! that reach every mount (`clear`, `clear_group`, `invalidate_tag`, `expire_tag`) are here.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
@@ -10,6 +9,7 @@ use parking_lot::RwLock;
 
 use crate::clock::Clock;
 use crate::error::Error;
+use crate::key::storage_key::{IdMap, prefix_id};
 use crate::mount::config::Mount;
 use crate::mount::l2::TierHealth;
 use crate::mount::live::LiveMount;
@@ -20,8 +20,13 @@ use crate::mount::stats::{CacheStats, Stats};
 pub(crate) struct RuntimeState {
     mounts: Arc<Mounts>,
     clock: Clock,
-    stats: RwLock<HashMap<String, Arc<Stats>>>,
+    /// By prefix id (a hash of the prefix: no second hash per call), the prefix checked.
+    stats: RwLock<StatsByPrefix>,
 }
+
+/// The counters of each function, under its prefix's id (the prefixes that share one id,
+/// if ever, side by side).
+type StatsByPrefix = IdMap<Vec<(Box<str>, Arc<Stats>)>>;
 
 /// A larder runtime: the mounts that cached functions store into, and the clock.
 ///
@@ -139,7 +144,7 @@ impl RuntimeBuilder {
         if let Some(link) = bus {
             crate::bus::apply::start(link, Arc::downgrade(&mounts));
         }
-        Runtime { state: Arc::new(RuntimeState { mounts, clock: self.clock, stats: RwLock::new(HashMap::new()) }) }
+        Runtime { state: Arc::new(RuntimeState { mounts, clock: self.clock, stats: RwLock::new(IdMap::default()) }) }
     }
 }
 
@@ -196,6 +201,12 @@ impl Runtime {
         self.state.mounts.with(name, f)
     }
 
+    /// Runs `f` on the mount of `spec`, found through its hint.
+    #[inline]
+    pub(crate) fn with_mount_of<R>(&self, spec: &crate::call::spec::FnSpec, f: impl FnOnce(&Arc<LiveMount>) -> R) -> R {
+        self.state.mounts.with_hinted(&spec.mount, &spec.mount_hint, f)
+    }
+
     /// Every live mount.
     pub(crate) fn mounts(&self) -> Vec<Arc<LiveMount>> {
         self.state.mounts.all()
@@ -243,16 +254,28 @@ impl Runtime {
     }
 
     /// The live counters of the function whose keys start with `prefix`.
-    pub(crate) fn stats_for(&self, prefix: &str) -> Arc<Stats> {
-        if let Some(s) = self.state.stats.read().get(prefix) {
-            return Arc::clone(s);
+    /// `prefix_id` is the prefix's [`prefix_id`].
+    pub(crate) fn stats_for(&self, prefix: &str, prefix_id: u128) -> Arc<Stats> {
+        let of =
+            |all: &Vec<(Box<str>, Arc<Stats>)>| all.iter().find(|(p, _)| **p == *prefix).map(|(_, s)| Arc::clone(s));
+        if let Some(s) = self.state.stats.read().get(&prefix_id).and_then(of) {
+            return s;
         }
-        Arc::clone(self.state.stats.write().entry(prefix.to_owned()).or_default())
+        let mut map = self.state.stats.write();
+        let all = map.entry(prefix_id).or_default();
+        if let Some(s) = of(all) {
+            return s;
+        }
+        let s = Arc::new(Stats::default());
+        all.push((prefix.into(), Arc::clone(&s)));
+        s
     }
 
     /// The counters of the function whose keys start with `prefix` (`group:name:`).
     pub fn stats(&self, prefix: &str) -> CacheStats {
-        self.state.stats.read().get(prefix).map(|s| s.snapshot()).unwrap_or_default()
+        let map = self.state.stats.read();
+        let all = map.get(&prefix_id(prefix));
+        all.and_then(|all| all.iter().find(|(p, _)| **p == *prefix)).map(|(_, s)| s.snapshot()).unwrap_or_default()
     }
 
     /// Runs `fut` inside this runtime's scope, on a tokio task that outlives the caller.

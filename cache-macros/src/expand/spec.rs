@@ -44,6 +44,7 @@ pub(crate) fn gen_spec(opts: &Options, func: &syn::ItemFn, p: &TokenStream) -> (
             prefix: #p::Cow::Borrowed(#prefix),
             prefix_id: #prefix_id,
             mount: #p::Cow::Borrowed(#base),
+            mount_hint: #p::MountHint::new(),
             integrity: #integrity,
             policy: #p::Policy {
                 max_age_ms: #max_age,

@@ -101,7 +101,7 @@ where
         }
         // The hit path: no clone of the runtime, no allocation, one shard read lock.
         let first = with_current(|rt| {
-            rt.with_mount(&spec.mount, |mount| {
+            rt.with_mount_of(&spec, |mount| {
                 if invalidate {
                     return First::Go(rt.clone(), Arc::clone(mount), Lookup::Miss);
                 }
@@ -119,14 +119,15 @@ where
             First::Go(rt, mount, found) => (rt, mount, found),
         };
         if invalidate {
-            mount.delete(&key).await;
+            // Boxed, like the L2 read below: rare, and large futures.
+            Box::pin(mount.delete(&key)).await;
         }
         // L2: on a memory miss (or an entry only good for grace), the store may have a
         // better entry, for example one written by another instance.
-        let stats = rt.stats_for(&spec.prefix);
+        let stats = rt.stats_for(&spec.prefix, spec.prefix_id);
         let found = match found {
             Lookup::Miss | Lookup::Grace { .. } if read_l2 && mount.l2.is_some() && !invalidate => {
-                match mount.read_l2::<V>(&key, Some(spec.integrity)).await {
+                match Box::pin(mount.read_l2::<V>(&key, Some(spec.integrity))).await {
                     Some(l2) => fill_from_l2(&rt, &mount, &spec, &key, l2, &stats).unwrap_or(found),
                     None => found,
                 }
@@ -146,7 +147,7 @@ where
             // Stale, or fresh but due for a refresh ahead: answered now, refreshed behind.
             Lookup::Stale(v) | Lookup::RefreshAhead(v) => {
                 if !ahead {
-                    stats.stale.incr();
+                    stats.stale();
                 }
                 if R::ENABLED && !mount.flights.is_running(key.id()) {
                     all_tags.extend(tags.tags(&args).into_iter().map(String::into_boxed_str));
@@ -172,7 +173,7 @@ where
             Lookup::Fresh(v) => return (Ok(v), Answer::Hit),
             Lookup::Miss => None,
         };
-        stats.misses.incr();
+        stats.miss();
         all_tags.extend(tags.tags(&args).into_iter().map(String::into_boxed_str));
         let ctx = Context { rt, mount, spec, key, tags: shared_tags(all_tags), stats, storage, weigher };
         ctx.log(tracing::Level::DEBUG, "miss");
@@ -261,11 +262,7 @@ where
 
 /// Waits for the run a follower joined; with a usable old value and a soft `timeout`, no
 /// longer than the timeout (`Err(old value)`), like the caller that leads the run.
-async fn follow<V: Clone>(
-    ctx: &Context,
-    rx: tokio::sync::watch::Receiver<flights::State>,
-    grace: &Option<V>,
-) -> Result<Awaited, V> {
+async fn follow<V: Clone>(ctx: &Context, rx: flights::Follower, grace: &Option<V>) -> Result<Awaited, V> {
     match (ctx.spec.timeout_ms, grace) {
         (Some(ms), Some(stale)) => {
             tokio::time::timeout(Duration::from_millis(ms), flights::wait(rx)).await.map_err(|_| stale.clone())

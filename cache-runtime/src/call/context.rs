@@ -140,7 +140,7 @@ impl Context {
         V: Clone + Send + Sync + 'static + Serialize + DeserializeOwned,
         Fut: Future<Output = Result<V, E>>,
     {
-        self.stats.runs.incr();
+        self.stats.run();
         let id = self.key.id();
         let chain = LEADING.try_with(|c| c.inside(id)).unwrap_or(Chain { innermost: id, outer: Vec::new() });
         let fut = on_enough_stack(LEADING.scope(chain, deciding(fut)));
@@ -169,7 +169,7 @@ impl Context {
                 Ok(v)
             }
             Ok((Err(e), _)) => {
-                self.stats.errors.incr();
+                self.stats.error();
                 leader.publish(|| Published::Error((errors.share.to_shared)(&e)));
                 Err(e)
             }
@@ -190,8 +190,12 @@ impl Context {
         let ticket = leader.ticket();
         let stored = self.store(v.clone(), self.weigh(v), ticket, Some(&leader));
         leader.publish(|| Published::Value(Box::new(v.clone())));
-        if let Some(stored) = stored {
-            self.write_l2(v, stored, ticket).await;
+        if let Some(stored) = stored
+            && self.mount.l2.is_some()
+        {
+            // Boxed: only a mount with an L2 carries this future (every miss's future
+            // would be the larger for it).
+            Box::pin(self.write_l2(v, stored, ticket)).await;
         }
     }
 
@@ -309,7 +313,7 @@ impl Context {
     }
 
     pub(crate) fn answer_from_grace<V>(&self, value: V, why: &str) -> V {
-        self.stats.grace.incr();
+        self.stats.grace();
         self.log(tracing::Level::WARN, why);
         value
     }

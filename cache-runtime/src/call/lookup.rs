@@ -206,7 +206,7 @@ pub fn hit<V: Clone + 'static>(spec: &FnSpec, key: &CallKey) -> Option<V> {
         return None;
     }
     with_current(|rt| {
-        rt.with_mount(&spec.mount, |mount| {
+        rt.with_mount_of(spec, |mount| {
             match lookup::<V>(mount, spec, (key.id(), key.is(&spec.prefix)), rt.clock().now_ms(), true) {
                 Lookup::Fresh(v) => {
                     tracing::trace!(target: "larder", group = &*spec.group, name = &*spec.name, "hit");

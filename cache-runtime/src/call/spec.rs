@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::ops::Deref;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::entry::Policy;
 
@@ -22,6 +23,8 @@ pub struct FnSpec {
     pub prefix_id: u128,
     /// The name of the mount (the `base` option).
     pub mount: Cow<'static, str>,
+    /// Where that mount was last found, so that a hit does not look it up by name.
+    pub mount_hint: MountHint,
     /// xxh3-128 of the function's tokens and semantic options (or of `integrity = "…"`).
     pub integrity: u128,
     /// The time rules.
@@ -34,6 +37,38 @@ pub struct FnSpec {
     pub timeout_ms: Option<u64>,
     /// Hard timeout: the call is abandoned after this long.
     pub hard_timeout_ms: Option<u64>,
+}
+
+/// Where a spec's mount was last found: the id of the runtime's mounts and the mount's
+/// index among them (0: not yet). Only a lookup by name stores it, and a runtime's
+/// configured mounts never change, so a hint with the current runtime's id is right.
+#[derive(Debug, Default)]
+pub struct MountHint(AtomicU64);
+
+impl MountHint {
+    /// No hint yet.
+    pub const fn new() -> MountHint {
+        MountHint(AtomicU64::new(0))
+    }
+
+    /// The index of the mount in the mounts with id `mounts_id`, if that is where it was found.
+    #[inline]
+    pub(crate) fn index_in(&self, mounts_id: u32) -> Option<usize> {
+        let h = self.0.load(Ordering::Relaxed);
+        ((h >> 32) as u32 == mounts_id).then_some(h as u32 as usize)
+    }
+
+    /// Notes that the mount is at `index` in the mounts with id `mounts_id`.
+    #[inline]
+    pub(crate) fn set(&self, mounts_id: u32, index: usize) {
+        self.0.store(u64::from(mounts_id) << 32 | index as u64, Ordering::Relaxed);
+    }
+}
+
+impl Clone for MountHint {
+    fn clone(&self) -> MountHint {
+        MountHint(AtomicU64::new(self.0.load(Ordering::Relaxed)))
+    }
 }
 
 /// A spec that a background task can keep: static (the attribute) or shared (the API).

@@ -1,21 +1,23 @@
 //! Single-flight: one run per key, however many callers.
 //!
 //! The first caller of a cold key becomes the leader and runs the body in its own task;
-//! everybody else waits on a `watch` channel. No lock is held while the body runs, so
-//! different keys never wait on each other and a body may call other cached functions.
-//! If the leader is dropped before it finishes, its sender goes away, the followers wake
-//! up and one of them leads a new run. If the body panics, the leader publishes the panic
-//! before unwinding, so the followers panic too instead of running the body again.
+//! everybody else follows the flight: waits on its `Notify` for the outcome. No lock is
+//! held while the body runs, so different keys never wait on each other and a body may
+//! call other cached functions. If the leader is dropped before it finishes, the flight
+//! is marked abandoned, the followers wake up and one of them leads a new run. If the body
+//! panics, the leader publishes the panic before unwinding, so the followers panic too
+//! instead of running the body again. A flight with no follower (most of them) makes no
+//! outcome and wakes nobody.
 
 use std::any::Any;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
 use crate::key::storage_key::IdMap;
 use crate::mount::fences::Ticket;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 /// What a finished run leaves for its followers.
 pub(crate) enum Published {
@@ -27,13 +29,23 @@ pub(crate) enum Published {
     Panicked,
 }
 
-/// What a follower's channel holds: nothing yet, or the outcome.
-pub(crate) type State = Option<Arc<Published>>;
+/// Where a flight stands, for its followers.
+enum State {
+    Running,
+    Done(Arc<Published>),
+    /// The leader went away without an outcome.
+    Abandoned,
+}
 
 pub(crate) struct Flight {
     key: Box<str>,
     tags: Box<[Box<str>]>,
-    tx: watch::Sender<State>,
+    state: Mutex<State>,
+    /// Wakes the followers when `state` leaves `Running`.
+    settled: Notify,
+    /// Followers that joined (counted under the shard's lock: final once the flight has
+    /// left the map).
+    followers: AtomicUsize,
     cancelled: AtomicBool,
     /// Taken when the run was joined: its entry's `seq` and `born`.
     ticket: Ticket,
@@ -50,7 +62,22 @@ pub(crate) struct Flights {
 
 pub(crate) enum Join {
     Lead(Leader),
-    Follow(watch::Receiver<State>),
+    Follow(Follower),
+}
+
+/// A caller waiting for a flight's outcome ([`wait`]).
+pub(crate) struct Follower(Arc<Flight>);
+
+impl Flight {
+    fn follower(self: &Arc<Self>) -> Follower {
+        self.followers.fetch_add(1, Ordering::Relaxed);
+        Follower(Arc::clone(self))
+    }
+
+    fn settle(&self, state: State) {
+        *self.state.lock() = state;
+        self.settled.notify_waiters();
+    }
 }
 
 /// The outcome a follower sees.
@@ -76,11 +103,17 @@ impl Flights {
     pub fn join(self: &Arc<Self>, id: u128, key: &str, tags: &[Box<str>], ticket: Ticket) -> Join {
         let mut map = self.shard(id).lock();
         if let Some(flight) = map.get(&id) {
-            return Join::Follow(flight.tx.subscribe());
+            return Join::Follow(flight.follower());
         }
-        let (tx, _rx) = watch::channel(None);
-        let flight =
-            Arc::new(Flight { key: key.into(), tags: tags.into(), tx, cancelled: AtomicBool::new(false), ticket });
+        let flight = Arc::new(Flight {
+            key: key.into(),
+            tags: tags.into(),
+            state: Mutex::new(State::Running),
+            settled: Notify::new(),
+            followers: AtomicUsize::new(0),
+            cancelled: AtomicBool::new(false),
+            ticket,
+        });
         map.insert(id, Arc::clone(&flight));
         Join::Lead(Leader { flights: Arc::clone(self), id, flight, done: false })
     }
@@ -129,13 +162,19 @@ impl Flights {
 }
 
 /// Waits for the run a follower joined.
-pub(crate) async fn wait(mut rx: watch::Receiver<State>) -> Awaited {
-    match rx.wait_for(|s| s.is_some()).await {
-        Ok(state) => match state.as_ref() {
-            Some(p) => Awaited::Done(Arc::clone(p)),
-            None => Awaited::Abandoned,
-        },
-        Err(_) => Awaited::Abandoned,
+pub(crate) async fn wait(follower: Follower) -> Awaited {
+    let flight = follower.0;
+    loop {
+        // Registered before the state is read: a settle after the read still wakes it.
+        let settled = flight.settled.notified();
+        let mut settled = std::pin::pin!(settled);
+        settled.as_mut().enable();
+        match &*flight.state.lock() {
+            State::Running => {}
+            State::Done(p) => return Awaited::Done(Arc::clone(p)),
+            State::Abandoned => return Awaited::Abandoned,
+        }
+        settled.await;
     }
 }
 
@@ -148,9 +187,9 @@ pub(crate) struct Leader {
 }
 
 impl Leader {
-    /// A receiver for the outcome of this run.
-    pub fn subscribe(&self) -> watch::Receiver<State> {
-        self.flight.tx.subscribe()
+    /// A follower of this very run (for a leader that waits for its own run).
+    pub fn subscribe(&self) -> Follower {
+        self.flight.follower()
     }
 
     /// The ticket the run was joined with.
@@ -165,12 +204,12 @@ impl Leader {
 
     /// Frees the key and hands the outcome to the followers (made only if there are any:
     /// most runs have none). Once the flight is out of the map nobody can follow it, so
-    /// the count of receivers read after that is final.
+    /// the count of followers read after that is final.
     pub fn publish(mut self, outcome: impl FnOnce() -> Published) {
         self.done = true;
         self.flights.remove_if_same(self.id, &self.flight);
-        if self.flight.tx.receiver_count() > 0 {
-            self.flight.tx.send_replace(Some(Arc::new(outcome())));
+        if self.flight.followers.load(Ordering::Relaxed) > 0 {
+            self.flight.settle(State::Done(Arc::new(outcome())));
         }
     }
 }
@@ -178,9 +217,11 @@ impl Leader {
 impl Drop for Leader {
     fn drop(&mut self) {
         if !self.done {
-            // Unfinished: free the key; the sender goes with the last `Arc<Flight>`, and
-            // followers see the channel close and take over.
+            // Unfinished: free the key, and wake the followers to take over.
             self.flights.remove_if_same(self.id, &self.flight);
+            if self.flight.followers.load(Ordering::Relaxed) > 0 {
+                self.flight.settle(State::Abandoned);
+            }
         }
     }
 }

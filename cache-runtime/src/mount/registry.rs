@@ -3,9 +3,11 @@
 //! (the `base` option of `#[cached]`) without a lock on the hit path for configured ones.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use parking_lot::RwLock;
 
+use crate::call::spec::MountHint;
 use crate::clock::Clock;
 use crate::mount::config::{DEFAULT_HTTP_BYTES, DEFAULT_HTTP_MOUNT, DEFAULT_MOUNT, Mount};
 use crate::mount::l1::memory::MemoryBound;
@@ -13,6 +15,8 @@ use crate::mount::live::LiveMount;
 
 /// The mounts of one runtime, by name.
 pub(crate) struct Mounts {
+    /// Unique among the runtimes of the process (never 0), for [`MountHint`]s.
+    id: u32,
     configured: Box<[Arc<LiveMount>]>,
     created: RwLock<Vec<Arc<LiveMount>>>,
     /// The configuration of mounts created on first use.
@@ -31,7 +35,9 @@ impl Mounts {
         clock: Clock,
         #[cfg(feature = "redis")] bus: Option<Arc<crate::bus::link::BusLink>>,
     ) -> Mounts {
+        static NEXT_ID: AtomicU32 = AtomicU32::new(1);
         let mut mounts = Mounts {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed).max(1),
             configured: Box::new([]),
             created: RwLock::new(Vec::new()),
             default_config,
@@ -64,6 +70,20 @@ impl Mounts {
     #[inline]
     pub fn get(&self, name: &str) -> Arc<LiveMount> {
         self.with(name, Arc::clone)
+    }
+
+    /// [`with`](Self::with), where `hint` says where the mount was found last time (for
+    /// this runtime: then no name is compared) and is told where it is now.
+    #[inline]
+    pub fn with_hinted<R>(&self, name: &str, hint: &MountHint, f: impl FnOnce(&Arc<LiveMount>) -> R) -> R {
+        if let Some(m) = hint.index_in(self.id).and_then(|i| self.configured.get(i)) {
+            return f(m);
+        }
+        if let Some(i) = self.configured.iter().position(|m| &*m.name == name) {
+            hint.set(self.id, i);
+            return f(&self.configured[i]);
+        }
+        self.with(name, f)
     }
 
     /// Runs `f` on the mount `name` (created on first use) without cloning its `Arc`.

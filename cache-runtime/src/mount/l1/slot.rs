@@ -60,7 +60,7 @@ pub(crate) struct NewSlot<'a> {
     pub key: &'a str,
     /// The prefix and prefix id of the function the key is of, when the caller knows them
     /// (a default key's shared text is then found without parsing the key).
-    pub function: Option<(&'a str, u128)>,
+    pub function: Option<(&'a std::borrow::Cow<'static, str>, u128)>,
     pub value: Value,
     pub mtime: u64,
     pub expires: u64,
@@ -161,7 +161,7 @@ impl Slot {
     #[inline]
     pub fn count_hit(&self) {
         if let Some(stats) = self.text.stats() {
-            stats.hits.incr();
+            stats.hit();
         }
     }
 

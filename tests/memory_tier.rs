@@ -118,3 +118,34 @@ async fn the_http_layer_is_bounded_by_bytes_by_default() {
     let again = s.get("/blob/399").await;
     assert_eq!((again.x_cache(), runs.get()), ("HIT", 400), "the newest response was kept");
 }
+
+static HINTED_RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[cached(max_age = "1h", base = "second")]
+async fn on_the_second_mount(n: u64) -> u64 {
+    HINTED_RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) as u64 * 1000 + n
+}
+
+/// A function remembers where its mount was found, per runtime: a runtime whose mounts
+/// are laid out differently never answers from another runtime's mount, and each answers
+/// from its own.
+#[tokio::test]
+async fn a_function_finds_its_own_mount_in_each_runtime_whatever_their_layout() {
+    let runs = || HINTED_RUNS.load(std::sync::atomic::Ordering::SeqCst);
+    // "second" is the second mount of `a` and the first of `b`.
+    let a = Runtime::builder().mount("first", Mount::memory(10)).mount("second", Mount::memory(10)).build();
+    let b = Runtime::builder().mount("second", Mount::memory(10)).mount("first", Mount::memory(10)).build();
+    let from_a = a.scope(on_the_second_mount(7)).await;
+    assert_eq!(a.scope(on_the_second_mount(7)).await, from_a, "a's second call is a hit");
+    assert_eq!(runs(), 1);
+    let from_b = b.scope(on_the_second_mount(7)).await;
+    assert_ne!(from_b, from_a, "b has its own entry: its body ran");
+    assert_eq!(runs(), 2);
+    for _ in 0..3 {
+        assert_eq!(a.scope(on_the_second_mount(7)).await, from_a);
+        assert_eq!(b.scope(on_the_second_mount(7)).await, from_b);
+    }
+    assert_eq!(runs(), 2, "alternating runtimes, every call is a hit on its own runtime's mount");
+    assert_eq!((a.memory_len("second"), a.memory_len("first")), (1, 0));
+    assert_eq!((b.memory_len("second"), b.memory_len("first")), (1, 0));
+}

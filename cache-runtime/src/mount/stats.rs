@@ -131,3 +131,26 @@ pub struct CacheStats {
     /// Calls answered from `grace` while the body failed or was backed off.
     pub grace_answers: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Stats;
+
+    #[test]
+    fn no_count_is_lost_whether_a_thread_owns_its_line_or_shares_one() {
+        // More threads than there are owned lines: some count on shared lines.
+        let stats = Stats::default();
+        std::thread::scope(|s| {
+            for _ in 0..24 {
+                s.spawn(|| {
+                    for _ in 0..10_000 {
+                        stats.hit();
+                    }
+                    stats.miss();
+                });
+            }
+        });
+        let seen = stats.snapshot();
+        assert_eq!((seen.hits, seen.misses, seen.runs), (240_000, 24, 0));
+    }
+}

@@ -249,7 +249,7 @@ impl Cache {
         for &i in &missing {
             let key = &storage_keys[i];
             stats.miss();
-            match self.mount.flights.join(key.id(), key.as_str(), &tags, self.mount.ticket()) {
+            match self.mount.flights.join(key, &tags, self.mount.ticket()) {
                 Join::Lead(leader) => leaders.push((i, leader)),
                 Join::Follow(rx) => followers.push((i, rx)),
             }

@@ -154,9 +154,7 @@ where
                     let ctx = Context { rt, mount, spec, key, tags: shared_tags(all_tags), stats, storage, weigher };
                     let what = if ahead { "refreshing ahead of expiry" } else { "stale: refreshing in the background" };
                     ctx.log(tracing::Level::DEBUG, what);
-                    if let Some(leader) =
-                        ctx.mount.flights.try_lead(ctx.key.id(), ctx.key.as_str(), &ctx.tags, ctx.mount.ticket())
-                    {
+                    if let Some(leader) = ctx.mount.flights.try_lead(&ctx.key, &ctx.tags, ctx.mount.ticket()) {
                         refresh.start(&args, Job::new(ctx.clone(), errors, leader));
                     }
                 }
@@ -178,7 +176,7 @@ where
         let ctx = Context { rt, mount, spec, key, tags: shared_tags(all_tags), stats, storage, weigher };
         ctx.log(tracing::Level::DEBUG, "miss");
         loop {
-            match ctx.mount.flights.join(ctx.key.id(), ctx.key.as_str(), &ctx.tags, ctx.mount.ticket()) {
+            match ctx.mount.flights.join(&ctx.key, &ctx.tags, ctx.mount.ticket()) {
                 Join::Lead(leader) => {
                     // A run may have finished between the lookup and the join.
                     let (now, key) = (ctx.rt.clock().now_ms(), (ctx.key.id(), ctx.key.is()));

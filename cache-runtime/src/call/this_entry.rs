@@ -33,7 +33,6 @@
 //! for the outer entry. The integrity rules are unchanged: a decision changes how long and
 //! under which tags the value is kept, never which code's value it is.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -54,14 +53,16 @@ impl Decisions {
 
 tokio::task_local! {
     /// The decisions of the run this task is inside.
-    static DECIDED: Arc<Mutex<Decisions>>;
+    static DECIDED: Mutex<Decisions>;
 }
 
 /// Runs `fut` (a body) with a fresh set of decisions; returns its output and them.
 pub(crate) async fn deciding<F: Future>(fut: F) -> (F::Output, Decisions) {
-    let decided = Arc::new(Mutex::new(Decisions::default()));
-    let out = DECIDED.scope(Arc::clone(&decided), fut).await;
-    let decisions = std::mem::take(&mut *decided.lock());
+    // The decisions live in the scope itself and are taken back out of it: nothing
+    // allocated per run.
+    let mut scoped = std::pin::pin!(DECIDED.scope(Mutex::new(Decisions::default()), fut));
+    let out = scoped.as_mut().await;
+    let decisions = scoped.as_mut().take_value().map(Mutex::into_inner).unwrap_or_default();
     (out, decisions)
 }
 

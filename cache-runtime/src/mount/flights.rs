@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
-use crate::key::storage_key::IdMap;
+use crate::key::storage_key::{IdMap, Key};
 use crate::mount::fences::Ticket;
 use tokio::sync::Notify;
 
@@ -38,8 +38,9 @@ enum State {
 }
 
 pub(crate) struct Flight {
-    key: Box<str>,
-    tags: Box<[Box<str>]>,
+    /// The whole key (inline when short: no allocation of its own).
+    key: Key,
+    tags: Arc<[Box<str>]>,
     state: Mutex<State>,
     /// Wakes the followers when `state` leaves `Running`.
     settled: Notify,
@@ -100,14 +101,15 @@ impl Flights {
 
     /// Leads a new run of `id`, or follows the one in flight. `ticket` is the mount's
     /// ticket now: a new run's entry is stored with it.
-    pub fn join(self: &Arc<Self>, id: u128, key: &str, tags: &[Box<str>], ticket: Ticket) -> Join {
+    pub fn join(self: &Arc<Self>, key: &Key, tags: &Arc<[Box<str>]>, ticket: Ticket) -> Join {
+        let id = key.id();
         let mut map = self.shard(id).lock();
         if let Some(flight) = map.get(&id) {
             return Join::Follow(flight.follower());
         }
         let flight = Arc::new(Flight {
-            key: key.into(),
-            tags: tags.into(),
+            key: key.clone(),
+            tags: Arc::clone(tags),
             state: Mutex::new(State::Running),
             settled: Notify::new(),
             followers: AtomicUsize::new(0),
@@ -119,8 +121,8 @@ impl Flights {
     }
 
     /// Leads a new run of `id` only if none is in flight.
-    pub fn try_lead(self: &Arc<Self>, id: u128, key: &str, tags: &[Box<str>], ticket: Ticket) -> Option<Leader> {
-        match self.join(id, key, tags, ticket) {
+    pub fn try_lead(self: &Arc<Self>, key: &Key, tags: &Arc<[Box<str>]>, ticket: Ticket) -> Option<Leader> {
+        match self.join(key, tags, ticket) {
             Join::Lead(l) => Some(l),
             Join::Follow(_) => None,
         }
@@ -151,7 +153,7 @@ impl Flights {
     pub fn cancel_where(&self, pred: impl Fn(&str, &[Box<str>], u64) -> bool) {
         for shard in self.shards.iter() {
             shard.0.lock().retain(|_, f| {
-                let hit = pred(&f.key, &f.tags, f.ticket.seq);
+                let hit = pred(f.key.as_str(), &f.tags, f.ticket.seq);
                 if hit {
                     f.cancelled.store(true, Ordering::SeqCst);
                 }

@@ -102,6 +102,7 @@ impl Cache {
             name: Cow::Owned(self.prefix.trim_end_matches(':').to_owned()),
             prefix: Cow::Owned(self.prefix.clone()),
             prefix_id: crate::key::storage_key::prefix_id(&self.prefix),
+            id_mask: std::sync::OnceLock::new(),
             mount: Cow::Owned(self.mount.name.to_string()),
             mount_hint: MountHint::new(),
             integrity: opts.integrity.as_deref().map_or(0, |i| xxhash_rust::xxh3::xxh3_128(i.as_bytes())),

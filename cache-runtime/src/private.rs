@@ -28,7 +28,7 @@ use std::future::Future;
 #[inline]
 pub fn key_args<A: Serialize + ?Sized>(spec: &FnSpec, args: &A) -> CallKey {
     let digest = crate::key::canonical::hash(args);
-    CallKey::Digest { id: crate::key::storage_key::digest_id(spec.prefix_id, digest), digest }
+    CallKey::Digest { id: spec.digest_id(digest), digest }
 }
 
 /// The key of a function without arguments.

@@ -43,6 +43,7 @@ pub(crate) fn gen_spec(opts: &Options, func: &syn::ItemFn, p: &TokenStream) -> (
             name: #p::Cow::Borrowed(#name),
             prefix: #p::Cow::Borrowed(#prefix),
             prefix_id: #prefix_id,
+            id_mask: ::std::sync::OnceLock::new(),
             mount: #p::Cow::Borrowed(#base),
             mount_hint: #p::MountHint::new(),
             integrity: #integrity,

@@ -4,8 +4,8 @@
 
 use std::borrow::Cow;
 use std::ops::Deref;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use crate::entry::Policy;
 
@@ -21,6 +21,9 @@ pub struct FnSpec {
     pub prefix: Cow<'static, str>,
     /// The id of `prefix` (`cache_keyspace::prefix_id`): default keys' ids are made from it.
     pub prefix_id: u128,
+    /// The keyed mask of `prefix_id` that a default key's digest is turned into its id
+    /// with, worked out on first use (it depends on the process's secret).
+    pub id_mask: OnceLock<u128>,
     /// The name of the mount (the `base` option).
     pub mount: Cow<'static, str>,
     /// Where that mount was last found, so that a hit does not look it up by name.
@@ -37,6 +40,14 @@ pub struct FnSpec {
     pub timeout_ms: Option<u64>,
     /// Hard timeout: the call is abandoned after this long.
     pub hard_timeout_ms: Option<u64>,
+}
+
+impl FnSpec {
+    /// The id of the default key whose argument digest is `digest`.
+    #[inline]
+    pub fn digest_id(&self, digest: u128) -> u128 {
+        digest ^ *self.id_mask.get_or_init(|| crate::key::storage_key::digest_id(self.prefix_id, 0))
+    }
 }
 
 /// Where a spec's mount was last found: the id of the runtime's mounts and the mount's

@@ -72,9 +72,19 @@ impl Key {
     fn from_digest(prefix: &str, digest: u128, id: u128) -> Key {
         let mut hex = [0u8; 32];
         hex128(digest, &mut hex);
-        // SAFETY: `hex128` writes only ASCII hex digits.
-        let seg = unsafe { std::str::from_utf8_unchecked(&hex) };
-        let key = Key::with_id(prefix, seg, id);
+        let p = prefix.len();
+        let key = if p + 37 <= INLINE {
+            // Straight into the inline buffer: the prefix, the digits, `.json`.
+            let mut buf = [0u8; INLINE];
+            buf[..p].copy_from_slice(prefix.as_bytes());
+            buf[p..p + 32].copy_from_slice(&hex);
+            buf[p + 32..p + 37].copy_from_slice(b".json");
+            Key { repr: Repr::Inline { len: (p + 37) as u8, buf }, id }
+        } else {
+            // SAFETY: `hex128` writes only ASCII hex digits.
+            let seg = unsafe { std::str::from_utf8_unchecked(&hex) };
+            Key::with_id(prefix, seg, id)
+        };
         debug_assert_eq!(key.id, id_of(key.as_str()), "the id given is not the id of {key:?}");
         key
     }
@@ -111,7 +121,8 @@ impl Key {
     pub fn as_str(&self) -> &str {
         match &self.repr {
             // SAFETY: the inline buffer is only ever filled by copying whole `&str`s
-            // (`with_id`, `StackString::write_str`), so its first `len` bytes are UTF-8.
+            // (`with_id`, `StackString::write_str`) and ASCII (`from_digest`), so its first
+            // `len` bytes are UTF-8.
             Repr::Inline { len, buf } => unsafe { std::str::from_utf8_unchecked(&buf[..*len as usize]) },
             Repr::Heap(s) => s,
         }
@@ -517,6 +528,16 @@ mod tests {
         assert_ne!(Key::from_full(format!("{prefix}{digest:032X}.json")).id(), key.id());
         assert_ne!(Key::from_full(format!("github:stars.{digest:032x}.json")).id(), key.id());
         assert_ne!(Key::from_parts(prefix, "other").id(), key.id());
+    }
+
+    #[test]
+    fn a_digest_key_is_its_prefix_digits_and_json_inline_or_not() {
+        let digest = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210u128;
+        for prefix in ["g:f:", &format!("{}:f:", "g".repeat(INLINE - 40)), &format!("{}:f:", "long".repeat(40))] {
+            let key = Key::from_digest(prefix, digest, digest_id(prefix_id(prefix), digest));
+            assert_eq!(key.as_str(), format!("{prefix}{digest:032x}.json"));
+            assert_eq!(key.id(), id_of(key.as_str()));
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! that reach every mount (`clear`, `clear_group`, `invalidate_tag`, `expire_tag`) are here.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
@@ -154,6 +155,19 @@ tokio::task_local! {
     static SCOPED: Runtime;
 }
 
+/// Whether any runtime but the global one was ever put in force by a scope: until then
+/// the runtime in force is the global one, and a call does not look for a scope.
+static SCOPES_USED: AtomicBool = AtomicBool::new(false);
+
+/// `fut` with `rt` in force: in its scope, unless `rt` is the global runtime and no other
+/// was ever scoped (then it is in force without one).
+fn scoped<F: Future>(rt: &Runtime, fut: F) -> tokio::task::futures::TaskLocalFuture<Runtime, F> {
+    if GLOBAL.get().is_none_or(|g| !Arc::ptr_eq(&g.state, &rt.state)) {
+        SCOPES_USED.store(true, Ordering::Relaxed);
+    }
+    SCOPED.scope(rt.clone(), fut)
+}
+
 impl Runtime {
     /// A builder.
     pub fn builder() -> RuntimeBuilder {
@@ -174,13 +188,14 @@ impl Runtime {
 
     /// Runs `fut` with this runtime in force for every cached call inside it.
     pub async fn scope<F: Future>(&self, fut: F) -> F::Output {
-        SCOPED.scope(self.clone(), fut).await
+        scoped(self, fut).await
     }
 
     /// Runs `f` with this runtime in force for every cached call inside it: the
     /// [`scope`](Self::scope) of sync code (sync cached functions, and the background
     /// refreshes they start).
     pub fn scope_sync<R>(&self, f: impl FnOnce() -> R) -> R {
+        SCOPES_USED.store(true, Ordering::Relaxed);
         SCOPED.sync_scope(self.clone(), f)
     }
 
@@ -287,7 +302,7 @@ impl Runtime {
     {
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                handle.spawn(SCOPED.scope(self.clone(), fut));
+                handle.spawn(scoped(self, fut));
                 true
             }
             Err(_) => {
@@ -305,8 +320,8 @@ impl Runtime {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let scoped = SCOPED.scope(self.clone(), fut);
-        drop(crate::blocking::blocking_handle().spawn_blocking(move || crate::blocking::drive(scoped)));
+        let fut = scoped(self, fut);
+        drop(crate::blocking::blocking_handle().spawn_blocking(move || crate::blocking::drive(fut)));
         true
     }
 }
@@ -315,7 +330,9 @@ impl Runtime {
 #[inline]
 pub(crate) fn with_current<R>(f: impl FnOnce(&Runtime) -> R) -> R {
     let mut f = Some(f);
-    if let Ok(r) = SCOPED.try_with(|rt| (f.take().expect("called once"))(rt)) {
+    if SCOPES_USED.load(Ordering::Relaxed)
+        && let Ok(r) = SCOPED.try_with(|rt| (f.take().expect("called once"))(rt))
+    {
         return r;
     }
     (f.take().expect("called once"))(GLOBAL.get_or_init(|| Runtime::builder().build()))

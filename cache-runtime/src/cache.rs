@@ -128,7 +128,7 @@ impl Cache {
         let l2 = self.mount.read_l2::<V>(key, None).await?;
         // Into L1 for as long as it is fresh (`get` knows no stale or grace window).
         let spec = self.spec(&Options::default());
-        let stats = self.rt.stats_for(&spec.prefix, spec.prefix_id);
+        let stats = self.rt.stats_for(&spec);
         match fill_from_l2(&self.rt, &self.mount, &spec, key, l2, &stats)? {
             Lookup::Fresh(v) => Some(v),
             _ => None,
@@ -222,7 +222,7 @@ impl Cache {
         use crate::mount::flights::{self, Awaited, Join, Published};
 
         let spec = SpecRef::Shared(Arc::new(self.spec(opts)));
-        let stats = self.rt.stats_for(&spec.prefix, spec.prefix_id);
+        let stats = self.rt.stats_for(&spec);
         let given: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
         let storage_keys: Vec<Key> = given.iter().map(|k| self.key(k)).collect();
         if !spec.policy.stores() {

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 
+use crate::call::spec::FnSpec;
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::key::storage_key::{IdMap, prefix_id};
@@ -28,6 +29,11 @@ pub(crate) struct RuntimeState {
 /// The counters of each function, under its prefix's id (the prefixes that share one id,
 /// if ever, side by side).
 type StatsByPrefix = IdMap<Vec<(Box<str>, Arc<Stats>)>>;
+
+/// The counters of the function with this prefix, whose prefix id is `id`.
+fn stats_of<'m>(map: &'m StatsByPrefix, prefix: &str, id: u128) -> Option<&'m Arc<Stats>> {
+    map.get(&id)?.iter().find(|(p, _)| **p == *prefix).map(|(_, s)| s)
+}
 
 /// A larder runtime: the mounts that cached functions store into, and the clock.
 ///
@@ -159,12 +165,17 @@ tokio::task_local! {
 /// the runtime in force is the global one, and a call does not look for a scope.
 static SCOPES_USED: AtomicBool = AtomicBool::new(false);
 
-/// `fut` with `rt` in force: in its scope, unless `rt` is the global runtime and no other
-/// was ever scoped (then it is in force without one).
-fn scoped<F: Future>(rt: &Runtime, fut: F) -> tokio::task::futures::TaskLocalFuture<Runtime, F> {
+/// Notes that `rt` is about to be put in force by a scope: from then on calls look for
+/// one, unless `rt` is the global runtime (in force without a scope all the same).
+fn note_scope(rt: &Runtime) {
     if GLOBAL.get().is_none_or(|g| !Arc::ptr_eq(&g.state, &rt.state)) {
         SCOPES_USED.store(true, Ordering::Relaxed);
     }
+}
+
+/// `fut` with `rt` in force, in its scope.
+fn scoped<F: Future>(rt: &Runtime, fut: F) -> tokio::task::futures::TaskLocalFuture<Runtime, F> {
+    note_scope(rt);
     SCOPED.scope(rt.clone(), fut)
 }
 
@@ -195,7 +206,7 @@ impl Runtime {
     /// [`scope`](Self::scope) of sync code (sync cached functions, and the background
     /// refreshes they start).
     pub fn scope_sync<R>(&self, f: impl FnOnce() -> R) -> R {
-        SCOPES_USED.store(true, Ordering::Relaxed);
+        note_scope(self);
         SCOPED.sync_scope(self.clone(), f)
     }
 
@@ -268,29 +279,25 @@ impl Runtime {
         self.with_mount(name, |m| m.memory.keys(prefix))
     }
 
-    /// The live counters of the function whose keys start with `prefix`.
-    /// `prefix_id` is the prefix's [`prefix_id`].
-    pub(crate) fn stats_for(&self, prefix: &str, prefix_id: u128) -> Arc<Stats> {
-        let of =
-            |all: &Vec<(Box<str>, Arc<Stats>)>| all.iter().find(|(p, _)| **p == *prefix).map(|(_, s)| Arc::clone(s));
-        if let Some(s) = self.state.stats.read().get(&prefix_id).and_then(of) {
-            return s;
+    /// The live counters of the function of `spec` (found by its prefix id: no hash of
+    /// the prefix per call).
+    pub(crate) fn stats_for(&self, spec: &FnSpec) -> Arc<Stats> {
+        let (prefix, id) = (&*spec.prefix, spec.prefix_id);
+        if let Some(s) = stats_of(&self.state.stats.read(), prefix, id) {
+            return Arc::clone(s);
         }
         let mut map = self.state.stats.write();
-        let all = map.entry(prefix_id).or_default();
-        if let Some(s) = of(all) {
-            return s;
+        if let Some(s) = stats_of(&map, prefix, id) {
+            return Arc::clone(s);
         }
         let s = Arc::new(Stats::default());
-        all.push((prefix.into(), Arc::clone(&s)));
+        map.entry(id).or_default().push((prefix.into(), Arc::clone(&s)));
         s
     }
 
     /// The counters of the function whose keys start with `prefix` (`group:name:`).
     pub fn stats(&self, prefix: &str) -> CacheStats {
-        let map = self.state.stats.read();
-        let all = map.get(&prefix_id(prefix));
-        all.and_then(|all| all.iter().find(|(p, _)| **p == *prefix)).map(|(_, s)| s.snapshot()).unwrap_or_default()
+        stats_of(&self.state.stats.read(), prefix, prefix_id(prefix)).map(|s| s.snapshot()).unwrap_or_default()
     }
 
     /// Runs `fut` inside this runtime's scope, on a tokio task that outlives the caller.

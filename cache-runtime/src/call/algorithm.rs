@@ -124,7 +124,7 @@ where
         }
         // L2: on a memory miss (or an entry only good for grace), the store may have a
         // better entry, for example one written by another instance.
-        let stats = rt.stats_for(&spec.prefix, spec.prefix_id);
+        let stats = rt.stats_for(&spec);
         let found = match found {
             Lookup::Miss | Lookup::Grace { .. } if read_l2 && mount.l2.is_some() && !invalidate => {
                 match Box::pin(mount.read_l2::<V>(&key, Some(spec.integrity))).await {

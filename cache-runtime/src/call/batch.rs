@@ -141,7 +141,7 @@ where
     V: Clone + Send + Sync + 'static + Serialize + DeserializeOwned,
 {
     let (rt, mount) = with_current(|rt| (rt.clone(), rt.mount(&spec.mount)));
-    let stats = rt.stats_for(&spec.prefix, spec.prefix_id);
+    let stats = rt.stats_for(spec);
     let keys = plan.into_iter().map(|(key, invalidate)| (key, !invalidate)).collect();
     fresh_many((&rt, &mount, &stats), spec, keys, Ahead::LeaveToTheCall).await
 }

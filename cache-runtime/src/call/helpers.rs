@@ -77,7 +77,7 @@ pub(crate) async fn prime_in<V>(
         return;
     }
     mount.flights.cancel(key.id());
-    let stats = rt.stats_for(&spec.prefix, spec.prefix_id);
+    let stats = rt.stats_for(&spec);
     let tags: Vec<Box<str>> =
         spec.tags.iter().map(|t| Box::<str>::from(&**t)).chain(tags.into_iter().map(String::into_boxed_str)).collect();
     let ticket = landing.since.unwrap_or_else(|| mount.ticket());

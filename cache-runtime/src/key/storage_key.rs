@@ -43,11 +43,19 @@ impl Key {
 
     /// `{prefix}{segment}.json` whose id is already known.
     fn with_id(prefix: &str, segment: &str, id: u128) -> Key {
-        let mut full = StackString::<INLINE>::new();
-        let _ = full.write_str(prefix);
-        let _ = full.write_str(segment);
-        let _ = full.write_str(".json");
-        Key { repr: full.into_repr(), id }
+        let (p, s) = (prefix.len(), segment.len());
+        let len = p + s + 5;
+        let repr = if len <= INLINE {
+            // Straight into the inline buffer: the prefix, the segment, `.json`.
+            let mut buf = [0u8; INLINE];
+            buf[..p].copy_from_slice(prefix.as_bytes());
+            buf[p..p + s].copy_from_slice(segment.as_bytes());
+            buf[p + s..len].copy_from_slice(b".json");
+            Repr::Inline { len: len as u8, buf }
+        } else {
+            Repr::Heap([prefix, segment, ".json"].concat().into_boxed_str())
+        };
+        Key { repr, id }
     }
 
     /// A key from a complete storage key string (already escaped).
@@ -72,19 +80,9 @@ impl Key {
     fn from_digest(prefix: &str, digest: u128, id: u128) -> Key {
         let mut hex = [0u8; 32];
         hex128(digest, &mut hex);
-        let p = prefix.len();
-        let key = if p + 37 <= INLINE {
-            // Straight into the inline buffer: the prefix, the digits, `.json`.
-            let mut buf = [0u8; INLINE];
-            buf[..p].copy_from_slice(prefix.as_bytes());
-            buf[p..p + 32].copy_from_slice(&hex);
-            buf[p + 32..p + 37].copy_from_slice(b".json");
-            Key { repr: Repr::Inline { len: (p + 37) as u8, buf }, id }
-        } else {
-            // SAFETY: `hex128` writes only ASCII hex digits.
-            let seg = unsafe { std::str::from_utf8_unchecked(&hex) };
-            Key::with_id(prefix, seg, id)
-        };
+        // SAFETY: `hex128` writes only ASCII hex digits.
+        let seg = unsafe { std::str::from_utf8_unchecked(&hex) };
+        let key = Key::with_id(prefix, seg, id);
         debug_assert_eq!(key.id, id_of(key.as_str()), "the id given is not the id of {key:?}");
         key
     }
@@ -121,8 +119,7 @@ impl Key {
     pub fn as_str(&self) -> &str {
         match &self.repr {
             // SAFETY: the inline buffer is only ever filled by copying whole `&str`s
-            // (`with_id`, `StackString::write_str`) and ASCII (`from_digest`), so its first
-            // `len` bytes are UTF-8.
+            // (`with_id`, `StackString::write_str`), so its first `len` bytes are UTF-8.
             Repr::Inline { len, buf } => unsafe { std::str::from_utf8_unchecked(&buf[..*len as usize]) },
             Repr::Heap(s) => s,
         }
@@ -531,11 +528,14 @@ mod tests {
     }
 
     #[test]
-    fn a_digest_key_is_its_prefix_digits_and_json_inline_or_not() {
+    fn a_digest_key_is_its_prefix_digits_and_json_inline_or_not_and_so_is_a_parts_key() {
         let digest = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210u128;
         for prefix in ["g:f:", &format!("{}:f:", "g".repeat(INLINE - 40)), &format!("{}:f:", "long".repeat(40))] {
             let key = Key::from_digest(prefix, digest, digest_id(prefix_id(prefix), digest));
             assert_eq!(key.as_str(), format!("{prefix}{digest:032x}.json"));
+            assert_eq!(key.id(), id_of(key.as_str()));
+            let key = Key::from_parts(prefix, "some-part");
+            assert_eq!(key.as_str(), format!("{prefix}some-part.json"));
             assert_eq!(key.id(), id_of(key.as_str()));
         }
     }

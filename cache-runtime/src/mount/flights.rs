@@ -117,7 +117,7 @@ impl Flights {
             ticket,
         });
         map.insert(id, Arc::clone(&flight));
-        Join::Lead(Leader { flights: Arc::clone(self), id, flight, done: false })
+        Join::Lead(Leader { flights: Arc::clone(self), flight, done: false })
     }
 
     /// Leads a new run of `id` only if none is in flight.
@@ -183,7 +183,6 @@ pub(crate) async fn wait(follower: Follower) -> Awaited {
 /// The right (and duty) to run the body of one key. Dropping it unfinished frees the key.
 pub(crate) struct Leader {
     flights: Arc<Flights>,
-    id: u128,
     flight: Arc<Flight>,
     done: bool,
 }
@@ -209,7 +208,7 @@ impl Leader {
     /// the count of followers read after that is final.
     pub fn publish(mut self, outcome: impl FnOnce() -> Published) {
         self.done = true;
-        self.flights.remove_if_same(self.id, &self.flight);
+        self.flights.remove_if_same(self.flight.key.id(), &self.flight);
         if self.flight.followers.load(Ordering::Relaxed) > 0 {
             self.flight.settle(State::Done(Arc::new(outcome())));
         }
@@ -220,7 +219,7 @@ impl Drop for Leader {
     fn drop(&mut self) {
         if !self.done {
             // Unfinished: free the key, and wake the followers to take over.
-            self.flights.remove_if_same(self.id, &self.flight);
+            self.flights.remove_if_same(self.flight.key.id(), &self.flight);
             if self.flight.followers.load(Ordering::Relaxed) > 0 {
                 self.flight.settle(State::Abandoned);
             }

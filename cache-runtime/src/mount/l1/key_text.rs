@@ -31,9 +31,10 @@ impl Deref for Text {
     }
 }
 
-/// Whether two strings are equal, by address first.
+/// Whether a function's prefix is `prefix`: by address first (a `static` prefix is kept by
+/// reference), else by its bytes.
 #[inline]
-fn same(a: &str, b: &str) -> bool {
+fn same_prefix(a: &str, b: &str) -> bool {
     a.len() == b.len() && (std::ptr::eq(a.as_ptr(), b.as_ptr()) || a == b)
 }
 
@@ -56,10 +57,10 @@ impl KeyText {
             // prefix's id).
             (KeyIs::Digest { prefix, digest }, Some(pid)) => {
                 debug_assert!(*self.text != *prefix || digest == digest_from_id(pid, id));
-                same(&self.text, prefix)
+                same_prefix(&self.text, prefix)
             }
             (KeyIs::Digest { .. }, None) => false,
-            (KeyIs::Str(s), None) => same(&self.text, s),
+            (KeyIs::Str(s), None) => *self.text == *s,
             (KeyIs::Str(s), Some(pid)) => split_digest(s)
                 .is_some_and(|(prefix, digest)| prefix == &*self.text && digest == digest_from_id(pid, id)),
         }

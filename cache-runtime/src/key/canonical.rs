@@ -40,14 +40,50 @@ mod tag {
 }
 
 /// xxh3-128 of the canonical encoding of `value`.
+#[inline(always)]
 pub fn hash<T: Serialize + ?Sized>(value: &T) -> u128 {
     let mut sink = Sink::new();
     match value.serialize(&mut Encoder { out: &mut sink }) {
-        Ok(()) => xxh3_128(sink.as_slice()),
+        Ok(()) => sink.hash(),
         // A `Serialize` impl that fails cannot be keyed canonically; fall back to its
         // error text so the call still works (it then shares a key with equal failures).
         Err(e) => xxh3_128(e.0.as_bytes()),
     }
+}
+
+/// xxh3-128 (seed 0, default secret) of 9 to 16 bytes given as one little-endian word:
+/// what `xxh3_128` computes for them, without the bytes ever being stored. Hashing bytes
+/// just written to the stack reads them back across several stores, which the processor
+/// cannot forward: a stall of more than ten cycles on the hit path of every function keyed
+/// by one integer.
+#[inline(always)]
+fn xxh3_128_9to16(bytes: u128, len: usize) -> u128 {
+    debug_assert!((9..=16).contains(&len));
+    // The default secret's words 4 to 7, folded as xxh3 does for this length (seed 0).
+    const FLIP_LO: u64 = 0x59973f0033362349;
+    const FLIP_HI: u64 = 0xc202797692d63d58;
+    const PRIME64_1: u64 = 0x9E3779B185EBCA87;
+    const PRIME64_2: u64 = 0xC2B2AE3D27D4EB4F;
+    const PRIME32_2: u64 = 0x85EBCA77;
+    fn mul128(a: u64, b: u64) -> (u64, u64) {
+        let m = u128::from(a) * u128::from(b);
+        (m as u64, (m >> 64) as u64)
+    }
+    fn avalanche(mut h: u64) -> u64 {
+        h ^= h >> 37;
+        h = h.wrapping_mul(0x165667919E3779F9);
+        h ^ (h >> 32)
+    }
+    let lo = bytes as u64;
+    let hi = (bytes >> (8 * (len - 8))) as u64;
+    let (mut m_lo, mut m_hi) = mul128(lo ^ hi ^ FLIP_LO, PRIME64_1);
+    m_lo = m_lo.wrapping_add(((len - 1) as u64) << 54);
+    let hi = hi ^ FLIP_HI;
+    m_hi = m_hi.wrapping_add(hi).wrapping_add(u64::from(hi as u32).wrapping_mul(PRIME32_2 - 1));
+    m_lo ^= m_hi.swap_bytes();
+    let (h_lo, h_hi) = mul128(m_lo, PRIME64_2);
+    let h_hi = h_hi.wrapping_add(m_hi.wrapping_mul(PRIME64_2));
+    (u128::from(avalanche(h_hi)) << 64) | u128::from(avalanche(h_lo))
 }
 
 /// The canonical encoding itself (for tests).
@@ -55,13 +91,19 @@ pub fn hash<T: Serialize + ?Sized>(value: &T) -> u128 {
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     let mut sink = Sink::new();
     let _ = value.serialize(&mut Encoder { out: &mut sink });
-    sink.as_slice().to_vec()
+    sink.take_vec()
 }
 
-/// A byte buffer that lives on the stack until it outgrows it. The stack part is not
-/// zeroed: only its first `len` bytes are ever read, and they were written first.
+/// A byte buffer: its first 16 bytes in one word (registers, for the arguments of most
+/// functions: one integer encodes in 11), then on the stack until it outgrows it. The
+/// stack part is not zeroed: only its first `len` bytes are ever read, and they were
+/// written first.
 struct Sink {
     len: usize,
+    /// The bytes while there are at most 16 and all came in whole words or bytes.
+    head: u128,
+    /// Whether the bytes moved from `head` to `stack` (or `heap`).
+    spilled: bool,
     stack: [MaybeUninit<u8>; STACK],
     heap: Vec<u8>,
 }
@@ -69,11 +111,23 @@ struct Sink {
 impl Sink {
     #[inline(always)]
     fn new() -> Self {
-        Sink { len: 0, stack: [MaybeUninit::uninit(); STACK], heap: Vec::new() }
+        Sink { len: 0, head: 0, spilled: false, stack: [MaybeUninit::uninit(); STACK], heap: Vec::new() }
+    }
+
+    /// Moves the bytes from `head` to the stack part.
+    #[inline(always)]
+    fn spill(&mut self) {
+        if !self.spilled {
+            self.spilled = true;
+            let head = self.head.to_le_bytes();
+            // SAFETY: `len <= 16 <= STACK`, and `u8` and `MaybeUninit<u8>` share a layout.
+            unsafe { std::ptr::copy_nonoverlapping(head.as_ptr(), self.stack.as_mut_ptr().cast::<u8>(), self.len) };
+        }
     }
 
     #[inline(always)]
     fn put(&mut self, bytes: &[u8]) {
+        self.spill();
         if self.heap.capacity() == 0 && self.len + bytes.len() <= STACK {
             // SAFETY: `len + bytes.len() <= STACK`, and `u8` and `MaybeUninit<u8>` share a layout.
             unsafe {
@@ -98,13 +152,23 @@ impl Sink {
     /// The bytes written to the stack part.
     #[inline(always)]
     fn stack_bytes(&self) -> &[u8] {
-        // SAFETY: the first `len` bytes of `stack` have been written by `put`.
+        // SAFETY: the first `len` bytes of `stack` have been written by `put` or `spill`.
         unsafe { std::slice::from_raw_parts(self.stack.as_ptr().cast::<u8>(), self.len) }
     }
 
     #[inline(always)]
-    fn as_slice(&self) -> &[u8] {
-        if self.heap.capacity() == 0 { self.stack_bytes() } else { &self.heap }
+    fn hash(&mut self) -> u128 {
+        if !self.spilled && self.len >= 9 {
+            return xxh3_128_9to16(self.head, self.len);
+        }
+        self.spill();
+        xxh3_128(if self.heap.capacity() == 0 { self.stack_bytes() } else { &self.heap })
+    }
+
+    #[cfg(test)]
+    fn take_vec(&mut self) -> Vec<u8> {
+        self.spill();
+        if self.heap.capacity() == 0 { self.stack_bytes().to_vec() } else { std::mem::take(&mut self.heap) }
     }
 }
 
@@ -117,6 +181,11 @@ pub trait Out {
     fn put_byte(&mut self, byte: u8) {
         self.put(&[byte]);
     }
+    /// Appends a word, little-endian.
+    #[inline(always)]
+    fn put_u64(&mut self, word: u64) {
+        self.put(&word.to_le_bytes());
+    }
 }
 
 impl Out for Sink {
@@ -126,11 +195,23 @@ impl Out for Sink {
     }
     #[inline(always)]
     fn put_byte(&mut self, byte: u8) {
-        if self.heap.capacity() == 0 && self.len < STACK {
+        if !self.spilled && self.len < 16 {
+            self.head |= u128::from(byte) << (8 * self.len);
+            self.len += 1;
+        } else if self.spilled && self.heap.capacity() == 0 && self.len < STACK {
             self.stack[self.len] = MaybeUninit::new(byte);
             self.len += 1;
         } else {
             Sink::put(self, &[byte]);
+        }
+    }
+    #[inline(always)]
+    fn put_u64(&mut self, word: u64) {
+        if !self.spilled && self.len <= 8 {
+            self.head |= u128::from(word) << (8 * self.len);
+            self.len += 8;
+        } else {
+            Sink::put(self, &word.to_le_bytes());
         }
     }
 }
@@ -170,7 +251,7 @@ impl<O: Out> Encoder<'_, O> {
     }
     #[inline]
     fn str(&mut self, s: &str) {
-        self.out.put(&(s.len() as u64).to_le_bytes());
+        self.out.put_u64(s.len() as u64);
         self.out.put(s.as_bytes());
     }
 }
@@ -188,51 +269,64 @@ impl<'a, 'b, O: Out> ser::Serializer for &'a mut Encoder<'b, O> {
     type SerializeStruct = Self;
     type SerializeStructVariant = Self;
 
+    #[inline(always)]
     fn serialize_bool(self, v: bool) -> Res {
         self.out.put(&[tag::BOOL, v as u8]);
         Ok(())
     }
+    #[inline(always)]
     fn serialize_i8(self, v: i8) -> Res {
         self.serialize_i64(v as i64)
     }
+    #[inline(always)]
     fn serialize_i16(self, v: i16) -> Res {
         self.serialize_i64(v as i64)
     }
+    #[inline(always)]
     fn serialize_i32(self, v: i32) -> Res {
         self.serialize_i64(v as i64)
     }
+    #[inline(always)]
     fn serialize_i64(self, v: i64) -> Res {
         self.tag(tag::INT);
-        self.out.put(&v.to_le_bytes());
+        self.out.put_u64(v as u64);
         Ok(())
     }
+    #[inline(always)]
     fn serialize_i128(self, v: i128) -> Res {
         self.tag(tag::I128);
         self.out.put(&v.to_le_bytes());
         Ok(())
     }
+    #[inline(always)]
     fn serialize_u8(self, v: u8) -> Res {
         self.serialize_u64(v as u64)
     }
+    #[inline(always)]
     fn serialize_u16(self, v: u16) -> Res {
         self.serialize_u64(v as u64)
     }
+    #[inline(always)]
     fn serialize_u32(self, v: u32) -> Res {
         self.serialize_u64(v as u64)
     }
+    #[inline(always)]
     fn serialize_u64(self, v: u64) -> Res {
         self.tag(tag::UINT);
-        self.out.put(&v.to_le_bytes());
+        self.out.put_u64(v);
         Ok(())
     }
+    #[inline(always)]
     fn serialize_u128(self, v: u128) -> Res {
         self.tag(tag::U128);
         self.out.put(&v.to_le_bytes());
         Ok(())
     }
+    #[inline(always)]
     fn serialize_f32(self, v: f32) -> Res {
         self.serialize_f64(v as f64)
     }
+    #[inline(always)]
     fn serialize_f64(self, v: f64) -> Res {
         self.tag(tag::FLOAT);
         // One NaN, one zero: equal-looking values give equal keys.
@@ -243,48 +337,58 @@ impl<'a, 'b, O: Out> ser::Serializer for &'a mut Encoder<'b, O> {
         } else {
             v
         };
-        self.out.put(&v.to_bits().to_le_bytes());
+        self.out.put_u64(v.to_bits());
         Ok(())
     }
+    #[inline(always)]
     fn serialize_char(self, v: char) -> Res {
         self.tag(tag::CHAR);
         self.out.put(&(v as u32).to_le_bytes());
         Ok(())
     }
+    #[inline(always)]
     fn serialize_str(self, v: &str) -> Res {
         self.tag(tag::STR);
         self.str(v);
         Ok(())
     }
+    #[inline]
     fn serialize_bytes(self, v: &[u8]) -> Res {
         self.tag(tag::BYTES);
-        self.out.put(&(v.len() as u64).to_le_bytes());
+        self.out.put_u64(v.len() as u64);
         self.out.put(v);
         Ok(())
     }
+    #[inline(always)]
     fn serialize_none(self) -> Res {
         self.tag(tag::NONE);
         Ok(())
     }
+    #[inline(always)]
     fn serialize_some<T: ?Sized + Serialize>(self, value: &T) -> Res {
         self.tag(tag::SOME);
         value.serialize(self)
     }
+    #[inline(always)]
     fn serialize_unit(self) -> Res {
         self.tag(tag::UNIT);
         Ok(())
     }
+    #[inline]
     fn serialize_unit_struct(self, _name: &'static str) -> Res {
         self.serialize_unit()
     }
+    #[inline]
     fn serialize_unit_variant(self, _name: &'static str, _i: u32, variant: &'static str) -> Res {
         self.tag(tag::UNIT_VARIANT);
         self.str(variant);
         Ok(())
     }
+    #[inline(always)]
     fn serialize_newtype_struct<T: ?Sized + Serialize>(self, _name: &'static str, value: &T) -> Res {
         value.serialize(self)
     }
+    #[inline]
     fn serialize_newtype_variant<T: ?Sized + Serialize>(
         self,
         _name: &'static str,
@@ -296,18 +400,22 @@ impl<'a, 'b, O: Out> ser::Serializer for &'a mut Encoder<'b, O> {
         self.str(variant);
         value.serialize(self)
     }
+    #[inline(always)]
     fn serialize_seq(self, _len: Option<usize>) -> Result<Self, EncodeError> {
         self.tag(tag::SEQ);
         Ok(self)
     }
+    #[inline(always)]
     fn serialize_tuple(self, _len: usize) -> Result<Self, EncodeError> {
         self.tag(tag::SEQ);
         Ok(self)
     }
+    #[inline(always)]
     fn serialize_tuple_struct(self, _name: &'static str, _len: usize) -> Result<Self, EncodeError> {
         self.tag(tag::SEQ);
         Ok(self)
     }
+    #[inline]
     fn serialize_tuple_variant(
         self,
         _name: &'static str,
@@ -319,13 +427,16 @@ impl<'a, 'b, O: Out> ser::Serializer for &'a mut Encoder<'b, O> {
         self.str(variant);
         Ok(self)
     }
+    #[inline]
     fn serialize_map(self, _len: Option<usize>) -> Result<MapEncoder<'a, 'b, O>, EncodeError> {
         Ok(MapEncoder { parent: self, entries: Vec::new(), current: Vec::new() })
     }
+    #[inline]
     fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Self, EncodeError> {
         self.tag(tag::STRUCT);
         Ok(self)
     }
+    #[inline]
     fn serialize_struct_variant(
         self,
         _name: &'static str,
@@ -348,9 +459,11 @@ macro_rules! seq_like {
         impl<O: Out> ser::$trait for &mut Encoder<'_, O> {
             type Ok = ();
             type Error = EncodeError;
+            #[inline(always)]
             fn $method<T: ?Sized + Serialize>(&mut self, value: &T) -> Res {
                 value.serialize(&mut **self)
             }
+            #[inline(always)]
             fn end(self) -> Res {
                 self.tag(tag::END);
                 Ok(())
@@ -371,10 +484,12 @@ macro_rules! struct_like {
         impl<O: Out> ser::$trait for &mut Encoder<'_, O> {
             type Ok = ();
             type Error = EncodeError;
+            #[inline]
             fn serialize_field<T: ?Sized + Serialize>(&mut self, key: &'static str, value: &T) -> Res {
                 self.str(key);
                 value.serialize(&mut **self)
             }
+            #[inline]
             fn end(self) -> Res {
                 self.tag(tag::END);
                 Ok(())
@@ -398,17 +513,20 @@ impl<O: Out> ser::SerializeMap for MapEncoder<'_, '_, O> {
     type Ok = ();
     type Error = EncodeError;
 
+    #[inline]
     fn serialize_key<T: ?Sized + Serialize>(&mut self, key: &T) -> Res {
         self.current.clear();
         key.serialize(&mut Encoder { out: &mut self.current })
     }
 
+    #[inline]
     fn serialize_value<T: ?Sized + Serialize>(&mut self, value: &T) -> Res {
         value.serialize(&mut Encoder { out: &mut self.current })?;
         self.entries.push(std::mem::take(&mut self.current));
         Ok(())
     }
 
+    #[inline(always)]
     fn end(mut self) -> Res {
         self.entries.sort_unstable();
         self.parent.tag(tag::MAP);
@@ -424,6 +542,42 @@ impl<O: Out> ser::SerializeMap for MapEncoder<'_, '_, O> {
 mod tests {
     use super::*;
     use std::collections::{BTreeMap, HashMap};
+
+    #[test]
+    fn the_word_hash_is_xxh3_of_the_bytes() {
+        let mut x = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210u128;
+        for _ in 0..10_000 {
+            x = x.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835).wrapping_add(0x1234_5678_9abc);
+            for len in 9..=16 {
+                let word = if len == 16 { x } else { x & ((1u128 << (8 * len)) - 1) };
+                assert_eq!(xxh3_128_9to16(word, len), xxh3_128(&word.to_le_bytes()[..len]), "{len} bytes of {word:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn hash_is_xxh3_of_the_encoding_at_every_length() {
+        fn check<T: Serialize + ?Sized>(v: &T) {
+            assert_eq!(hash(v), xxh3_128(&encode(v)), "{:?}", encode(v));
+        }
+        check(&());
+        check(&(7u64,));
+        check(&(u64::MAX,));
+        check(&(-3i32,));
+        check(&(1.5f64,));
+        check(&(true,));
+        check(&('x',));
+        check(&(1u8, 2u8));
+        check(&(1u64, 2u64, 3u64));
+        check(&("",));
+        check(&("a",));
+        check(&("rust-lang/rust@1.95.0-ab",));
+        check(&(Some(3u64),));
+        check(&(None::<u64>,));
+        check(&("x".repeat(300), 4u64));
+        check(&(vec![1u64; 40],));
+        check(&(1u128,));
+    }
 
     #[test]
     fn widened_integers_encode_alike() {

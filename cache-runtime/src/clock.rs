@@ -111,7 +111,7 @@ fn system_now_ms() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_REALTIME_COARSE is served by the vDSO.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
-    if rc == 0 { ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000 } else { std_now_ms() }
+    if rc == 0 && ts.tv_sec >= 0 { ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000 } else { std_now_ms() }
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -120,10 +120,65 @@ fn system_now_ms() -> u64 {
     std_now_ms()
 }
 
+/// The exact wall clock: seconds and nanoseconds since the Unix epoch.
+#[cfg(target_os = "linux")]
+#[inline]
+fn exact_now() -> (u64, u64) {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_REALTIME is served by the vDSO.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    if rc == 0 && ts.tv_sec >= 0 { (ts.tv_sec as u64, ts.tv_nsec as u64) } else { std_exact_now() }
+}
+
+#[cfg(not(target_os = "linux"))]
+#[inline]
+fn exact_now() -> (u64, u64) {
+    std_exact_now()
+}
+
+fn std_exact_now() -> (u64, u64) {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| (d.as_secs(), u64::from(d.subsec_nanos())))
+        .unwrap_or((0, 0))
+}
+
 fn std_now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    let (s, ns) = exact_now();
+    s.saturating_mul(1000).saturating_add(ns / 1_000_000)
 }
 
 fn std_now_us() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+    let (s, ns) = exact_now();
+    s.saturating_mul(1_000_000).saturating_add(ns / 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn system_ms() -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+    }
+
+    #[test]
+    fn the_system_readings_agree_with_the_standard_library() {
+        let before = system_ms();
+        let (exact, coarse, us) = (Clock::System.stamp_ms(), Clock::System.now_ms(), std_now_us());
+        let after = system_ms();
+        assert!((before..=after).contains(&exact), "exact {exact} outside {before}..={after}");
+        // The coarse clock lags by at most its resolution (a few ms; 50 is generous).
+        assert!(coarse + 50 >= before && coarse <= after, "coarse {coarse} not near {before}..={after}");
+        assert!((before * 1000..=(after + 1) * 1000).contains(&us), "us {us} outside {before}..={after} ms");
+    }
+
+    #[test]
+    fn order_stamps_strictly_increase() {
+        let mut last = 0;
+        for _ in 0..10_000 {
+            let s = Clock::System.order_stamp();
+            assert!(s > last);
+            last = s;
+        }
+    }
 }

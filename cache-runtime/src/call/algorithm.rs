@@ -155,7 +155,12 @@ where
                     let what = if ahead { "refreshing ahead of expiry" } else { "stale: refreshing in the background" };
                     ctx.log(tracing::Level::DEBUG, what);
                     if let Some(leader) = ctx.mount.flights.try_lead(&ctx.key, &ctx.tags, ctx.mount.ticket()) {
-                        refresh.start(&args, Job::new(ctx.clone(), errors, leader));
+                        // A refresh may have landed between the lookup and the lead: its
+                        // value is fresh and not yet due, so another run would be wasted.
+                        let (now, key) = (ctx.rt.clock().now_ms(), (ctx.key.id(), ctx.key.is()));
+                        if !matches!(lookup::<V>(&ctx.mount, &ctx.spec, key, now, false), Lookup::Fresh(_)) {
+                            refresh.start(&args, Job::new(ctx.clone(), errors, leader));
+                        }
                     }
                 }
                 return (Ok(v), if ahead { Answer::Hit } else { Answer::Stale });

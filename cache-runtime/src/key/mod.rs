@@ -21,4 +21,5 @@
 //! of `group` (the HTTP layer's entries live there: `{group}:{name}:{path parts}…`).
 
 pub(crate) mod canonical;
+mod sink;
 pub(crate) mod storage_key;

@@ -40,7 +40,7 @@ impl Clock {
     #[inline]
     pub fn stamp_ms(&self) -> u64 {
         match self {
-            Clock::System => std_now_ms(),
+            Clock::System => exact_now_ms(),
             Clock::Manual(m) => m.now_ms(),
         }
     }
@@ -53,7 +53,7 @@ impl Clock {
     pub fn order_stamp(&self) -> u64 {
         static LAST: AtomicU64 = AtomicU64::new(0);
         let now = match self {
-            Clock::System => std_now_us(),
+            Clock::System => exact_now_us(),
             Clock::Manual(m) => m.now_ms().saturating_mul(1000),
         };
         let mut last = LAST.load(Ordering::Relaxed);
@@ -105,52 +105,56 @@ impl Default for ManualClock {
     }
 }
 
-#[cfg(target_os = "linux")]
+/// The coarse wall clock (Linux: a few milliseconds of resolution, read without a system
+/// call), in milliseconds since the Unix epoch.
 #[inline]
 fn system_now_ms() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_REALTIME_COARSE is served by the vDSO.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
-    if rc == 0 && ts.tv_sec >= 0 { ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000 } else { std_now_ms() }
-}
-
-#[cfg(not(target_os = "linux"))]
-#[inline]
-fn system_now_ms() -> u64 {
-    std_now_ms()
+    #[cfg(target_os = "linux")]
+    let now = read(libc::CLOCK_REALTIME_COARSE);
+    #[cfg(not(target_os = "linux"))]
+    let now = std_read();
+    ms(now)
 }
 
 /// The exact wall clock: seconds and nanoseconds since the Unix epoch.
+#[inline]
+fn exact_now() -> (u64, u64) {
+    #[cfg(target_os = "linux")]
+    return read(libc::CLOCK_REALTIME);
+    #[cfg(not(target_os = "linux"))]
+    return std_read();
+}
+
+/// Clock `id`: seconds and nanoseconds since the Unix epoch (the standard library's
+/// reading if the clock cannot be read).
 #[cfg(target_os = "linux")]
 #[inline]
-fn exact_now() -> (u64, u64) {
+fn read(id: libc::clockid_t) -> (u64, u64) {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_REALTIME is served by the vDSO.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    if rc == 0 && ts.tv_sec >= 0 { (ts.tv_sec as u64, ts.tv_nsec as u64) } else { std_exact_now() }
+    // SAFETY: `ts` is a valid, writable timespec; the realtime clocks are served by the vDSO.
+    let rc = unsafe { libc::clock_gettime(id, &mut ts) };
+    if rc == 0 && ts.tv_sec >= 0 { (ts.tv_sec as u64, ts.tv_nsec as u64) } else { std_read() }
 }
 
-#[cfg(not(target_os = "linux"))]
-#[inline]
-fn exact_now() -> (u64, u64) {
-    std_exact_now()
-}
-
-fn std_exact_now() -> (u64, u64) {
+fn std_read() -> (u64, u64) {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| (d.as_secs(), u64::from(d.subsec_nanos())))
         .unwrap_or((0, 0))
 }
 
-fn std_now_ms() -> u64 {
-    let (s, ns) = exact_now();
-    s.saturating_mul(1000).saturating_add(ns / 1_000_000)
+#[inline]
+fn ms((s, ns): (u64, u64)) -> u64 {
+    s * 1000 + ns / 1_000_000
 }
 
-fn std_now_us() -> u64 {
+fn exact_now_ms() -> u64 {
+    ms(exact_now())
+}
+
+fn exact_now_us() -> u64 {
     let (s, ns) = exact_now();
-    s.saturating_mul(1_000_000).saturating_add(ns / 1000)
+    s * 1_000_000 + ns / 1000
 }
 
 #[cfg(test)]
@@ -164,7 +168,7 @@ mod tests {
     #[test]
     fn the_system_readings_agree_with_the_standard_library() {
         let before = system_ms();
-        let (exact, coarse, us) = (Clock::System.stamp_ms(), Clock::System.now_ms(), std_now_us());
+        let (exact, coarse, us) = (Clock::System.stamp_ms(), Clock::System.now_ms(), exact_now_us());
         let after = system_ms();
         assert!((before..=after).contains(&exact), "exact {exact} outside {before}..={after}");
         // The coarse clock lags by at most its resolution (a few ms; 50 is generous).

@@ -155,10 +155,8 @@ where
                     let what = if ahead { "refreshing ahead of expiry" } else { "stale: refreshing in the background" };
                     ctx.log(tracing::Level::DEBUG, what);
                     if let Some(leader) = ctx.mount.flights.try_lead(&ctx.key, &ctx.tags, ctx.mount.ticket()) {
-                        // A refresh may have landed between the lookup and the lead: its
-                        // value is fresh and not yet due, so another run would be wasted.
-                        let (now, key) = (ctx.rt.clock().now_ms(), (ctx.key.id(), ctx.key.is()));
-                        if !matches!(lookup::<V>(&ctx.mount, &ctx.spec, key, now, false), Lookup::Fresh(_)) {
+                        // A refresh that landed since the lookup leaves nothing to refresh.
+                        if ctx.fresh_now::<V>().is_none() {
                             refresh.start(&args, Job::new(ctx.clone(), errors, leader));
                         }
                     }
@@ -184,8 +182,7 @@ where
             match ctx.mount.flights.join(&ctx.key, &ctx.tags, ctx.mount.ticket()) {
                 Join::Lead(leader) => {
                     // A run may have finished between the lookup and the join.
-                    let (now, key) = (ctx.rt.clock().now_ms(), (ctx.key.id(), ctx.key.is()));
-                    if let Lookup::Fresh(v) = lookup::<V>(&ctx.mount, &ctx.spec, key, now, false) {
+                    if let Some(v) = ctx.fresh_now::<V>() {
                         return (Ok(v), Answer::Hit);
                     }
                     if let (Some(ms), Some(stale), true) = (ctx.spec.timeout_ms, &grace, R::ENABLED) {

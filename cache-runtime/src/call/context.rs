@@ -12,6 +12,7 @@ use futures_util::FutureExt as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::call::lookup::{Lookup, lookup};
 use crate::call::outcome::Storage;
 use crate::call::share::Errors;
 use crate::call::spec::SpecRef;
@@ -123,6 +124,17 @@ pub(crate) fn inside_run_of(id: u128) -> bool {
 }
 
 impl Context {
+    /// The key's value in the memory tier if it is fresh now (and not yet due for a refresh
+    /// ahead): what a caller checks after it takes the lead of a run, since a run may
+    /// have landed between its lookup and its lead. No hit is counted.
+    pub(crate) fn fresh_now<V: Clone + 'static>(&self) -> Option<V> {
+        let now = self.rt.clock().now_ms();
+        match lookup::<V>(&self.mount, &self.spec, (self.key.id(), self.key.is()), now, false) {
+            Lookup::Fresh(v) => Some(v),
+            _ => None,
+        }
+    }
+
     pub(crate) fn log(&self, level: tracing::Level, what: &str) {
         let (group, name, key) = (&*self.spec.group, &*self.spec.name, self.key.as_str());
         match level {

@@ -12,16 +12,16 @@ use futures_util::FutureExt as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::call::context::{Context, StorageFn, inside_run_of, weigher_of};
+use crate::call::context::{Context, StorageFn, spec_tags, weigher_of};
 use crate::call::lookup::{Lookup, fill_from_l2, lookup};
 use crate::call::outcome::{Answer, Storage};
 use crate::call::share::Errors;
 use crate::call::spec::SpecRef;
 use crate::call::strategy::{Job, Refresher, TagSource};
+use crate::call::this_entry::inside_run_of;
 use crate::key::storage_key::Key;
 use crate::mount::flights::{self, Awaited, Join, Published};
-use crate::mount::live::LiveMount;
-use crate::runtime::{Runtime, with_current};
+use crate::runtime::with_current;
 
 /// One call: everything it is given. The expansion of `#[cached]`, `Cache::get_or_set` and
 /// the HTTP layer each build one and [`run`](Call::run) it.
@@ -58,17 +58,66 @@ pub struct Call<A, V, E, B, R, T> {
     pub read_l2: bool,
 }
 
-/// The tags of a call, shared by its context's clones (no tags: one shared empty list,
-/// no allocation per miss).
-fn shared_tags(tags: Vec<Box<str>>) -> Arc<[Box<str>]> {
-    static NONE: std::sync::LazyLock<Arc<[Box<str>]>> = std::sync::LazyLock::new(|| Arc::from(Vec::new()));
-    if tags.is_empty() { Arc::clone(&NONE) } else { tags.into() }
+/// How a call starts, decided before its first `.await`.
+// Taken apart as soon as it is made: boxing the large variant would allocate on every miss.
+#[allow(clippy::large_enum_variant)]
+enum Start<V> {
+    /// `should_bypass_cache` said so, or the function stores nothing: run the body.
+    Bypass,
+    /// A fresh value in the memory tier.
+    Hit(V),
+    /// Everything else, with what the memory tier holds.
+    Go(Context, Lookup<V>),
 }
 
-/// What the first look at the memory tier found.
-enum First<V> {
-    Hit(V),
-    Go(Runtime, Arc<LiveMount>, Lookup<V>),
+/// The start of a call: bypass, a hit in the memory tier, or the context to go on with.
+/// The hit path clones no runtime and allocates nothing (one shard read lock).
+fn begin<V: Clone + Send + Sync + 'static>(
+    spec: SpecRef,
+    key: Option<Key>,
+    invalidate: bool,
+    storage: Option<fn(&V) -> Storage>,
+    weigh: Option<fn(&V) -> usize>,
+) -> Start<V> {
+    let Some(key) = key else {
+        tracing::trace!(target: "larder", group = &*spec.group, name = &*spec.name, "bypass");
+        return Start::Bypass;
+    };
+    if !spec.policy.stores() {
+        return Start::Bypass;
+    }
+    with_current(|rt| {
+        let looked = rt.with_mount_of(&spec, |mount| {
+            if invalidate {
+                return Ok((Arc::clone(mount), Lookup::Miss));
+            }
+            match lookup::<V>(mount, &spec, (key.id(), key.is()), rt.clock().now_ms(), true) {
+                Lookup::Fresh(v) => Err(v),
+                other => Ok((Arc::clone(mount), other)),
+            }
+        });
+        let (mount, found) = match looked {
+            Ok(go) => go,
+            Err(v) => {
+                tracing::trace!(target: "larder", group = &*spec.group, name = &*spec.name, key = key.as_str(), "hit");
+                return Start::Hit(v);
+            }
+        };
+        let storage = storage.map(|decide| -> StorageFn {
+            Arc::new(move |v: &(dyn Any + Send + Sync)| v.downcast_ref::<V>().map_or(Storage::Default, decide))
+        });
+        let ctx = Context {
+            stats: rt.stats_for(&spec),
+            rt: rt.clone(),
+            mount,
+            tags: spec_tags(&spec),
+            spec,
+            key,
+            storage,
+            weigher: weigh.map(weigher_of),
+        };
+        Start::Go(ctx, found)
+    })
 }
 
 impl<A, V, E, B, BF, R, T> Call<A, V, E, B, R, T>
@@ -91,44 +140,27 @@ where
 
     /// The call's result, and how it was answered.
     pub async fn run(self) -> (Result<V, E>, Answer) {
-        let Call { spec, key, invalidate, errors, storage, weigh, args, body, refresh, tags, read_l2 } = self;
-        let Some(key) = key else {
-            tracing::trace!(target: "larder", group = &*spec.group, name = &*spec.name, "bypass");
-            return (body(args).await, Answer::Bypass);
-        };
-        if !spec.policy.stores() {
-            return (body(args).await, Answer::Bypass);
-        }
-        // The hit path: no clone of the runtime, no allocation, one shard read lock.
-        let first = with_current(|rt| {
-            rt.with_mount_of(&spec, |mount| {
-                if invalidate {
-                    return First::Go(rt.clone(), Arc::clone(mount), Lookup::Miss);
-                }
-                match lookup::<V>(mount, &spec, (key.id(), key.is()), rt.clock().now_ms(), true) {
-                    Lookup::Fresh(v) => First::Hit(v),
-                    other => First::Go(rt.clone(), Arc::clone(mount), other),
-                }
-            })
-        });
-        let (rt, mount, found) = match first {
-            First::Hit(v) => {
-                tracing::trace!(target: "larder", group = &*spec.group, name = &*spec.name, key = key.as_str(), "hit");
-                return (Ok(v), Answer::Hit);
+        // Everything up to the first `.await` is in a block of its own, and the key goes
+        // straight into the call's `Context`: the future then holds the key once, not once
+        // more for each binding it passed through.
+        let (mut ctx, found, errors, args, body, refresh, tags, invalidate, read_l2) = {
+            let Call { spec, key, invalidate, errors, storage, weigh, args, body, refresh, tags, read_l2 } = self;
+            match begin::<V>(spec, key, invalidate, storage, weigh) {
+                Start::Go(ctx, found) => (ctx, found, errors, args, body, refresh, tags, invalidate, read_l2),
+                Start::Hit(v) => return (Ok(v), Answer::Hit),
+                Start::Bypass => return (body(args).await, Answer::Bypass),
             }
-            First::Go(rt, mount, found) => (rt, mount, found),
         };
         if invalidate {
             // Boxed, like the L2 read below: rare, and large futures.
-            Box::pin(mount.delete(&key)).await;
+            Box::pin(ctx.mount.delete(&ctx.key)).await;
         }
         // L2: on a memory miss (or an entry only good for grace), the store may have a
         // better entry, for example one written by another instance.
-        let stats = rt.stats_for(&spec);
         let found = match found {
-            Lookup::Miss | Lookup::Grace { .. } if read_l2 && mount.l2.is_some() && !invalidate => {
-                match Box::pin(mount.read_l2::<V>(&key, Some(spec.integrity))).await {
-                    Some(l2) => fill_from_l2(&rt, &mount, &spec, &key, l2, &stats).unwrap_or(found),
+            Lookup::Miss | Lookup::Grace { .. } if read_l2 && ctx.mount.l2.is_some() && !invalidate => {
+                match Box::pin(ctx.mount.read_l2::<V>(&ctx.key, Some(ctx.spec.integrity))).await {
+                    Some(l2) => fill_from_l2(&ctx.rt, &ctx.mount, &ctx.spec, &ctx.key, l2, &ctx.stats).unwrap_or(found),
                     None => found,
                 }
             }
@@ -137,21 +169,15 @@ where
         if let Lookup::Fresh(v) = found {
             return (Ok(v), Answer::Hit);
         }
-        let mut all_tags: Vec<Box<str>> = spec.tags.iter().map(|t| Box::<str>::from(&**t)).collect();
-        let storage = storage.map(|decide| -> StorageFn {
-            Arc::new(move |v: &(dyn Any + Send + Sync)| v.downcast_ref::<V>().map_or(Storage::Default, decide))
-        });
-        let weigher = weigh.map(weigher_of);
         let ahead = matches!(found, Lookup::RefreshAhead(_));
         let grace = match found {
             // Stale, or fresh but due for a refresh ahead: answered now, refreshed behind.
             Lookup::Stale(v) | Lookup::RefreshAhead(v) => {
                 if !ahead {
-                    stats.stale();
+                    ctx.stats.stale();
                 }
-                if R::ENABLED && !mount.flights.is_running(key.id()) {
-                    all_tags.extend(tags.tags(&args).into_iter().map(String::into_boxed_str));
-                    let ctx = Context { rt, mount, spec, key, tags: shared_tags(all_tags), stats, storage, weigher };
+                if R::ENABLED && !ctx.mount.flights.is_running(ctx.key.id()) {
+                    ctx.add_tags(tags.tags(&args));
                     let what = if ahead { "refreshing ahead of expiry" } else { "stale: refreshing in the background" };
                     ctx.log(tracing::Level::DEBUG, what);
                     if let Some(leader) = ctx.mount.flights.try_lead(&ctx.key, &ctx.tags, ctx.mount.ticket()) {
@@ -164,7 +190,6 @@ where
                 return (Ok(v), if ahead { Answer::Hit } else { Answer::Stale });
             }
             Lookup::Grace { value, backing_off: true } => {
-                let ctx = Context { rt, mount, spec, key, tags: shared_tags(all_tags), stats, storage, weigher };
                 return (
                     Ok(ctx.answer_from_grace(value, "grace: the body failed recently and is backed off")),
                     Answer::Grace,
@@ -174,9 +199,8 @@ where
             Lookup::Fresh(v) => return (Ok(v), Answer::Hit),
             Lookup::Miss => None,
         };
-        stats.miss();
-        all_tags.extend(tags.tags(&args).into_iter().map(String::into_boxed_str));
-        let ctx = Context { rt, mount, spec, key, tags: shared_tags(all_tags), stats, storage, weigher };
+        ctx.stats.miss();
+        ctx.add_tags(tags.tags(&args));
         ctx.log(tracing::Level::DEBUG, "miss");
         loop {
             match ctx.mount.flights.join(&ctx.key, &ctx.tags, ctx.mount.ticket()) {

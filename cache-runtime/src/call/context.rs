@@ -16,7 +16,7 @@ use crate::call::lookup::{Lookup, lookup};
 use crate::call::outcome::Storage;
 use crate::call::share::Errors;
 use crate::call::spec::SpecRef;
-use crate::call::this_entry::{Decisions, deciding};
+use crate::call::this_entry::{Decisions, running};
 use crate::entry::{Entry, Policy};
 use crate::key::storage_key::Key;
 use crate::mount::fences::Ticket;
@@ -76,33 +76,6 @@ pub(crate) fn json_len<V: Serialize + ?Sized>(v: &V) -> usize {
     count.0
 }
 
-tokio::task_local! {
-    /// The keys whose runs this task is inside, outermost first (a body that calls a cached
-    /// function runs that call inside its own run).
-    static LEADING: Chain;
-}
-
-/// The keys whose runs a task is inside: the innermost, and the ones around it (a run at
-/// the top level, the usual case, allocates nothing for it).
-pub(crate) struct Chain {
-    innermost: u128,
-    outer: Vec<u128>,
-}
-
-impl Chain {
-    fn contains(&self, id: u128) -> bool {
-        self.innermost == id || self.outer.contains(&id)
-    }
-
-    /// This chain with `id` inside it.
-    fn inside(&self, id: u128) -> Chain {
-        let mut outer = Vec::with_capacity(self.outer.len() + 1);
-        outer.extend_from_slice(&self.outer);
-        outer.push(self.innermost);
-        Chain { innermost: id, outer }
-    }
-}
-
 /// How much stack a body's poll must have left; below it, the poll goes on a new segment.
 const RED_ZONE: usize = 128 * 1024;
 /// The size of a new stack segment.
@@ -113,17 +86,39 @@ const SEGMENT: usize = 2 * 1024 * 1024;
 /// a few KiB of stack; when a thread's stack runs low, the next levels are polled on a new
 /// segment (the `stacker` crate), so recursion is bounded by memory, not by the 2 MiB of a
 /// Tokio worker. A check of the stack pointer per poll of a running body; never on a hit.
-async fn on_enough_stack<F: Future>(fut: F) -> F::Output {
-    let mut fut = std::pin::pin!(fut);
-    std::future::poll_fn(move |cx| stacker::maybe_grow(RED_ZONE, SEGMENT, || fut.as_mut().poll(cx))).await
+///
+/// A struct rather than an `async fn`: an `async fn` would hold `fut` twice (its argument,
+/// and the pinned copy it polls), and every miss's future would be the larger for it.
+struct OnEnoughStack<F>(F);
+
+impl<F: Future> Future for OnEnoughStack<F> {
+    type Output = F::Output;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+        // SAFETY: the one field is pinned whenever the struct is (it is never moved out,
+        // and the struct has no `Drop` or `Unpin` impl of its own).
+        let fut = unsafe { self.map_unchecked_mut(|s| &mut s.0) };
+        stacker::maybe_grow(RED_ZONE, SEGMENT, || fut.poll(cx))
+    }
 }
 
-/// Whether this task is inside the run of `id`: waiting for that run would wait for itself.
-pub(crate) fn inside_run_of(id: u128) -> bool {
-    LEADING.try_with(|chain| chain.contains(id)).unwrap_or(false)
+/// The function's own tags, shared by every call's context (none: one shared empty list,
+/// no allocation per miss).
+pub(crate) fn spec_tags(spec: &SpecRef) -> Arc<[Box<str>]> {
+    static NONE: std::sync::LazyLock<Arc<[Box<str>]>> = std::sync::LazyLock::new(|| Arc::from(Vec::new()));
+    if spec.tags.is_empty() { Arc::clone(&NONE) } else { spec.tags.iter().map(|t| Box::<str>::from(&**t)).collect() }
 }
 
 impl Context {
+    /// Adds a call's dynamic tags to the function's own (nothing allocated without them).
+    pub(crate) fn add_tags(&mut self, more: Vec<String>) {
+        if !more.is_empty() {
+            let mut tags = self.tags.to_vec();
+            tags.extend(more.into_iter().map(String::into_boxed_str));
+            self.tags = tags.into();
+        }
+    }
+
     /// The key's value in the memory tier if it is fresh now (and not yet due for a refresh
     /// ahead): what a caller checks after it takes the lead of a run, since a run may
     /// have landed between its lookup and its lead. No hit is counted.
@@ -154,11 +149,11 @@ impl Context {
     {
         self.stats.run();
         let id = self.key.id();
-        let chain = LEADING.try_with(|c| c.inside(id)).unwrap_or(Chain { innermost: id, outer: Vec::new() });
-        let fut = on_enough_stack(LEADING.scope(chain, deciding(fut)));
+        let fut = AssertUnwindSafe(OnEnoughStack(running(id, fut))).catch_unwind();
         let outcome = match (self.spec.hard_timeout_ms, errors.timeout) {
             (Some(ms), Some(make)) => {
-                match tokio::time::timeout(Duration::from_millis(ms), AssertUnwindSafe(fut).catch_unwind()).await {
+                // Boxed: only a function with a `hard_timeout` carries the timer.
+                match Box::pin(tokio::time::timeout(Duration::from_millis(ms), fut)).await {
                     Ok(outcome) => outcome,
                     Err(_) => {
                         self.log(tracing::Level::WARN, "abandoned after hard_timeout");
@@ -166,16 +161,17 @@ impl Context {
                     }
                 }
             }
-            _ => AssertUnwindSafe(fut).catch_unwind().await,
+            _ => fut.await,
         };
         match outcome {
             Ok((Ok(v), decided)) => {
+                // Boxed: rare, and the future would otherwise hold a second context.
                 let decided_ctx;
                 let ctx = if decided.is_empty() {
                     self
                 } else {
-                    decided_ctx = self.as_decided(decided);
-                    &decided_ctx
+                    decided_ctx = Box::new(self.as_decided(decided));
+                    &*decided_ctx
                 };
                 ctx.land(&v, leader).await;
                 Ok(v)

@@ -32,7 +32,12 @@
 //! function, the inner run decides for its own entry, and the outer body's calls after it
 //! for the outer entry. The integrity rules are unchanged: a decision changes how long and
 //! under which tags the value is kept, never which code's value it is.
+//!
+//! The same task-local records which runs the body's task is inside, so that a call which
+//! would wait for a run it is itself part of (`f(x)` → … → `f(x)`) is caught as a cycle.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -51,23 +56,72 @@ impl Decisions {
     }
 }
 
-tokio::task_local! {
-    /// The decisions of the run this task is inside.
-    static DECIDED: Mutex<Decisions>;
+/// The keys whose runs a task is inside: the innermost, and the ones around it (a run at
+/// the top level, the usual case, allocates nothing for it).
+struct Chain {
+    innermost: u128,
+    outer: Vec<u128>,
 }
 
-/// Runs `fut` (a body) with a fresh set of decisions; returns its output and them.
-pub(crate) async fn deciding<F: Future>(fut: F) -> (F::Output, Decisions) {
+impl Chain {
+    fn contains(&self, id: u128) -> bool {
+        self.innermost == id || self.outer.contains(&id)
+    }
+
+    /// This chain with `id` inside it.
+    fn inside(&self, id: u128) -> Chain {
+        let mut outer = Vec::with_capacity(self.outer.len() + 1);
+        outer.extend_from_slice(&self.outer);
+        outer.push(self.innermost);
+        Chain { innermost: id, outer }
+    }
+}
+
+/// What the task of a running body carries: the runs it is inside, and its decisions.
+/// One task-local for both, so that a run enters one scope.
+pub(crate) struct Running {
+    chain: Chain,
+    decided: Mutex<Decisions>,
+}
+
+tokio::task_local! {
+    /// The run this task is inside.
+    static RUNNING: Running;
+}
+
+/// Runs `fut`, the body of the run of the key `id`, inside that run (inside the runs
+/// around it, if any) with a fresh set of decisions; its output is the body's and them.
+pub(crate) fn running<F: Future>(id: u128, fut: F) -> InRun<F> {
+    let chain = RUNNING.try_with(|r| r.chain.inside(id)).unwrap_or(Chain { innermost: id, outer: Vec::new() });
     // The decisions live in the scope itself and are taken back out of it: nothing
     // allocated per run.
-    let mut scoped = std::pin::pin!(DECIDED.scope(Mutex::new(Decisions::default()), fut));
-    let out = scoped.as_mut().await;
-    let decisions = scoped.as_mut().take_value().map(Mutex::into_inner).unwrap_or_default();
-    (out, decisions)
+    InRun(RUNNING.scope(Running { chain, decided: Mutex::new(Decisions::default()) }, fut))
+}
+
+/// The future of [`running`]: a struct rather than an `async fn`, which would hold the
+/// body's future twice (its argument and the scope it polls).
+pub(crate) struct InRun<F: Future>(tokio::task::futures::TaskLocalFuture<Running, F>);
+
+impl<F: Future> Future for InRun<F> {
+    type Output = (F::Output, Decisions);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: the one field is pinned whenever the struct is (it is never moved out,
+        // and the struct has no `Drop` or `Unpin` impl of its own).
+        let mut scoped = unsafe { self.map_unchecked_mut(|s| &mut s.0) };
+        let out = std::task::ready!(scoped.as_mut().poll(cx));
+        let decisions = scoped.take_value().map(|r| r.decided.into_inner()).unwrap_or_default();
+        Poll::Ready((out, decisions))
+    }
+}
+
+/// Whether this task is inside the run of `id`: waiting for that run would wait for itself.
+pub(crate) fn inside_run_of(id: u128) -> bool {
+    RUNNING.try_with(|r| r.chain.contains(id)).unwrap_or(false)
 }
 
 fn decide(f: impl FnOnce(&mut Decisions)) -> bool {
-    DECIDED.try_with(|d| f(&mut d.lock())).is_ok()
+    RUNNING.try_with(|r| f(&mut r.decided.lock())).is_ok()
 }
 
 /// Adds a tag to the entry this body is producing (as if it were in the function's

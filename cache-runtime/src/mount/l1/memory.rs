@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::mount::l1::key_text::KeyTexts;
-use crate::mount::l1::shard::{Shard, ShardBound};
+use crate::mount::l1::shard::{Gone, Shard, ShardBound};
 use crate::mount::l1::slot::{NewSlot, Slot};
 
 /// What a memory tier is bounded by.
@@ -124,7 +124,7 @@ impl Memory {
             1
         };
         let slot = Slot::new(id, text, n, weight);
-        let mut gone = Vec::new();
+        let mut gone = Gone::new();
         self.shard(id).insert(slot, self.per_shard, self.clock.now_ms(), &mut gone);
         // Dropped here, outside the shard's lock: a value's `Drop` is the user's code.
         drop(gone);

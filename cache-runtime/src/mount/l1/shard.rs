@@ -14,6 +14,11 @@ use parking_lot::RwLock;
 
 use crate::mount::l1::slot::{MAX_USES, Slot};
 
+/// What left a shard in one insert (the slot it replaced, the ones it evicted: one or two
+/// as a rule), to be dropped outside its lock. Inline: an insert that evicts allocates
+/// nothing for it.
+pub(crate) type Gone = smallvec::SmallVec<[Slot; 2]>;
+
 /// How many slots, and how many bytes of them, a shard may hold.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ShardBound {
@@ -108,7 +113,7 @@ impl Shard {
     /// within `bound`. What left the shard goes to `gone`, to be dropped by the caller
     /// outside the lock (a value's `Drop` is the user's code). A slot heavier than the
     /// whole shard is not kept (and the one it replaces goes all the same).
-    pub fn insert(&self, slot: Slot, bound: ShardBound, now: u64, gone: &mut Vec<Slot>) {
+    pub fn insert(&self, slot: Slot, bound: ShardBound, now: u64, gone: &mut Gone) {
         let mut inner = self.0.write();
         let id = slot.id;
         if let Some(i) = inner.find(id) {

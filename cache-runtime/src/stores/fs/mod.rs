@@ -66,12 +66,14 @@
 
 mod beneath;
 mod files;
+mod ops;
 mod path;
 mod root;
 mod store;
 mod walk;
 mod write;
 
+pub use ops::NO_TTL_MTIME;
 pub use path::TEMP_PREFIX;
 pub use root::{DEFAULT_MAX_ENTRY_SIZE, INLINE_READ_MAX, ROOT_RECHECK};
-pub use store::{FsStore, FsStoreBuilder, NO_TTL_MTIME};
+pub use store::{FsStore, FsStoreBuilder};

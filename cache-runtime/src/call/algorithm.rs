@@ -71,7 +71,7 @@ enum Start<V> {
 }
 
 /// The start of a call: bypass, a hit in the memory tier, or the context to go on with.
-/// The hit path clones no runtime and allocates nothing (one shard read lock).
+/// The hit path clones no runtime, allocates nothing and takes no lock.
 fn begin<V: Clone + Send + Sync + 'static>(
     spec: SpecRef,
     key: Option<Key>,

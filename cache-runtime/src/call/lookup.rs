@@ -198,8 +198,8 @@ pub(crate) fn fill_from_l2<V: Clone + Send + Sync + 'static>(
 
 /// The hit path of `#[cached]`, before any future is built: the value of a fresh entry of
 /// the memory tier, or `None` for everything else (stale, grace, L2, a miss), which is for
-/// [`Call::run`](crate::call::algorithm::Call::run) to decide. A hash, a shard read lock and a freshness check: no allocation, no
-/// async lock, no system call.
+/// [`Call::run`](crate::call::algorithm::Call::run) to decide. A hash, a read section and a
+/// freshness check: no allocation, no lock, no system call.
 #[inline]
 pub fn hit<V: Clone + 'static>(spec: &FnSpec, key: &CallKey) -> Option<V> {
     if !spec.policy.stores() {

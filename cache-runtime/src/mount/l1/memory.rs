@@ -2,9 +2,9 @@
 //! its own index and eviction order ([`Shard`]); bounded by entries ([`Mount::memory`]) or
 //! by bytes ([`Mount::memory_bytes`]).
 //!
-//! A hit is: pick a shard, take its read lock, find the slab index by id, check the slot,
-//! clone the value. No allocation, no system call, no lock a miss holds (a miss's body runs
-//! with no lock; its insert takes one shard's write lock for the insert and the eviction).
+//! A hit is: pick a shard, enter a read section (no lock), find the slab index by id, check
+//! the slot, clone the value. No allocation, no system call, no lock at all (a miss's body
+//! runs with no lock; its insert takes one shard's writer lock, which no read waits for).
 //!
 //! Eviction cannot undo an invalidation: fences and tag events live beside the tier, not
 //! in its slots, and a stale value a call answers with (`swr`, `grace`, a soft timeout) is
@@ -16,6 +16,7 @@
 use std::sync::Arc;
 
 use crate::clock::Clock;
+use crate::mount::l1::index::MAX_SLOTS;
 use crate::mount::l1::key_text::KeyTexts;
 use crate::mount::l1::shard::{Gone, Shard, ShardBound};
 use crate::mount::l1::slot::{NewSlot, Slot};
@@ -71,11 +72,14 @@ impl Memory {
         while n > 1 && total / n < least {
             n /= 2;
         }
+        // A shard's slab has room for its bound and for what waits for a grace period.
+        let most_entries = (MAX_SLOTS / 2) as usize;
         let per_shard = match bound {
-            MemoryBound::Entries(e) => {
-                ShardBound { entries: usize::try_from(e.div_ceil(n)).unwrap_or(usize::MAX), weight: u64::MAX }
-            }
-            MemoryBound::Bytes(b) => ShardBound { entries: usize::MAX, weight: b.div_ceil(n) },
+            MemoryBound::Entries(e) => ShardBound {
+                entries: usize::try_from(e.div_ceil(n)).unwrap_or(usize::MAX).min(most_entries),
+                weight: u64::MAX,
+            },
+            MemoryBound::Bytes(b) => ShardBound { entries: most_entries, weight: b.div_ceil(n) },
         };
         Memory {
             shards: (0..n).map(|_| Shard::default()).collect(),
@@ -104,7 +108,7 @@ impl Memory {
         !matches!(self.bound, MemoryBound::Entries(0) | MemoryBound::Bytes(0))
     }
 
-    /// Runs `f` on the slot of `id`, under its shard's read lock. Nothing is allocated.
+    /// Runs `f` on the slot of `id`, in a read section (no lock). Nothing is allocated.
     #[inline]
     pub fn peek<R>(&self, id: u128, f: impl FnOnce(&Slot) -> R) -> Option<R> {
         self.shard(id).peek(id, f)
@@ -133,14 +137,20 @@ impl Memory {
 
     /// Removes the slot of `id` if it is still the one `stored` says.
     pub fn remove_if_same(&self, id: u128, stored: &Stored) {
-        let gone =
-            self.shard(id).remove_if(id, |s| s.mtime() == stored.mtime && Arc::as_ptr(&s.text) as usize == stored.text);
+        let mut gone = Gone::new();
+        self.shard(id).remove_if(
+            id,
+            |s| s.mtime() == stored.mtime && Arc::as_ptr(&s.text) as usize == stored.text,
+            &mut gone,
+        );
+        // Dropped here, outside the shard's lock.
         drop(gone);
     }
 
     /// Removes the slot of `id`; whether there was one.
     pub fn remove(&self, id: u128) -> bool {
-        self.shard(id).remove_if(id, |_| true).is_some()
+        let mut gone = Gone::new();
+        self.shard(id).remove_if(id, |_| true, &mut gone)
     }
 
     /// Marks the slot of `id` as expired (stale, not fresh); whether there was one.
@@ -164,7 +174,13 @@ impl Memory {
     /// Removes every slot whose key starts with `prefix`; returns how many.
     pub fn remove_prefix(&self, prefix: &str) -> usize {
         let victims = self.matching(prefix);
-        victims.iter().filter(|&&id| self.shard(id).remove_if(id, |s| s.text.starts_with(id, prefix)).is_some()).count()
+        let mut gone = Gone::new();
+        let n = victims
+            .iter()
+            .filter(|&&id| self.shard(id).remove_if(id, |s| s.text.starts_with(id, prefix), &mut gone))
+            .count();
+        drop(gone);
+        n
     }
 
     /// Keys of every slot whose key starts with `prefix`, sorted.

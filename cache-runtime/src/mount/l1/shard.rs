@@ -1,5 +1,7 @@
-//! One shard of the memory tier ([`Shard`]): its slots in a slab, a hash table of slab
-//! indices to find them by id, and a clock hand over the slab that evicts.
+//! One shard of the memory tier ([`Shard`]): its slots and the index that finds them by id
+//! ([`Index`], read without a lock), and, behind the shard's lock, what only its writers
+//! use: the bound, the clock hand that evicts, the free slab indices, and the slots that
+//! wait for a grace period before they are freed.
 //!
 //! The eviction policy is a clock with use counts (GCLOCK): a read raises its slot's count
 //! (up to [`MAX_USES`]); when the shard is over its bound, the hand walks the slab,
@@ -7,17 +9,27 @@
 //! count of the others as it passes. A slot starts with no use, so a scan of keys read once
 //! is evicted before the keys that are read again: scan-resistant without a second queue.
 //! A read does no bookkeeping beyond that count (one load, and a store only while the
-//! count is below its top); the walk happens on inserts, under the shard's write lock.
+//! count is below its top); the walk happens on inserts, under the shard's lock.
+//!
+//! A slot that leaves the index (replaced, evicted, removed) may still be in a reader's
+//! hands: it waits in `limbo` until a [grace period](crate::mount::l1::sections::Grace)
+//! begun after it left has passed, and is then taken out and dropped outside the lock (a
+//! value's `Drop` is the user's code). Grace periods begin in batches of [`BATCH`] (a
+//! removal begins one at once, so a removed value is dropped soon); each write looks
+//! whether the last one has passed.
 
-use hashbrown::HashTable;
-use parking_lot::RwLock;
+use parking_lot::Mutex;
 
+use crate::mount::l1::index::{Index, Layout, Retired};
+use crate::mount::l1::sections::{Grace, enter};
 use crate::mount::l1::slot::{MAX_USES, Slot};
 
-/// What left a shard in one insert (the slot it replaced, the ones it evicted: one or two
-/// as a rule), to be dropped outside its lock. Inline: an insert that evicts allocates
-/// nothing for it.
+/// What left a shard in one write, to be dropped outside its lock. Inline for the usual
+/// one or two (a batch past its grace period spills to the heap, once per [`BATCH`]).
 pub(crate) type Gone = smallvec::SmallVec<[Slot; 2]>;
+
+/// Slots that left the index before a grace period begins for them.
+const BATCH: usize = 16;
 
 /// How many slots, and how many bytes of them, a shard may hold.
 #[derive(Clone, Copy, Debug)]
@@ -26,142 +38,321 @@ pub(crate) struct ShardBound {
     pub weight: u64,
 }
 
+/// Where a slab index stands.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Free,
+    Linked,
+    /// Out of the index, not yet freed.
+    Unlinked,
+}
+
+/// What the shard's writers share, behind its lock.
 #[derive(Default)]
-struct Inner {
-    /// Slab indices, hashed by the low half of the slot's id.
-    table: HashTable<u32>,
-    slots: Vec<Option<Slot>>,
-    /// Vacant slab indices.
+struct Writer {
+    layout: Layout,
+    states: Vec<State>,
     free: Vec<u32>,
     /// Where the clock hand stands in the slab.
     hand: usize,
     len: usize,
     weight: u64,
+    /// Unlinked slots and tables no grace period has begun for yet.
+    limbo: Vec<u32>,
+    limbo_tables: Vec<Retired>,
+    /// The batch whose grace period has begun.
+    waiting: Option<(Grace, Vec<u32>, Vec<Retired>)>,
 }
 
 /// One shard of a memory tier.
 #[repr(align(128))]
 #[derive(Default)]
-pub(crate) struct Shard(RwLock<Inner>);
-
-#[inline]
-fn hash(id: u128) -> u64 {
-    // Ids are random already (seeded xxh3 or a keyed mix); the high half picks the shard.
-    id as u64
+pub(crate) struct Shard {
+    index: Index,
+    writer: Mutex<Writer>,
 }
 
-impl Inner {
-    #[inline]
-    fn find(&self, id: u128) -> Option<usize> {
-        self.table.find(hash(id), |&i| self.slots[i as usize].as_ref().is_some_and(|s| s.id == id)).map(|&i| i as usize)
+impl Writer {
+    /// A free slab index for a new slot (`None`: the slab is at its most, every index
+    /// linked or waiting for a grace period).
+    fn claim(&mut self, index: &Index) -> Option<u32> {
+        if let Some(i) = self.free.pop() {
+            return Some(i);
+        }
+        let i = index.grow(&mut self.layout)?;
+        self.states.push(State::Free);
+        Some(i)
     }
 
-    /// Takes the slot at slab index `i` out.
-    fn take(&mut self, i: usize) -> Option<Slot> {
-        let slot = self.slots[i].take()?;
-        if let Ok(entry) = self.table.find_entry(hash(slot.id), |&j| j as usize == i) {
-            entry.remove();
-        }
-        self.free.push(i as u32);
+    /// Unlinks the slot at slab index `i` (already out of the table) and counts it out.
+    fn retire(&mut self, index: &Index, i: u32) {
+        let slot = index.slot(i);
         self.len -= 1;
         self.weight -= u64::from(slot.weight);
-        Some(slot)
+        self.states[i as usize] = State::Unlinked;
+        self.limbo.push(i);
     }
 
-    /// Evicts one slot other than the one at `keep`; `None` when there is none to evict.
-    fn evict_one(&mut self, now: u64, keep: usize) -> Option<Slot> {
-        let n = self.slots.len();
+    /// Frees what a passed grace period covered (into `gone`), and begins one for the limbo
+    /// when it is full (or `now`, for a removal).
+    fn reclaim(&mut self, index: &Index, now: bool, gone: &mut Gone) {
+        if let Some((grace, _, _)) = &mut self.waiting
+            && grace.passed()
+        {
+            let (_, slots, tables) = self.waiting.take().expect("checked");
+            self.free_batch(index, slots, tables, gone);
+        }
+        // A table is large: it goes at once, like a removal.
+        let due = self.limbo.len() >= BATCH || !self.limbo_tables.is_empty() || (now && !self.limbo.is_empty());
+        if self.waiting.is_none() && due {
+            let slots = std::mem::take(&mut self.limbo);
+            let tables = std::mem::take(&mut self.limbo_tables);
+            let mut grace = Grace::begin();
+            if grace.passed() {
+                self.free_batch(index, slots, tables, gone);
+            } else {
+                self.waiting = Some((grace, slots, tables));
+            }
+        }
+    }
+
+    fn free_batch(&mut self, index: &Index, slots: Vec<u32>, tables: Vec<Retired>, gone: &mut Gone) {
+        for i in slots {
+            gone.push(index.take(i));
+            self.states[i as usize] = State::Free;
+            self.free.push(i);
+        }
+        tables.into_iter().for_each(Index::free_table);
+    }
+
+    /// Evicts one linked slot other than the one at `keep`; whether there was one.
+    fn evict_one(&mut self, index: &Index, now: u64, keep: u32) -> bool {
+        let n = self.states.len();
         if self.len <= 1 {
-            return None;
+            return false;
         }
         // Every pass lowers each count by one: after MAX_USES + 1 passes one is at zero.
         for _ in 0..n * (usize::from(MAX_USES) + 1) + 1 {
             self.hand = (self.hand + 1) % n;
-            let i = self.hand;
-            if i == keep {
+            let i = self.hand as u32;
+            if i == keep || self.states[self.hand] != State::Linked {
                 continue;
             }
-            let Some(slot) = &self.slots[i] else { continue };
+            let slot = index.slot(i);
             let uses = slot.uses.load(std::sync::atomic::Ordering::Relaxed);
             if uses == 0 || slot.is_dead(now) {
-                return self.take(i);
+                let id = slot.id;
+                index.unlink(&mut self.layout, id);
+                self.retire(index, i);
+                return true;
             }
             slot.uses.store(uses - 1, std::sync::atomic::Ordering::Relaxed);
         }
-        None
+        false
     }
 }
 
 impl Shard {
-    /// Runs `f` on the slot of `id` under the shard's read lock, and notes the read.
+    /// Runs `f` on the slot of `id`, and notes the read. No lock: a read section.
     #[inline]
     pub fn peek<R>(&self, id: u128, f: impl FnOnce(&Slot) -> R) -> Option<R> {
-        let inner = self.0.read();
-        let slot = inner.slots[inner.find(id)?].as_ref()?;
+        let section = enter();
+        let slot = self.index.find(&section, id)?;
         slot.note_use();
         Some(f(slot))
     }
 
-    /// Runs `f` on the slot of `id` under the shard's read lock, without noting a read.
+    /// Runs `f` on the slot of `id`, without noting a read.
     pub fn with<R>(&self, id: u128, f: impl FnOnce(&Slot) -> R) -> Option<R> {
-        let inner = self.0.read();
-        let slot = inner.slots[inner.find(id)?].as_ref()?;
+        let section = enter();
+        let slot = self.index.find(&section, id)?;
         Some(f(slot))
     }
 
     /// Stores `slot` (in place of the slot of its id, if any) and evicts until the shard is
-    /// within `bound`. What left the shard goes to `gone`, to be dropped by the caller
-    /// outside the lock (a value's `Drop` is the user's code). A slot heavier than the
-    /// whole shard is not kept (and the one it replaces goes all the same).
+    /// within `bound`. What is freed goes to `gone`, to be dropped by the caller outside
+    /// the lock. A slot heavier than the whole shard is not kept (and the one it replaces
+    /// goes all the same).
     pub fn insert(&self, slot: Slot, bound: ShardBound, now: u64, gone: &mut Gone) {
-        let mut inner = self.0.write();
-        let id = slot.id;
-        if let Some(i) = inner.find(id) {
-            gone.extend(inner.take(i));
-        }
+        let mut guard = self.writer.lock();
+        let w = &mut *guard;
+        let index = &self.index;
         if u64::from(slot.weight) > bound.weight {
+            if let Some(old) = index.position(slot.id) {
+                index.unlink(&mut w.layout, slot.id);
+                w.retire(index, old);
+            }
             gone.push(slot);
+            w.reclaim(index, false, gone);
             return;
         }
-        let i = match inner.free.pop() {
-            Some(i) => i as usize,
-            None => {
-                inner.slots.push(None);
-                inner.slots.len() - 1
-            }
+        let weight = u64::from(slot.weight);
+        let Some(i) = w.claim(index) else {
+            gone.push(slot);
+            w.reclaim(index, true, gone);
+            return;
         };
-        inner.len += 1;
-        inner.weight += u64::from(slot.weight);
-        inner.slots[i] = Some(slot);
-        let Inner { table, slots, .. } = &mut *inner;
-        table.insert_unique(hash(id), i as u32, |&j| slots[j as usize].as_ref().map_or(0, |s| hash(s.id)));
-        while inner.len > bound.entries || inner.weight > bound.weight {
-            match inner.evict_one(now, i) {
-                Some(evicted) => gone.push(evicted),
-                None => break,
+        index.write(i, slot);
+        w.states[i as usize] = State::Linked;
+        w.len += 1;
+        w.weight += weight;
+        if let Some(old) = index.link(&mut w.layout, i, &mut w.limbo_tables) {
+            w.retire(index, old);
+        }
+        while w.len > bound.entries || w.weight > bound.weight {
+            if !w.evict_one(index, now, i) {
+                break;
             }
         }
+        w.reclaim(index, false, gone);
     }
 
-    /// Takes the slot of `id` out, if `is_it` says it is the one.
-    pub fn remove_if(&self, id: u128, is_it: impl FnOnce(&Slot) -> bool) -> Option<Slot> {
-        let mut inner = self.0.write();
-        let i = inner.find(id)?;
-        if !inner.slots[i].as_ref().is_some_and(is_it) {
-            return None;
+    /// Takes the slot of `id` out of the index, if `is_it` says it is the one; whether it
+    /// did. The slot is freed after a grace period (into `gone`, like everything freed then).
+    pub fn remove_if(&self, id: u128, is_it: impl FnOnce(&Slot) -> bool, gone: &mut Gone) -> bool {
+        let mut guard = self.writer.lock();
+        let w = &mut *guard;
+        let index = &self.index;
+        let Some(i) = index.position(id) else { return false };
+        if !is_it(index.slot(i)) {
+            return false;
         }
-        inner.take(i)
+        index.unlink(&mut w.layout, id);
+        w.retire(index, i);
+        w.reclaim(index, true, gone);
+        true
     }
 
-    /// What `f` gives for each slot, where it gives something.
-    pub fn collect<T>(&self, f: impl FnMut(&Slot) -> Option<T>) -> Vec<T> {
-        let inner = self.0.read();
-        inner.slots.iter().flatten().filter_map(f).collect()
+    /// Frees what a passed grace period covers, and begins one for whatever is unlinked.
+    #[cfg(test)]
+    pub fn reclaim(&self, gone: &mut Gone) {
+        self.writer.lock().reclaim(&self.index, true, gone);
+    }
+
+    /// What `f` gives for each linked slot, where it gives something.
+    pub fn collect<T>(&self, mut f: impl FnMut(&Slot) -> Option<T>) -> Vec<T> {
+        let w = self.writer.lock();
+        (0..w.states.len())
+            .filter(|&i| w.states[i] == State::Linked)
+            .filter_map(|i| f(self.index.slot(i as u32)))
+            .collect()
     }
 
     /// How many slots it holds, and what they weigh.
     pub fn size(&self) -> (usize, u64) {
-        let inner = self.0.read();
-        (inner.len, inner.weight)
+        let w = self.writer.lock();
+        (w.len, w.weight)
+    }
+}
+
+impl Drop for Shard {
+    fn drop(&mut self) {
+        // No reader can be inside: they borrow the shard.
+        let w = self.writer.get_mut();
+        for (i, state) in w.states.iter().enumerate() {
+            if *state != State::Free {
+                drop(self.index.take(i as u32));
+            }
+        }
+        let waiting = w.waiting.take().map(|(_, _, tables)| tables).unwrap_or_default();
+        waiting.into_iter().chain(w.limbo_tables.drain(..)).for_each(Index::free_table);
+        self.index.free();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::{Gone, Shard, ShardBound};
+    use crate::mount::l1::key_text::KeyTexts;
+    use crate::mount::l1::slot::{NewSlot, Slot, value};
+
+    fn slot(texts: &KeyTexts, id: u128, v: Arc<Vec<u64>>) -> Slot {
+        let key = format!("k{id}");
+        let text = texts.text_for(&key, None, 0, None);
+        let n = NewSlot {
+            key: &key,
+            function: None,
+            value: value(v),
+            mtime: 0,
+            expires: u64::MAX,
+            integrity: 0,
+            tags: Box::new([]),
+            seq: 0,
+            ttl_ms: None,
+            stats: None,
+            weight: 0,
+            expired: false,
+        };
+        Slot::new(id, text, n, 1)
+    }
+
+    /// Readers check every value they find against its id while a writer replaces,
+    /// evicts and removes: a slot freed while a reader holds it would show up as a wrong
+    /// or torn value (or a crash, or a Miri error).
+    #[test]
+    fn readers_never_see_a_freed_slot_while_the_writer_churns() {
+        let shard = Shard::default();
+        let texts = KeyTexts::default();
+        let bound = ShardBound { entries: 48, weight: u64::MAX };
+        let keys: u128 = if cfg!(miri) { 24 } else { 200 };
+        let rounds = if cfg!(miri) { 300 } else { 50_000 };
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            for r in 0..2u128 {
+                let (shard, stop) = (&shard, &stop);
+                s.spawn(move || {
+                    let mut found = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        for id in 0..keys {
+                            let id = (id * 7 + r) % keys;
+                            if let Some(ok) = shard.peek(id, |s| {
+                                let v = s.value::<Arc<Vec<u64>>>().expect("the type stored");
+                                v.len() == 3 && v.iter().all(|&x| x == id as u64)
+                            }) {
+                                assert!(ok, "a slot of id {id} held another value");
+                                found += 1;
+                            }
+                        }
+                    }
+                    assert!(found > 0);
+                });
+            }
+            let mut gone = Gone::new();
+            for n in 0..rounds {
+                let id = (n as u128 * 31) % keys;
+                if n % 5 == 0 {
+                    shard.remove_if(id, |_| true, &mut gone);
+                } else {
+                    shard.insert(slot(&texts, id, Arc::new(vec![id as u64; 3])), bound, 0, &mut gone);
+                }
+                gone.clear();
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        assert!(shard.size().0 <= 48);
+    }
+
+    #[test]
+    fn a_removed_value_is_dropped_once_the_readers_of_the_time_are_done() {
+        let shard = Shard::default();
+        let texts = KeyTexts::default();
+        let v = Arc::new(vec![1u64; 3]);
+        let mut gone = Gone::new();
+        shard.insert(slot(&texts, 1, Arc::clone(&v)), ShardBound { entries: 10, weight: u64::MAX }, 0, &mut gone);
+        assert!(shard.remove_if(1, |_| true, &mut gone));
+        assert!(shard.peek(1, |_| ()).is_none(), "gone from the index at once");
+        // Freed at once unless another thread was reading at that moment (other tests run
+        // beside this one); then by the next write that finds their sections ended.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while gone.is_empty() {
+            assert!(std::time::Instant::now() < deadline, "the removed value was never freed");
+            std::thread::yield_now();
+            shard.reclaim(&mut gone);
+        }
+        drop(gone);
+        assert_eq!(Arc::strong_count(&v), 1, "the removed slot was freed and its value dropped");
     }
 }

@@ -23,7 +23,8 @@ pub(crate) const STRIPES: usize = 4096;
 pub(crate) struct Ticket {
     /// The mount's sequence number (orders it against this instance's invalidations).
     pub seq: u64,
-    /// The order stamp (orders it against every instance's invalidations, in L2).
+    /// The order stamp (orders it against every instance's invalidations, in L2; 0 on a
+    /// mount without L2, where nothing reads it).
     pub born: u64,
 }
 

@@ -102,9 +102,12 @@ impl LiveMount {
         self.seq.fetch_add(1, Ordering::AcqRel) + 1
     }
 
-    /// A ticket for a value about to be produced (a run, an L2 read).
+    /// A ticket for a value about to be produced (a run, an L2 read). Its order stamp is
+    /// read only by L2 (written with the entry, checked against invalidations kept there):
+    /// without L2 it is 0, and the miss reads no exact clock for it.
     pub fn ticket(&self) -> Ticket {
-        Ticket { seq: self.next_seq(), born: self.clock.order_stamp() }
+        let born = if self.l2.is_some() { self.clock.order_stamp() } else { 0 };
+        Ticket { seq: self.next_seq(), born }
     }
 
     /// Notes that an entry lives `ttl_ms` in L2 (`None`: forever).

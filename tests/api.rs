@@ -124,15 +124,7 @@ async fn a_soft_timeout_answers_stale_and_the_late_result_is_stored() {
     });
     assert_eq!(slow.await.unwrap(), 1, "answered with the stale value after `timeout`");
     tx.send(()).unwrap();
-    common::within("the late result is stored", async {
-        loop {
-            if cache.get::<u32>("t").await == Some(2) {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    common::until("the late result is stored", async || cache.get::<u32>("t").await == Some(2)).await;
 }
 
 #[tokio::test(start_paused = true)]

@@ -55,11 +55,7 @@ async fn swr_serves_the_stale_value_at_once_and_refreshes_in_the_background() {
     static GATE: LazyLock<Gate> = LazyLock::new(Gate::new);
     #[cached(max_age = "1m", swr)]
     async fn version() -> usize {
-        let n = RUNS.hit();
-        if n > 1 {
-            GATE.wait().await; // the refresh takes as long as the test wants
-        }
-        n
+        RUNS.hit_holding_reruns(&GATE).await // the refresh takes as long as the test wants
     }
     let (rt, clock) = runtime();
     rt.scope(async {
@@ -110,11 +106,7 @@ async fn an_unbounded_stale_window_serves_stale_after_a_year() {
     static GATE: LazyLock<Gate> = LazyLock::new(Gate::new);
     #[cached(max_age = "1s", swr)]
     async fn forever() -> usize {
-        let n = RUNS.hit();
-        if n > 1 {
-            GATE.wait().await;
-        }
-        n
+        RUNS.hit_holding_reruns(&GATE).await
     }
     let (rt, clock) = runtime();
     rt.scope(async {
@@ -132,10 +124,7 @@ async fn the_background_refresh_outlives_its_caller() {
     static GATE: LazyLock<Gate> = LazyLock::new(Gate::new);
     #[cached(max_age = "1m", swr)]
     async fn slow(id: &str) -> String {
-        let n = RUNS.hit();
-        if n > 1 {
-            GATE.wait().await;
-        }
+        let n = RUNS.hit_holding_reruns(&GATE).await;
         format!("{id}#{n}")
     }
     let (rt, clock) = runtime();
@@ -143,20 +132,11 @@ async fn the_background_refresh_outlives_its_caller() {
         assert_eq!(slow("a").await, "a#1");
         clock.advance(Duration::from_secs(120));
         // The caller runs in its own task, gets the stale value and is gone.
-        let scoped = rt.clone();
-        let caller = tokio::spawn(async move { scoped.scope(slow("a")).await });
+        let caller = common::spawn_scoped(&rt, slow("a"));
         assert_eq!(caller.await.unwrap(), "a#1");
         RUNS.reached(2).await;
         GATE.open();
-        common::within("the background refresh stores its value", async {
-            loop {
-                if slow("a").await == "a#2" {
-                    break;
-                }
-                tokio::task::yield_now().await;
-            }
-        })
-        .await;
+        common::until("the background refresh stores its value", async || slow("a").await == "a#2").await;
     })
     .await;
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use common::{Gate, Runs, within};
 use larder::{Clock, ManualClock, MemoryStore, Mount, Runtime, Store, StoreFuture, cached};
+use tokio::task::JoinHandle;
 
 /// A memory store where the test can hold the next read or write of one key.
 #[derive(Clone, Default)]
@@ -109,6 +110,19 @@ fn key(id: u64) -> String {
     format!("coherence:price:{id}.json")
 }
 
+/// Calls `price(id)` on `rt` in a task of its own.
+fn spawn_price(rt: &Runtime, id: u64) -> JoinHandle<String> {
+    common::spawn_scoped(rt, async move { price(id).await.unwrap() })
+}
+
+/// Spawns `price(id)` on `rt` and waits until it reaches its held L2 read or write; the gate and the task.
+async fn held_at_l2(store: &GatedStore, rt: &Runtime, id: u64, write: bool) -> (Gate, JoinHandle<String>) {
+    let (gate, reached) = store.hold(&key(id), write);
+    let call = spawn_price(rt, id);
+    within(if write { "the L2 write starts" } else { "the L2 read starts" }, reached.reached(1)).await;
+    (gate, call)
+}
+
 /// One test at a time: they share the body's data and gate.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -121,10 +135,7 @@ async fn an_l2_read_that_began_before_invalidate_does_not_bring_the_old_value_ba
     let old = writer.scope(price(id)).await.unwrap();
 
     // The reader's L2 read (cold memory) is held after it started...
-    let (gate, reached) = store.hold(&key(id), false);
-    let r = reader.clone();
-    let in_flight = tokio::spawn(async move { r.scope(price(id)).await.unwrap() });
-    within("the L2 read starts", reached.reached(1)).await;
+    let (gate, in_flight) = held_at_l2(&store, &reader, id, false).await;
     // ...the data changes and the reader invalidates, while the read is in flight.
     DATA.fetch_add(1, Ordering::SeqCst);
     reader.scope(price_invalidate(id)).await;
@@ -146,10 +157,7 @@ async fn a_run_whose_l2_write_lands_after_invalidate_is_refused_everywhere() {
     let id = 2;
 
     // The run produces the old value, stores it in memory, then its L2 write is held.
-    let (gate, reached) = store.hold(&key(id), true);
-    let a2 = a.clone();
-    let run = tokio::spawn(async move { a2.scope(price(id)).await.unwrap() });
-    within("the L2 write starts", reached.reached(1)).await;
+    let (gate, run) = held_at_l2(&store, &a, id, true).await;
     DATA.fetch_add(1, Ordering::SeqCst);
     a.scope(price_invalidate(id)).await;
     // The old write lands in L2 after the invalidation returned.
@@ -179,8 +187,7 @@ async fn a_body_running_when_its_key_is_invalidated_stores_nothing() {
     let gate = Gate::new();
     *BODY_GATE.lock().unwrap() = Some(gate.clone());
     let runs = RUNS.get();
-    let a2 = a.clone();
-    let run = tokio::spawn(async move { a2.scope(price(id)).await.unwrap() });
+    let run = spawn_price(&a, id);
     within("the body starts", RUNS.reached(runs + 1)).await;
     DATA.fetch_add(1, Ordering::SeqCst);
     a.scope(price_invalidate(id)).await;
@@ -198,10 +205,7 @@ async fn a_run_in_flight_when_its_tag_is_invalidated_is_refused_in_memory_and_in
     let (store, clock) = (GatedStore::default(), ManualClock::new());
     let a = instance(&store, &clock);
     let id = 4;
-    let (gate, reached) = store.hold(&key(id), true);
-    let a2 = a.clone();
-    let run = tokio::spawn(async move { a2.scope(price(id)).await.unwrap() });
-    within("the L2 write starts", reached.reached(1)).await;
+    let (gate, run) = held_at_l2(&store, &a, id, true).await;
     DATA.fetch_add(1, Ordering::SeqCst);
     a.scope(larder::invalidate_tag("prices")).await;
     gate.open();
@@ -217,10 +221,7 @@ async fn clear_and_delete_many_fence_reads_in_flight_too() {
     let (writer, reader) = (instance(&store, &clock), instance(&store, &clock));
     for (id, how) in [(5, "clear_group"), (6, "clear"), (7, "price_clear")] {
         let old = writer.scope(price(id)).await.unwrap();
-        let (gate, reached) = store.hold(&key(id), false);
-        let r = reader.clone();
-        let in_flight = tokio::spawn(async move { r.scope(price(id)).await.unwrap() });
-        within("the L2 read starts", reached.reached(1)).await;
+        let (gate, in_flight) = held_at_l2(&store, &reader, id, false).await;
         DATA.fetch_add(1, Ordering::SeqCst);
         match how {
             "clear_group" => drop(reader.scope(larder::clear_group("coherence")).await),

@@ -53,8 +53,7 @@ async fn a_run_in_flight_on_another_instance_when_the_delete_arrives_writes_noth
     let gate = Gate::new();
     *BODY_GATE.lock().unwrap() = Some(gate.clone());
     let runs = RUNS.get();
-    let b2 = b.clone();
-    let in_flight = tokio::spawn(async move { b2.scope(stock(id)).await.unwrap() });
+    let in_flight = common::spawn_scoped(&b, async move { stock(id).await.unwrap() });
     within("B's body starts", RUNS.reached(runs + 1)).await;
     // The data changes; A invalidates; B hears it (a marker B holds is dropped after it).
     DATA.fetch_add(1, Ordering::SeqCst);
@@ -78,9 +77,8 @@ async fn concurrent_tag_invalidations_and_expiries_never_lose_the_invalidation()
         let id = 100 + round;
         let old = a.scope(stock(id)).await.unwrap();
         DATA.fetch_add(1, Ordering::SeqCst);
-        let (a2, b2) = (a.clone(), b.clone());
-        let inv = tokio::spawn(async move { a2.scope(larder::invalidate_tag("stock")).await });
-        let exp = tokio::spawn(async move { b2.scope(larder::expire_tag("stock")).await });
+        let inv = common::spawn_scoped(&a, larder::invalidate_tag("stock"));
+        let exp = common::spawn_scoped(&b, larder::expire_tag("stock"));
         inv.await.unwrap();
         exp.await.unwrap();
         // A third instance reads Redis cold: the invalidation must be there.

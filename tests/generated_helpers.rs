@@ -40,16 +40,8 @@ async fn free_function_helpers() {
         FREE_RUNS.reached(2).await;
 
         // invalidate: gone from the cache.
-        common::within("the refresh lands", async {
-            loop {
-                // wait until the refresh has landed, then invalidate it
-                if profile(7, "en").await.unwrap().run == 2 {
-                    break;
-                }
-                tokio::task::yield_now().await;
-            }
-        })
-        .await;
+        // wait until the refresh has landed, then invalidate it
+        common::until("the refresh lands", async || profile(7, "en").await.unwrap().run == 2).await;
         profile_invalidate(7, "en").await;
         assert!(rt.keys("cache", "users:profile:").is_empty());
         assert_eq!(profile(7, "en").await.unwrap().run, 3);
@@ -113,13 +105,8 @@ async fn method_helpers_with_self_by_value_and_reference_arguments() {
         // A stale method call refreshes in the background with a clone of `self`.
         clock.advance(Duration::from_secs(7200));
         assert_eq!(repo.stars("rust", 2).await.unwrap(), Stars(1));
-        common::within("the background refresh of the method lands", async {
-            loop {
-                if repo.stars("rust", 2).await.unwrap() == Stars(9024) {
-                    break;
-                }
-                tokio::task::yield_now().await;
-            }
+        common::until("the background refresh of the method lands", async || {
+            repo.stars("rust", 2).await.unwrap() == Stars(9024)
         })
         .await;
 
@@ -142,8 +129,7 @@ async fn an_invalidation_wins_over_a_run_in_flight() {
         format!("{account}: run {n}")
     }
     let (rt, _clock) = runtime();
-    let scoped = rt.clone();
-    let first = tokio::spawn(async move { scoped.scope(balance("acme")).await });
+    let first = common::spawn_scoped(&rt, balance("acme"));
     rt.scope(async {
         RUNS.reached(1).await;
         // The run is in flight; the balance changes upstream and we invalidate.

@@ -5,14 +5,13 @@
 
 mod common;
 
-use common::http::{counted, layer, response, serve};
+use common::http::{counted, counted_async, counted_head, good_then_failing, layer, response, serve};
 use common::{Runs, runtime};
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
-use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{any, get};
 use bytes::Bytes;
@@ -119,14 +118,7 @@ async fn the_host_is_part_of_the_key() {
 async fn query_parameters_outside_allow_query_neither_create_entries_nor_reach_the_key() {
     let (rt, _clock) = runtime();
     let runs = Runs::default();
-    let r = runs.clone();
-    let handler = get(move |uri: Uri| {
-        let r = r.clone();
-        async move {
-            r.hit();
-            format!("query: {}", uri.query().unwrap_or(""))
-        }
-    });
+    let handler = counted_head(&runs, |_, head| format!("query: {}", head.uri.query().unwrap_or("")));
     let cache = layer(&rt).allow_query(["page"]);
     let store = cache.store();
     let s = serve(Router::new().route("/q", handler).layer(cache)).await;
@@ -165,15 +157,10 @@ async fn allowed_query_parameters_are_sorted_in_the_key() {
 async fn requests_with_authorization_or_cookie_pass_through() {
     let (rt, _clock) = runtime();
     let runs = Runs::default();
-    let r = runs.clone();
-    let handler = get(move |headers: HeaderMap| {
-        let r = r.clone();
-        async move {
-            r.hit();
-            let who =
-                headers.get("authorization").or(headers.get("cookie")).map_or("anonymous", |v| v.to_str().unwrap());
-            format!("hello {who}")
-        }
+    let handler = counted_head(&runs, |_, head| {
+        let headers = head.headers;
+        let who = headers.get("authorization").or(headers.get("cookie")).map_or("anonymous", |v| v.to_str().unwrap());
+        format!("hello {who}")
     });
     let s = serve(Router::new().route("/me", handler).layer(layer(&rt))).await;
     for _ in 0..2 {
@@ -191,14 +178,7 @@ async fn requests_with_authorization_or_cookie_pass_through() {
 async fn authorization_listed_in_varies_is_cached_per_value() {
     let (rt, _clock) = runtime();
     let runs = Runs::default();
-    let r = runs.clone();
-    let handler = get(move |headers: HeaderMap| {
-        let r = r.clone();
-        async move {
-            r.hit();
-            format!("hello {}", headers["authorization"].to_str().unwrap())
-        }
-    });
+    let handler = counted_head(&runs, |_, head| format!("hello {}", head.headers["authorization"].to_str().unwrap()));
     let s = serve(Router::new().route("/me", handler).layer(layer(&rt).varies(["Authorization"]))).await;
     assert_eq!(s.get_with("/me", &[("authorization", "alice")]).await.x_cache(), "MISS");
     let alice = s.get_with("/me", &[("authorization", "alice")]).await;
@@ -232,22 +212,13 @@ async fn responses_with_set_cookie_are_never_stored_and_reach_the_client_intact(
 async fn a_response_that_may_not_be_stored_is_not_shared_with_concurrent_requests() {
     let (rt, _clock) = runtime();
     let runs = Runs::default();
-    let r = runs.clone();
-    let handler = get(move || {
-        let r = r.clone();
-        async move {
-            let n = r.hit();
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let cookie = HeaderValue::from_str(&format!("session={n}")).unwrap();
-            ([(header::SET_COOKIE, cookie)], format!("session {n}"))
-        }
+    let handler = counted_async(&runs, |n| async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let cookie = HeaderValue::from_str(&format!("session={n}")).unwrap();
+        ([(header::SET_COOKIE, cookie)], format!("session {n}"))
     });
-    let s = Arc::new(serve(Router::new().route("/session", handler).layer(layer(&rt))).await);
-    let replies = futures::future::join_all((0..4).map(|_| {
-        let s = Arc::clone(&s);
-        async move { s.get("/session").await }
-    }))
-    .await;
+    let s = serve(Router::new().route("/session", handler).layer(layer(&rt))).await;
+    let replies = s.get_concurrently("/session", 4).await;
     let mut cookies: Vec<&str> = replies.iter().map(|r| r.header("set-cookie").unwrap()).collect();
     cookies.sort();
     cookies.dedup();
@@ -287,14 +258,9 @@ async fn vary_star_is_not_stored_and_vary_outside_varies_makes_a_secondary_key()
     let (rt, _clock) = runtime();
     let runs = Runs::default();
     let lang = |runs: &Runs| {
-        let r = runs.clone();
-        get(move |headers: HeaderMap| {
-            let r = r.clone();
-            async move {
-                r.hit();
-                let lang = headers.get("accept-language").map_or("en", |v| v.to_str().unwrap()).to_owned();
-                ([(header::VARY, "Accept-Language")], format!("lang {lang}"))
-            }
+        counted_head(runs, |_, head| {
+            let lang = head.headers.get("accept-language").map_or("en", |v| v.to_str().unwrap()).to_owned();
+            ([(header::VARY, "Accept-Language")], format!("lang {lang}"))
         })
     };
     let rules = RouteRules::new().rule("/varied", RouteRule::new().varies(["accept-language"]));
@@ -553,21 +519,12 @@ async fn if_modified_since_is_answered_with_304() {
 async fn concurrent_misses_run_the_handler_once() {
     let (rt, _clock) = runtime();
     let runs = Runs::default();
-    let r = runs.clone();
-    let handler = get(move || {
-        let r = r.clone();
-        async move {
-            let n = r.hit();
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            format!("slow {n}")
-        }
+    let handler = counted_async(&runs, |n| async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        format!("slow {n}")
     });
-    let s = Arc::new(serve(Router::new().route("/slow", handler).layer(layer(&rt))).await);
-    let replies = futures::future::join_all((0..16).map(|_| {
-        let s = Arc::clone(&s);
-        async move { s.get("/slow").await }
-    }))
-    .await;
+    let s = serve(Router::new().route("/slow", handler).layer(layer(&rt))).await;
+    let replies = s.get_concurrently("/slow", 16).await;
     assert_eq!(runs.get(), 1, "16 concurrent misses, one handler run");
     // Requests that joined the run answer MISS; any that came after it (a slow machine) HIT.
     assert!(replies.iter().all(|r| r.text() == "slow 1" && ["MISS", "HIT"].contains(&r.x_cache())));
@@ -587,15 +544,7 @@ async fn swr_serves_stale_and_refreshes_in_the_background() {
     let stale = s.get("/news").await;
     assert_eq!((stale.x_cache(), stale.text().as_str(), stale.header("age")), ("STALE", "edition 1", Some("11")));
     // The refresh runs in the background; until it has stored its response, the stale one answers.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let fresh = loop {
-        let r = s.get("/news").await;
-        if r.x_cache() != "STALE" || tokio::time::Instant::now() > deadline {
-            break r;
-        }
-        assert_eq!(r.text(), "edition 1");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let fresh = s.get_until_refreshed("/news", "edition 1").await;
     assert_eq!((fresh.x_cache(), fresh.text().as_str()), ("HIT", "edition 2"));
     assert_eq!(runs.get(), 2, "one background refresh, however many stale answers");
 }
@@ -605,10 +554,7 @@ async fn grace_serves_the_old_response_while_the_handler_answers_5xx() {
     let (rt, clock) = runtime();
     let runs = Runs::default();
     let app = Router::new()
-        .route(
-            "/flaky",
-            counted(&runs, |n| if n == 1 { response(200, &[], "good") } else { response(503, &[], "down") }),
-        )
+        .route("/flaky", good_then_failing(&runs, &[], 503))
         .layer(layer(&rt).max_age(Duration::from_secs(10)).grace(Duration::from_secs(3600)));
     let s = serve(app).await;
     assert_eq!(s.get("/flaky").await.text(), "good");
@@ -634,10 +580,7 @@ async fn without_grace_a_5xx_reaches_the_client_and_nothing_is_stored() {
     let (rt, clock) = runtime();
     let runs = Runs::default();
     let app = Router::new()
-        .route(
-            "/flaky",
-            counted(&runs, |n| if n == 1 { response(200, &[], "good") } else { response(500, &[], "down") }),
-        )
+        .route("/flaky", good_then_failing(&runs, &[], 500))
         .layer(layer(&rt).max_age(Duration::from_secs(10)));
     let s = serve(app).await;
     assert_eq!(s.get("/flaky").await.text(), "good");
@@ -707,13 +650,9 @@ async fn route_rules_pick_the_most_specific_glob_and_cache_false_turns_a_subtree
 async fn a_successful_write_invalidates_the_get_and_head_entries_of_its_path() {
     let (rt, _clock) = runtime();
     let runs = Runs::default();
-    let r = runs.clone();
-    let items = get(move || {
-        let r = r.clone();
-        async move { format!("items v{}", r.hit()) }
-    })
-    .post(|body: String| async move { if body == "ok" { StatusCode::CREATED } else { StatusCode::BAD_REQUEST } })
-    .delete(|| async { StatusCode::NO_CONTENT });
+    let items = counted(&runs, |n| format!("items v{n}"))
+        .post(|body: String| async move { if body == "ok" { StatusCode::CREATED } else { StatusCode::BAD_REQUEST } })
+        .delete(|| async { StatusCode::NO_CONTENT });
     let app = Router::new().route("/items", items).route("/other", counted(&runs, |_| "other")).layer(layer(&rt));
     let s = serve(app).await;
     let post = async |body: &'static str| {
@@ -886,11 +825,10 @@ async fn every_request_with_an_old_response_gets_it_after_the_soft_timeout() {
     let (rt, clock) = runtime();
     let runs = Runs::default();
     let gate = common::Gate::new();
-    let (r, g) = (runs.clone(), gate.clone());
-    let handler = get(move || {
-        let (r, g) = (r.clone(), g.clone());
+    let g = gate.clone();
+    let handler = counted_async(&runs, move |n| {
+        let g = g.clone();
         async move {
-            let n = r.hit();
             if n > 1 {
                 g.wait().await;
             }
@@ -900,15 +838,11 @@ async fn every_request_with_an_old_response_gets_it_after_the_soft_timeout() {
     let app = Router::new().route("/page", handler).layer(
         layer(&rt).max_age(Duration::from_secs(10)).grace(Duration::from_secs(3600)).timeout(Duration::from_millis(50)),
     );
-    let s = Arc::new(serve(app).await);
+    let s = serve(app).await;
     assert_eq!(s.get("/page").await.text(), "page v1");
     clock.advance(Duration::from_secs(11));
     // The handler hangs (the gate stays closed): every request must still answer.
-    let replies = futures::future::join_all((0..4).map(|_| {
-        let s = Arc::clone(&s);
-        async move { common::within("a request answers", s.get("/page")).await }
-    }))
-    .await;
+    let replies = common::within("every request answers", s.get_concurrently("/page", 4)).await;
     for reply in &replies {
         assert_eq!((reply.status, reply.text().as_str()), (StatusCode::OK, "page v1"));
     }

@@ -5,15 +5,14 @@
 
 mod common;
 
-use common::http::{layer, serve};
-use common::{Gate, Runs, runtime, within};
+use common::http::{counted, counted_head, layer, serve};
+use common::{Gate, Runs, runtime, until, within};
 
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
 use futures::StreamExt as _;
 
 // ---------------------------------------------------------------------------------------
@@ -22,9 +21,9 @@ use futures::StreamExt as _;
 /// A handler streaming `chunks` chunks of `size` bytes, the first at once, the others
 /// after `gate` opens.
 fn streamed(runs: &Runs, gate: &Gate, chunks: usize, size: usize) -> axum::routing::MethodRouter {
-    let (r, g) = (runs.clone(), gate.clone());
-    get(move || {
-        let (n, g) = (r.hit(), g.clone());
+    let gate = gate.clone();
+    counted(runs, move |n| {
+        let g = gate.clone();
         let stream = futures::stream::iter(0..chunks).then(move |i| {
             let g = g.clone();
             async move {
@@ -34,7 +33,7 @@ fn streamed(runs: &Runs, gate: &Gate, chunks: usize, size: usize) -> axum::routi
                 Ok::<_, std::io::Error>(bytes::Bytes::from(format!("{n}").repeat(size)))
             }
         });
-        async move { axum::body::Body::from_stream(stream) }
+        axum::body::Body::from_stream(stream)
     })
 }
 
@@ -57,12 +56,7 @@ async fn a_body_of_unknown_length_streams_to_the_client_and_is_stored_when_compl
     gate.open();
     let rest = body.collect().await.unwrap().to_bytes();
     assert_eq!(rest, "1".repeat(20));
-    within("the copy stored", async {
-        while store.keys().await.is_empty() {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    until("the copy stored", async || !store.keys().await.is_empty()).await;
     let hit = s.get("/stream").await;
     assert_eq!((hit.x_cache(), hit.text()), ("HIT", "1".repeat(30)));
     assert_eq!(hit.header("content-length"), Some("30"));
@@ -108,21 +102,14 @@ fn validated(
     cache_control: &'static str,
     on_304: &'static str,
 ) -> axum::routing::MethodRouter {
-    let (r, b) = (runs.clone(), bodies.clone());
-    get(move |headers: HeaderMap| {
-        let (r, b) = (r.clone(), b.clone());
-        async move {
-            r.hit();
-            if headers.get("if-none-match").is_some_and(|v| v == "\"v1\"") {
-                return (
-                    StatusCode::NOT_MODIFIED,
-                    [("etag", "\"v1\""), ("cache-control", on_304), ("x-checked", "yes")],
-                )
-                    .into_response();
-            }
-            let n = b.hit();
-            ([("etag", "\"v1\""), ("cache-control", cache_control)], format!("body #{n}")).into_response()
+    let bodies = bodies.clone();
+    counted_head(runs, move |_, head| {
+        if head.headers.get("if-none-match").is_some_and(|v| v == "\"v1\"") {
+            return (StatusCode::NOT_MODIFIED, [("etag", "\"v1\""), ("cache-control", on_304), ("x-checked", "yes")])
+                .into_response();
         }
+        let n = bodies.hit();
+        ([("etag", "\"v1\""), ("cache-control", cache_control)], format!("body #{n}")).into_response()
     })
 }
 
@@ -169,21 +156,17 @@ fn tagged(
     conditional: &Runs,
     extra: &'static [(&'static str, &'static str)],
 ) -> axum::routing::MethodRouter {
-    let (r, c) = (runs.clone(), conditional.clone());
-    get(move |headers: HeaderMap| {
-        let (r, c) = (r.clone(), c.clone());
-        async move {
-            let n = r.hit();
-            if headers.contains_key("if-none-match") || headers.contains_key("if-modified-since") {
-                c.hit();
-            }
-            let mut res = format!("body #{n}").into_response();
-            res.headers_mut().insert("etag", "\"v1\"".parse().unwrap());
-            for (name, value) in extra {
-                res.headers_mut().append(*name, value.parse().unwrap());
-            }
-            res
+    let conditional = conditional.clone();
+    counted_head(runs, move |n, head| {
+        if head.headers.contains_key("if-none-match") || head.headers.contains_key("if-modified-since") {
+            conditional.hit();
         }
+        let mut res = format!("body #{n}").into_response();
+        res.headers_mut().insert("etag", "\"v1\"".parse().unwrap());
+        for (name, value) in extra {
+            res.headers_mut().append(*name, value.parse().unwrap());
+        }
+        res
     })
 }
 

@@ -6,16 +6,16 @@
 
 mod common;
 
-use common::http::{counted, layer, response, serve};
+use common::http::{counted, counted_async, counted_head, good_then_failing, layer, response, serve};
 use common::{Gate, Runs, runtime, within};
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::Router;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::IntoResponse;
-use axum::routing::{any, get};
+use axum::routing::any;
 use larder::http::{CacheLayer, ReflectedHeaders};
 
 fn http_date(ms: u64) -> String {
@@ -27,14 +27,9 @@ fn http_date(ms: u64) -> String {
 
 /// What the handler believes the authority is: the request target's, else `Host`.
 fn authority_echo(runs: &Runs) -> axum::routing::MethodRouter {
-    let r = runs.clone();
-    get(move |uri: Uri, headers: HeaderMap| {
-        let r = r.clone();
-        async move {
-            r.hit();
-            let host = headers.get("host").map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned());
-            format!("for {}", uri.authority().map(|a| a.to_string()).or(host).unwrap_or_default())
-        }
+    counted_head(runs, |_, head| {
+        let host = head.headers.get("host").map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned());
+        format!("for {}", head.uri.authority().map(|a| a.to_string()).or(host).unwrap_or_default())
     })
 }
 
@@ -73,14 +68,7 @@ async fn a_request_without_a_usable_host_is_not_cached() {
 }
 
 fn query_echo(runs: &Runs) -> axum::routing::MethodRouter {
-    let r = runs.clone();
-    get(move |uri: Uri| {
-        let r = r.clone();
-        async move {
-            r.hit();
-            format!("query {}", uri.query().unwrap_or(""))
-        }
-    })
+    counted_head(runs, |_, head| format!("query {}", head.uri.query().unwrap_or("")))
 }
 
 #[tokio::test]
@@ -112,14 +100,9 @@ async fn allow_every_query_keys_every_parameter_by_name_and_order() {
 // Poisoning through reflected headers
 
 fn forwarded_echo(runs: &Runs) -> axum::routing::MethodRouter {
-    let r = runs.clone();
-    get(move |headers: HeaderMap| {
-        let r = r.clone();
-        async move {
-            r.hit();
-            let host = headers.get("x-forwarded-host").map_or("self", |v| v.to_str().unwrap()).to_owned();
-            format!("<script src=\"https://{host}/app.js\">")
-        }
+    counted_head(runs, |_, head| {
+        let host = head.headers.get("x-forwarded-host").map_or("self", |v| v.to_str().unwrap()).to_owned();
+        format!("<script src=\"https://{host}/app.js\">")
     })
 }
 
@@ -277,11 +260,10 @@ async fn a_handler_that_panics_answers_500_and_does_not_tear_down_the_coalesced_
     let (rt, _clock) = runtime();
     let runs = Runs::default();
     let gate = Gate::new();
-    let (r, g) = (runs.clone(), gate.clone());
-    let handler = get(move || {
-        let (r, g) = (r.clone(), g.clone());
+    let g = gate.clone();
+    let handler = counted_async(&runs, move |_| {
+        let g = g.clone();
         async move {
-            r.hit();
             g.wait().await;
             if true {
                 panic!("the handler failed");
@@ -292,7 +274,7 @@ async fn a_handler_that_panics_answers_500_and_does_not_tear_down_the_coalesced_
     let s = Arc::new(serve(Router::new().route("/boom", handler).layer(layer(&rt))).await);
     let replies = tokio::spawn({
         let s = Arc::clone(&s);
-        async move { futures::future::join_all((0..10).map(|_| s.get("/boom"))).await }
+        async move { s.get_concurrently("/boom", 10).await }
     });
     runs.reached(1).await;
     gate.open();
@@ -382,14 +364,9 @@ async fn with_explicit_freshness_any_allowed_status_is_stored_and_5xx_only_when_
 async fn a_content_encoded_response_without_vary_is_still_keyed_by_the_accepted_codings() {
     let (rt, _clock) = runtime();
     let runs = Runs::default();
-    let r = runs.clone();
-    let handler = get(move |headers: HeaderMap| {
-        let r = r.clone();
-        async move {
-            r.hit();
-            let gzip = headers.get("accept-encoding").is_some_and(|v| v.to_str().unwrap().contains("gzip"));
-            if gzip { ([("content-encoding", "gzip")], "GZIPPED").into_response() } else { "plain".into_response() }
-        }
+    let handler = counted_head(&runs, |_, head| {
+        let gzip = head.headers.get("accept-encoding").is_some_and(|v| v.to_str().unwrap().contains("gzip"));
+        if gzip { ([("content-encoding", "gzip")], "GZIPPED").into_response() } else { "plain".into_response() }
     });
     let s = serve(Router::new().route("/e", handler).layer(layer(&rt))).await;
     let gz = s.get_with("/e", &[("accept-encoding", "gzip")]).await;
@@ -544,16 +521,7 @@ async fn must_revalidate_is_never_served_stale_under_grace_the_error_answers() {
     let (rt, clock) = runtime();
     let runs = Runs::default();
     let app = Router::new()
-        .route(
-            "/flaky",
-            counted(&runs, |n| {
-                if n == 1 {
-                    response(200, &[("cache-control", "max-age=10, must-revalidate")], "good")
-                } else {
-                    response(503, &[], "down")
-                }
-            }),
-        )
+        .route("/flaky", good_then_failing(&runs, &[("cache-control", "max-age=10, must-revalidate")], 503))
         .layer(layer(&rt).grace(Duration::from_secs(3600)));
     let s = serve(app).await;
     assert_eq!(s.get("/flaky").await.text(), "good");
@@ -581,15 +549,7 @@ async fn a_response_stale_while_revalidate_is_served_stale_while_it_refreshes_an
     let stale = s.get("/news").await;
     assert_eq!((stale.x_cache(), stale.text().as_str()), ("STALE", "edition 1"));
     // The refresh runs in the background; until it has stored its response, the stale one answers.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let fresh = loop {
-        let r = s.get("/news").await;
-        if r.x_cache() != "STALE" || tokio::time::Instant::now() > deadline {
-            break r;
-        }
-        assert_eq!(r.text(), "edition 1");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let fresh = s.get_until_refreshed("/news", "edition 1").await;
     assert_eq!((fresh.x_cache(), fresh.text().as_str()), ("HIT", "edition 2"));
     assert_eq!(runs.get(), 2, "one background refresh");
     // Past max-age + stale-while-revalidate, the request waits for the handler.
@@ -602,16 +562,8 @@ async fn a_response_stale_while_revalidate_is_served_stale_while_it_refreshes_an
 async fn a_response_stale_if_error_answers_for_a_failing_handler_only_within_its_window() {
     let (rt, clock) = runtime();
     let runs = Runs::default();
-    let app = Router::new().route(
-        "/flaky",
-        counted(&runs, |n| {
-            if n == 1 {
-                response(200, &[("cache-control", "max-age=10, stale-if-error=60")], "good")
-            } else {
-                response(503, &[], "down")
-            }
-        }),
-    );
+    let app = Router::new()
+        .route("/flaky", good_then_failing(&runs, &[("cache-control", "max-age=10, stale-if-error=60")], 503));
     // The layer itself has no `grace`.
     let s = serve(app.layer(layer(&rt))).await;
     assert_eq!(s.get("/flaky").await.text(), "good");
@@ -630,13 +582,9 @@ async fn a_response_stale_if_error_answers_for_a_failing_handler_only_within_its
 async fn a_response_that_must_revalidate_ignores_its_own_stale_windows() {
     let (rt, clock) = runtime();
     let runs = Runs::default();
-    let cc = "max-age=10, must-revalidate, stale-while-revalidate=30, stale-if-error=60";
-    let app = Router::new().route(
-        "/strict",
-        counted(&runs, move |n| {
-            if n == 1 { response(200, &[("cache-control", cc)], "good") } else { response(503, &[], "down") }
-        }),
-    );
+    let cc: &'static [_] =
+        &[("cache-control", "max-age=10, must-revalidate, stale-while-revalidate=30, stale-if-error=60")];
+    let app = Router::new().route("/strict", good_then_failing(&runs, cc, 503));
     let s = serve(app.layer(layer(&rt))).await;
     assert_eq!(s.get("/strict").await.text(), "good");
     clock.advance(Duration::from_secs(11));

@@ -5,24 +5,16 @@
 
 mod common;
 
-use common::http::{layer, serve};
+use common::http::{counted_head, layer, serve};
 use common::{Runs, runtime};
 
 use axum::Router;
-use axum::http::HeaderMap;
-use axum::response::IntoResponse;
-use axum::routing::get;
 
 /// A handler answering in the request's `Accept-Language` with `Vary: vary`; counts its runs.
 fn by_language(runs: &Runs, vary: &'static str) -> axum::routing::MethodRouter {
-    let runs = runs.clone();
-    get(move |headers: HeaderMap| {
-        let runs = runs.clone();
-        async move {
-            let n = runs.hit();
-            let lang = headers.get("accept-language").map_or("none", |v| v.to_str().unwrap()).to_owned();
-            ([("vary", vary), ("cache-control", "max-age=60")], format!("{lang} #{n}")).into_response()
-        }
+    counted_head(runs, move |n, head| {
+        let lang = head.headers.get("accept-language").map_or("none", |v| v.to_str().unwrap()).to_owned();
+        ([("vary", vary), ("cache-control", "max-age=60")], format!("{lang} #{n}"))
     })
 }
 

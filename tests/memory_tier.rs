@@ -91,21 +91,11 @@ async fn a_scan_does_not_push_out_the_keys_read_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_http_layer_is_bounded_by_bytes_by_default() {
     use axum::Router;
-    use axum::routing::get;
-    use common::http::{layer, serve};
+    use common::http::{counted, layer, serve};
 
     let (rt, _clock) = common::runtime();
     let runs = common::Runs::default();
-    let r = runs.clone();
-    let app = Router::new()
-        .route(
-            "/blob/{n}",
-            get(move || {
-                r.hit();
-                async { vec![b'x'; 1 << 20] }
-            }),
-        )
-        .layer(layer(&rt));
+    let app = Router::new().route("/blob/{n}", counted(&runs, |_| vec![b'x'; 1 << 20])).layer(layer(&rt));
     let s = serve(app).await;
     for n in 0..400 {
         let reply = s.get(&format!("/blob/{n}")).await;

@@ -60,10 +60,7 @@ async fn a_soft_timeout_answers_with_the_grace_value_and_stores_the_late_result(
     static GATE: LazyLock<common::Gate> = LazyLock::new(common::Gate::new);
     #[cached(max_age = "1m", grace = "1h", timeout = "20ms")]
     async fn report(id: u32) -> Result<String, ApiError> {
-        let n = RUNS.hit();
-        if n > 1 {
-            GATE.wait().await;
-        }
+        let n = RUNS.hit_holding_reruns(&GATE).await;
         Ok(format!("report {id} v{n}"))
     }
     let (rt, clock) = runtime();
@@ -72,15 +69,7 @@ async fn a_soft_timeout_answers_with_the_grace_value_and_stores_the_late_result(
         clock.advance(Duration::from_secs(61));
         assert_eq!(report(1).await.unwrap(), "report 1 v1", "slow body: the old value after `timeout`");
         GATE.open();
-        common::within("the late result is stored", async {
-            loop {
-                if report(1).await.unwrap() == "report 1 v2" {
-                    break;
-                }
-                tokio::task::yield_now().await;
-            }
-        })
-        .await;
+        common::until("the late result is stored", async || report(1).await.unwrap() == "report 1 v2").await;
     })
     .await;
 }
@@ -154,10 +143,7 @@ async fn every_caller_with_an_old_value_gets_it_after_the_soft_timeout_not_only_
     static GATE: LazyLock<common::Gate> = LazyLock::new(common::Gate::new);
     #[cached(max_age = "1m", grace = "1h", timeout = "50ms")]
     async fn slow_report(id: u32) -> Result<String, ApiError> {
-        let n = RUNS.hit();
-        if n > 1 {
-            GATE.wait().await;
-        }
+        let n = RUNS.hit_holding_reruns(&GATE).await;
         Ok(format!("report {id} v{n}"))
     }
     let (rt, clock) = runtime();
@@ -188,10 +174,7 @@ async fn get_or_set_waiters_get_the_old_value_after_the_soft_timeout() {
         .grace(Duration::from_secs(3600))
         .timeout(Duration::from_millis(50));
     async fn produce(gate: common::Gate, runs: Runs) -> Result<String, larder::Error> {
-        let n = runs.hit();
-        if n > 1 {
-            gate.wait().await;
-        }
+        let n = runs.hit_holding_reruns(&gate).await;
         Ok(format!("v{n}"))
     }
     let (g, r) = (gate.clone(), runs.clone());
@@ -212,10 +195,7 @@ async fn refresh_ahead_refreshes_a_hot_key_before_it_expires_so_callers_never_wa
     static GATE: LazyLock<common::Gate> = LazyLock::new(common::Gate::new);
     #[cached(max_age = "100s", refresh_ahead = 0.8)]
     async fn quote(id: u32) -> Result<String, ApiError> {
-        let n = RUNS.hit();
-        if n > 1 {
-            GATE.wait().await;
-        }
+        let n = RUNS.hit_holding_reruns(&GATE).await;
         Ok(format!("quote {id} v{n}"))
     }
     let (rt, clock) = runtime();
@@ -233,12 +213,7 @@ async fn refresh_ahead_refreshes_a_hot_key_before_it_expires_so_callers_never_wa
         assert_eq!(quote(1).await.unwrap(), "quote 1 v1");
         assert_eq!(RUNS.get(), 2, "one background refresh for all the hits");
         GATE.open();
-        common::within("the refreshed value is stored", async {
-            while quote(1).await.unwrap() != "quote 1 v2" {
-                tokio::task::yield_now().await;
-            }
-        })
-        .await;
+        common::until("the refreshed value is stored", async || quote(1).await.unwrap() == "quote 1 v2").await;
         // Past the first entry's max_age: the refreshed one is fresh, no miss ever happened.
         clock.advance(Duration::from_secs(30));
         assert_eq!(quote(1).await.unwrap(), "quote 1 v2");
@@ -260,10 +235,6 @@ async fn get_or_set_refreshes_ahead_too() {
     let (answer, how) =
         cache.get_or_set_with("k", &opts, None, || async { Ok::<_, larder::Error>("v2".to_owned()) }).await;
     assert_eq!((answer.unwrap().as_str(), how), ("v1", larder::Answer::Hit), "answered at once, as a hit");
-    common::within("the refresh ahead stores v2", async {
-        while cache.get::<String>("k").await.as_deref() != Some("v2") {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    common::until("the refresh ahead stores v2", async || cache.get::<String>("k").await.as_deref() == Some("v2"))
+        .await;
 }

@@ -20,12 +20,7 @@ async fn a_thousand_concurrent_callers_of_a_cold_key_share_one_run() {
         vec![id; 3]
     }
     let (rt, _clock) = runtime();
-    let callers: Vec<_> = (0..1000)
-        .map(|_| {
-            let rt = rt.clone();
-            tokio::spawn(async move { rt.scope(cold(7)).await })
-        })
-        .collect();
+    let callers: Vec<_> = (0..1000).map(|_| common::spawn_scoped(&rt, cold(7))).collect();
     RUNS.reached(1).await;
     // Give every caller a chance to join the flight before the body finishes.
     for _ in 0..50 {
@@ -67,8 +62,7 @@ async fn different_keys_never_wait_on_each_other() {
     }
     let (rt, _clock) = runtime();
     rt.scope(async {
-        let scoped = rt.clone();
-        let blocked = tokio::spawn(async move { scoped.scope(maybe_blocked(1)).await });
+        let blocked = common::spawn_scoped(&rt, maybe_blocked(1));
         tokio::task::yield_now().await;
         // Key 1 is stuck in its body; key 2 answers anyway (a hang here fails the test).
         let other = tokio::time::timeout(Duration::from_secs(10), maybe_blocked(2)).await;
@@ -92,15 +86,9 @@ async fn when_the_leading_caller_is_dropped_a_waiter_takes_over() {
         format!("{id} from run {n}")
     }
     let (rt, _clock) = runtime();
-    let leader = {
-        let rt = rt.clone();
-        tokio::spawn(async move { rt.scope(fetch(5)).await })
-    };
+    let leader = common::spawn_scoped(&rt, fetch(5));
     RUNS.reached(1).await;
-    let follower = {
-        let rt = rt.clone();
-        tokio::spawn(async move { rt.scope(fetch(5)).await })
-    };
+    let follower = common::spawn_scoped(&rt, fetch(5));
     tokio::task::yield_now().await;
     leader.abort(); // the caller driving the run goes away
     assert!(leader.await.unwrap_err().is_cancelled());
@@ -122,12 +110,7 @@ async fn a_panicking_body_reaches_every_waiter_and_frees_the_key() {
         id
     }
     let (rt, _clock) = runtime();
-    let callers: Vec<_> = (0..20)
-        .map(|_| {
-            let rt = rt.clone();
-            tokio::spawn(async move { rt.scope(fragile(3)).await })
-        })
-        .collect();
+    let callers: Vec<_> = (0..20).map(|_| common::spawn_scoped(&rt, fragile(3))).collect();
     RUNS.reached(1).await;
     for _ in 0..20 {
         tokio::task::yield_now().await;
@@ -221,14 +204,14 @@ async fn a_cycle_back_to_the_same_key_panics_at_once_naming_the_key_instead_of_h
         Box::pin(ping(n)).await
     }
     let (rt, _clock) = common::runtime();
-    let spawn = |rt: larder::Runtime| tokio::spawn(async move { rt.scope(ping(1)).await });
-    let outcome = tokio::time::timeout(std::time::Duration::from_secs(10), spawn(rt.clone())).await;
+    let spawn = |rt: &larder::Runtime| common::spawn_scoped(rt, ping(1));
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(10), spawn(&rt)).await;
     let joined = outcome.expect("the cycle hung instead of failing");
     let panic = joined.expect_err("the cycle must fail").into_panic();
     let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(message.contains("cycle") && message.contains("cycle:ping:1.json"), "{message}");
     // The unwinding freed both keys: calling again fails the same way, at once.
-    let again = tokio::time::timeout(std::time::Duration::from_secs(10), spawn(rt)).await;
+    let again = tokio::time::timeout(std::time::Duration::from_secs(10), spawn(&rt)).await;
     assert!(again.expect("the second call hung on a key left in flight").is_err());
 }
 

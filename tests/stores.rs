@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use cache_runtime::RedisStore;
 use cache_runtime::bus::{Bus, BusEvent, BusMessage, BusOp, BusOptions};
 use cache_runtime::stores::fs::{FsStore, TEMP_PREFIX};
-use cache_runtime::stores::{Store, conformance};
+use cache_runtime::stores::{RedisStoreBuilder, Store, conformance};
 use cache_runtime::{MemoryStore, escape_key};
 use common::fs::files;
 use common::redis::RedisServer;
@@ -27,6 +27,11 @@ async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
 async fn raw_keys(conn: &mut redis::aio::MultiplexedConnection) -> BTreeSet<String> {
     let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(conn).await.unwrap();
     keys.into_iter().collect()
+}
+
+/// A store on `url` that gives up fast: 300 ms to connect, 200 ms for a reply.
+fn impatient(url: &str) -> RedisStoreBuilder {
+    RedisStore::builder(url).connect_timeout(Duration::from_millis(300)).response_timeout(Duration::from_millis(200))
 }
 
 /// Retries `f` until it is `Ok` or `within` has passed; the last result.
@@ -367,12 +372,7 @@ async fn redis_a_foreign_value_under_our_key_is_a_miss() {
 #[tokio::test]
 async fn redis_calls_fail_fast_while_the_server_is_down_and_work_again_after_it_restarts() {
     let mut server = RedisServer::start();
-    let store = RedisStore::builder(server.url())
-        .connect_timeout(Duration::from_millis(300))
-        .response_timeout(Duration::from_millis(200))
-        .connect()
-        .await
-        .unwrap();
+    let store = impatient(&server.url()).connect().await.unwrap();
     store.set("k.json", b"1".to_vec(), None).await.unwrap();
 
     server.stop();
@@ -408,12 +408,7 @@ async fn redis_calls_fail_fast_while_the_server_is_down_and_work_again_after_it_
 #[tokio::test]
 async fn redis_calls_to_a_hung_server_time_out_and_work_again_when_it_answers() {
     let server = RedisServer::start();
-    let store = RedisStore::builder(server.url())
-        .connect_timeout(Duration::from_millis(300))
-        .response_timeout(Duration::from_millis(200))
-        .connect()
-        .await
-        .unwrap();
+    let store = impatient(&server.url()).connect().await.unwrap();
     store.set("k.json", b"1".to_vec(), None).await.unwrap();
 
     server.freeze();
@@ -440,12 +435,7 @@ async fn redis_connect_to_a_dead_server_fails_fast_and_a_lazy_store_recovers() {
     server.stop();
 
     let started = Instant::now();
-    let err = RedisStore::builder(&url)
-        .connect_timeout(Duration::from_millis(300))
-        .response_timeout(Duration::from_millis(200))
-        .connect()
-        .await
-        .unwrap_err();
+    let err = impatient(&url).connect().await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
     assert!(err.to_string().contains("cannot connect"), "{err}");
 

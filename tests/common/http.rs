@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -20,7 +21,7 @@ use larder::http::CacheLayer;
 use super::Runs;
 
 /// A handler that counts its runs and answers what `f` makes of the run number.
-pub fn counted<R, F>(runs: &Runs, f: F) -> axum::routing::MethodRouter
+pub fn counted<R, F>(runs: &Runs, f: F) -> MethodRouter
 where
     F: Fn(usize) -> R + Clone + Send + Sync + 'static,
     R: IntoResponse,
@@ -30,6 +31,38 @@ where
         let (runs, f) = (runs.clone(), f.clone());
         async move { f(runs.hit()).into_response() }
     })
+}
+
+/// A handler that counts its runs and answers what `f` makes of the run number and the request head.
+pub fn counted_head<R, F>(runs: &Runs, f: F) -> MethodRouter
+where
+    F: Fn(usize, Parts) -> R + Clone + Send + Sync + 'static,
+    R: IntoResponse,
+{
+    let runs = runs.clone();
+    get(move |head: Parts| {
+        let (runs, f) = (runs.clone(), f.clone());
+        async move { f(runs.hit(), head).into_response() }
+    })
+}
+
+/// A handler that counts its runs and answers what the future `f` makes of the run number.
+pub fn counted_async<R, F, Fut>(runs: &Runs, f: F) -> MethodRouter
+where
+    F: Fn(usize) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    R: IntoResponse,
+{
+    let runs = runs.clone();
+    get(move || {
+        let (runs, f) = (runs.clone(), f.clone());
+        async move { f(runs.hit()).await.into_response() }
+    })
+}
+
+/// A counted handler: 200 `good` with `headers` on its first run, `status` `down` on every later one.
+pub fn good_then_failing(runs: &Runs, headers: &'static [(&'static str, &'static str)], status: u16) -> MethodRouter {
+    counted(runs, move |n| if n == 1 { response(200, headers, "good") } else { response(status, &[], "down") })
 }
 
 pub struct Server {
@@ -84,6 +117,24 @@ impl Server {
 
     pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
         self.send(Method::GET, path, headers).await
+    }
+
+    /// Sends `n` GETs of `path` at once; their replies.
+    pub async fn get_concurrently(&self, path: &str, n: usize) -> Vec<Reply> {
+        futures::future::join_all((0..n).map(|_| self.get(path))).await
+    }
+
+    /// GETs `path` until it is no longer `STALE` (10 s at most), checking each stale body; that reply.
+    pub async fn get_until_refreshed(&self, path: &str, stale_body: &str) -> Reply {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = self.get(path).await;
+            if r.x_cache() != "STALE" || tokio::time::Instant::now() > deadline {
+                break r;
+            }
+            assert_eq!(r.text(), stale_body);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 

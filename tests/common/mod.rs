@@ -82,6 +82,14 @@ impl Runs {
         let mut rx = self.0.tx.subscribe();
         let _ = rx.wait_for(|v| *v >= n).await;
     }
+    /// Like [`hit`](Self::hit), but every run after the first then waits for `gate` to open.
+    pub async fn hit_holding_reruns(&self, gate: &Gate) -> usize {
+        let n = self.hit();
+        if n > 1 {
+            gate.wait().await;
+        }
+        n
+    }
 }
 
 /// How long a bounded wait waits before it fails the test.
@@ -91,6 +99,26 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 /// [`PATIENCE`]; `what` names the awaited outcome in the failure.
 pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
     tokio::time::timeout(PATIENCE, fut).await.unwrap_or_else(|_| panic!("timed out ({PATIENCE:?}): {what}"))
+}
+
+/// Retries `check`, yielding between tries, until it holds; fails the test after [`PATIENCE`], naming `what`.
+pub async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    within(what, async {
+        while !check().await {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
+/// Runs `fut` in `rt`'s scope on a task of its own.
+pub fn spawn_scoped<F>(rt: &Runtime, fut: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let rt = rt.clone();
+    tokio::spawn(async move { rt.scope(fut).await })
 }
 
 /// One instance of the cluster tests: a memory tier (10,000 entries) in front of the

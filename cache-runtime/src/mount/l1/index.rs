@@ -188,8 +188,13 @@ impl Index {
     /// table is given to `retire`.
     pub fn link(&self, layout: &mut Layout, index: u32, retire: &mut Vec<Retired>) -> Option<u32> {
         let id = self.slot(index).id;
-        if (layout.live + layout.tombs + 1) * 8 > self.capacity() * 7 {
-            self.rebuild(layout, (layout.live + 1) * 2, retire);
+        // At most half the buckets linked, three quarters used with tombstones: probes stay
+        // short (a lookup of an absent key walks to an empty bucket).
+        let capacity = self.capacity();
+        if (layout.live + 1) * 2 > capacity {
+            self.rebuild(layout, capacity * 2, retire);
+        } else if (layout.live + layout.tombs + 1) * 4 > capacity * 3 {
+            self.rebuild(layout, capacity, retire);
         }
         // SAFETY: only the writer replaces the table, and it is the caller.
         let table = unsafe { &*self.table.load(Ordering::Relaxed) };
@@ -263,13 +268,13 @@ impl Index {
         unsafe { &*self.table.load(Ordering::Relaxed) }.mask + 1
     }
 
-    /// Replaces the table with one of at least `want` buckets holding the same links and no
-    /// tombstones; the old one goes to `retire` (freed after a grace period).
-    fn rebuild(&self, layout: &mut Layout, want: usize, retire: &mut Vec<Retired>) {
+    /// Replaces the table with one of `buckets` (a power of two) holding the same links and
+    /// no tombstones; the old one goes to `retire` (freed after a grace period).
+    fn rebuild(&self, layout: &mut Layout, buckets: usize, retire: &mut Vec<Retired>) {
         let old_ptr = self.table.load(Ordering::Relaxed);
         // SAFETY: only the writer replaces the table, and it is the caller.
         let old = unsafe { &*old_ptr };
-        let new_ptr = Table::new(want.next_power_of_two().max(MIN_BUCKETS));
+        let new_ptr = Table::new(buckets);
         // SAFETY: not yet published: this writer is its only user.
         let new = unsafe { &*new_ptr };
         for b in old.buckets.iter() {

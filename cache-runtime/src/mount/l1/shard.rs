@@ -60,8 +60,12 @@ struct Writer {
     /// Unlinked slots and tables no grace period has begun for yet.
     limbo: Vec<u32>,
     limbo_tables: Vec<Retired>,
-    /// The batch whose grace period has begun.
-    waiting: Option<(Grace, Vec<u32>, Vec<Retired>)>,
+    /// The grace period begun for the batch below, if one is waiting.
+    grace: Option<Grace>,
+    /// The batch whose grace period has begun (its buffers are kept: a batch allocates
+    /// nothing).
+    batch: Vec<u32>,
+    batch_tables: Vec<Retired>,
 }
 
 /// One shard of a memory tier.
@@ -96,33 +100,33 @@ impl Writer {
     /// Frees what a passed grace period covered (into `gone`), and begins one for the limbo
     /// when it is full (or `now`, for a removal).
     fn reclaim(&mut self, index: &Index, now: bool, gone: &mut Gone) {
-        if let Some((grace, _, _)) = &mut self.waiting
-            && grace.passed()
-        {
-            let (_, slots, tables) = self.waiting.take().expect("checked");
-            self.free_batch(index, slots, tables, gone);
+        if self.grace.as_mut().is_some_and(Grace::passed) {
+            self.free_batch(index, gone);
         }
         // A table is large: it goes at once, like a removal.
         let due = self.limbo.len() >= BATCH || !self.limbo_tables.is_empty() || (now && !self.limbo.is_empty());
-        if self.waiting.is_none() && due {
-            let slots = std::mem::take(&mut self.limbo);
-            let tables = std::mem::take(&mut self.limbo_tables);
+        if self.grace.is_none() && due {
+            std::mem::swap(&mut self.limbo, &mut self.batch);
+            std::mem::swap(&mut self.limbo_tables, &mut self.batch_tables);
             let mut grace = Grace::begin();
             if grace.passed() {
-                self.free_batch(index, slots, tables, gone);
+                self.free_batch(index, gone);
             } else {
-                self.waiting = Some((grace, slots, tables));
+                self.grace = Some(grace);
             }
         }
     }
 
-    fn free_batch(&mut self, index: &Index, slots: Vec<u32>, tables: Vec<Retired>, gone: &mut Gone) {
-        for i in slots {
+    /// Frees the batch, whose grace period has passed.
+    fn free_batch(&mut self, index: &Index, gone: &mut Gone) {
+        self.grace = None;
+        gone.reserve(self.batch.len());
+        for i in self.batch.drain(..) {
             gone.push(index.take(i));
             self.states[i as usize] = State::Free;
             self.free.push(i);
         }
-        tables.into_iter().for_each(Index::free_table);
+        self.batch_tables.drain(..).for_each(Index::free_table);
     }
 
     /// Evicts one linked slot other than the one at `keep`; whether there was one.
@@ -254,8 +258,7 @@ impl Drop for Shard {
                 drop(self.index.take(i as u32));
             }
         }
-        let waiting = w.waiting.take().map(|(_, _, tables)| tables).unwrap_or_default();
-        waiting.into_iter().chain(w.limbo_tables.drain(..)).for_each(Index::free_table);
+        w.batch_tables.drain(..).chain(w.limbo_tables.drain(..)).for_each(Index::free_table);
         self.index.free();
     }
 }

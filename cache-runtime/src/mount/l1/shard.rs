@@ -135,7 +135,10 @@ impl Writer {
         if self.len <= 1 {
             return false;
         }
-        // Every pass lowers each count by one: after MAX_USES + 1 passes one is at zero.
+        // Every pass lowers each count by one: after MAX_USES + 1 passes one is at zero,
+        // unless readers raise the counts as fast (reads take no lock): then the slot the
+        // hand stands on at the end goes, so that the bound holds whatever the reads.
+        let mut last = None;
         for _ in 0..n * (usize::from(MAX_USES) + 1) + 1 {
             self.hand = (self.hand + 1) % n;
             let i = self.hand as u32;
@@ -145,14 +148,17 @@ impl Writer {
             let slot = index.slot(i);
             let uses = slot.uses.load(std::sync::atomic::Ordering::Relaxed);
             if uses == 0 || slot.is_dead(now) {
-                let id = slot.id;
-                index.unlink(&mut self.layout, id);
-                self.retire(index, i);
-                return true;
+                last = Some(i);
+                break;
             }
             slot.uses.store(uses - 1, std::sync::atomic::Ordering::Relaxed);
+            last = Some(i);
         }
-        false
+        let Some(i) = last else { return false };
+        let id = index.slot(i).id;
+        index.unlink(&mut self.layout, id);
+        self.retire(index, i);
+        true
     }
 }
 
@@ -175,27 +181,23 @@ impl Shard {
 
     /// Stores `slot` (in place of the slot of its id, if any) and evicts until the shard is
     /// within `bound`. What is freed goes to `gone`, to be dropped by the caller outside
-    /// the lock. A slot heavier than the whole shard is not kept (and the one it replaces
-    /// goes all the same).
+    /// the lock. A slot heavier than the whole shard is not kept, nor one the slab has no
+    /// room for (every index linked or waiting for a grace period); the one it replaces
+    /// goes all the same, so no older value stays in its place.
     pub fn insert(&self, slot: Slot, bound: ShardBound, now: u64, gone: &mut Gone) {
         let mut guard = self.writer.lock();
         let w = &mut *guard;
         let index = &self.index;
-        if u64::from(slot.weight) > bound.weight {
-            if let Some(old) = index.position(slot.id) {
-                index.unlink(&mut w.layout, slot.id);
+        let claimed = if u64::from(slot.weight) > bound.weight { None } else { w.claim(index) };
+        let Some(i) = claimed else {
+            if let Some(old) = index.unlink(&mut w.layout, slot.id) {
                 w.retire(index, old);
             }
-            gone.push(slot);
-            w.reclaim(index, false, gone);
-            return;
-        }
-        let weight = u64::from(slot.weight);
-        let Some(i) = w.claim(index) else {
             gone.push(slot);
             w.reclaim(index, true, gone);
             return;
         };
+        let weight = u64::from(slot.weight);
         index.write(i, slot);
         w.states[i as usize] = State::Linked;
         w.len += 1;
@@ -330,12 +332,13 @@ mod tests {
                     shard.remove_if(id, |_| true, &mut gone);
                 } else {
                     shard.insert(slot(&texts, id, Arc::new(vec![id as u64; 3])), bound, 0, &mut gone);
+                    // Readers raise use counts as the hand lowers them: the bound holds anyway.
+                    assert!(shard.size().0 <= 48, "the shard holds {} slots of 48", shard.size().0);
                 }
                 gone.clear();
             }
             stop.store(true, Ordering::Relaxed);
         });
-        assert!(shard.size().0 <= 48);
     }
 
     #[test]

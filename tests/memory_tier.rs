@@ -1,6 +1,7 @@
 //! The memory tier's bounds as a user sees them: a mount bounded by bytes holds no more
 //! than its bytes whatever the count, a mount bounded by entries no more than its entries,
-//! and a scan of keys read once does not push out the keys that are read again.
+//! a scan of keys read once does not push out the keys that are read again, and reads on
+//! several threads, with no lock, each get their own key's value while others evict.
 
 mod common;
 
@@ -138,4 +139,37 @@ async fn a_function_finds_its_own_mount_in_each_runtime_whatever_their_layout() 
     assert_eq!(runs(), 2, "alternating runtimes, every call is a hit on its own runtime's mount");
     assert_eq!((a.memory_len("second"), a.memory_len("first")), (1, 0));
     assert_eq!((b.memory_len("second"), b.memory_len("first")), (1, 0));
+}
+
+#[cached(max_age = "1h", base = "churn")]
+async fn churned(x: u64) -> Vec<u64> {
+    vec![x; 4]
+}
+
+/// Reads take no lock: tasks on two threads read a tier of 64 entries over 200 keys (every
+/// miss evicts) while another invalidates keys, and each answer is its own key's value;
+/// the tier never holds more than its bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_get_their_own_keys_value_while_others_evict_and_invalidate() {
+    let rt = Runtime::builder().mount("churn", Mount::memory(64)).build();
+    let tasks: Vec<_> = (0..4u64)
+        .map(|t| {
+            common::spawn_scoped(&rt, async move {
+                for i in 0..10_000u64 {
+                    let x = (i * 7 + t * 13) % 200;
+                    if t == 3 && i % 3 == 0 {
+                        churned_invalidate(x).await;
+                    } else {
+                        assert_eq!(churned(x).await, vec![x; 4], "task {t}, call {i}: another key's value");
+                    }
+                    let held = Runtime::current().memory_len("churn");
+                    assert!(held <= 64, "a tier of 64 holds {held}");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        common::within("the readers finish", task).await.unwrap();
+    }
+    assert!(rt.memory_len("churn") <= 64);
 }

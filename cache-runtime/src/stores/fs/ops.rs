@@ -8,9 +8,10 @@ use std::time::{Duration, SystemTime};
 
 use filetime::FileTime;
 
-use crate::stores::fs::beneath::{Kind, is_link};
+use crate::error::Error;
+use crate::stores::fs::beneath::{Dir, Kind, is_link};
 use crate::stores::fs::files::{expired, io_error, is_absent, remove_if_same};
-use crate::stores::fs::root::{INLINE_READ_MAX, Opened, read_live, read_open};
+use crate::stores::fs::root::{INLINE_READ_MAX, Opened, Root, read_live, read_open};
 use crate::stores::fs::store::{FsStore, blocking};
 use crate::stores::fs::walk::{Found, prune_empty_dirs, walk};
 use crate::stores::fs::write::{raise_stamp, remove_old_temp, replace_keeping_expiry, write_atomic};
@@ -107,12 +108,7 @@ impl Store for FsStore {
             let partial = partial.to_owned();
             blocking(move || {
                 let rel = relative(&dir, &scope);
-                let Some(root) = root.current()? else { return Ok(0) };
-                let top = match root.descend(rel) {
-                    Ok(top) => top,
-                    Err(e) if is_absent(&e) || is_link(&e) => return Ok(0),
-                    Err(e) => return Err(io_error("cannot open", &scope, &e)),
-                };
+                let Some((root, top)) = open_scope(&root, rel, &scope)? else { return Ok(0) };
                 let mut n = 0;
                 let mut first_error = None;
                 let mut path = scope.clone();
@@ -168,13 +164,7 @@ impl Store for FsStore {
             let (root, dir) = (Arc::clone(&self.root), Arc::clone(&self.dir));
             let partial = partial.to_owned();
             blocking(move || {
-                let rel = relative(&dir, &scope);
-                let Some(root) = root.current()? else { return Ok(Vec::new()) };
-                let top = match root.descend(rel) {
-                    Ok(top) => top,
-                    Err(e) if is_absent(&e) || is_link(&e) => return Ok(Vec::new()),
-                    Err(e) => return Err(io_error("cannot open", &scope, &e)),
-                };
+                let Some((_, top)) = open_scope(&root, relative(&dir, &scope), &scope)? else { return Ok(Vec::new()) };
                 let mut keys = Vec::new();
                 let mut path = scope.clone();
                 walk(&top, &mut path, &mut key, &partial, 0, &mut |found| {
@@ -194,6 +184,18 @@ impl Store for FsStore {
             })
             .await
         })
+    }
+}
+
+/// The store's open directory and the directory of `scope` (at `rel` below it), or `None`
+/// when either is not there or the scope is a link (never followed): what a listing or a
+/// prefix delete walks.
+fn open_scope(root: &Root, rel: &Path, scope: &Path) -> Result<Option<(Arc<Dir>, Dir)>, Error> {
+    let Some(root) = root.current()? else { return Ok(None) };
+    match root.descend(rel) {
+        Ok(top) => Ok(Some((root, top))),
+        Err(e) if is_absent(&e) || is_link(&e) => Ok(None),
+        Err(e) => Err(io_error("cannot open", scope, &e)),
     }
 }
 

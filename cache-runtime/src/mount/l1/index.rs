@@ -89,7 +89,7 @@ pub(crate) struct Index {
     _owns: PhantomData<Slot>,
 }
 
-/// What only the writer knows of an index: counts, and the slots it holds.
+/// What only the writer knows of an index: what its table holds, and how far its slab goes.
 #[derive(Default)]
 pub(crate) struct Layout {
     /// Linked slots, and tombstones, in the current table.
@@ -97,6 +97,13 @@ pub(crate) struct Layout {
     tombs: usize,
     /// Slab indices handed out so far.
     high: u32,
+}
+
+impl Layout {
+    /// How many slots are linked.
+    pub fn live(&self) -> usize {
+        self.live
+    }
 }
 
 impl Default for Index {
@@ -122,22 +129,31 @@ impl Index {
         // SAFETY: a table is freed only after a grace period begun after it was replaced,
         // and this section keeps any such grace period from passing.
         let table = unsafe { &*self.table.load(Ordering::Acquire) };
+        // Acquire: a linked index is a written slot (published by the Release store of its
+        // bucket); the section keeps it from being freed.
+        self.probe(table, id, Ordering::Acquire).map(|(_, _, slot)| slot)
+    }
+
+    /// The bucket of `table` that links `id`, the slab index in it and its slot: the probe from the
+    /// id's bucket to an empty one, comparing tags before slots. A reader loads the buckets
+    /// with `Acquire`; the writer, which stored them, may load them `Relaxed`.
+    #[inline]
+    fn probe<'t>(&self, table: &'t Table, id: u128, order: Ordering) -> Option<(&'t AtomicU32, u32, &Slot)> {
         let tag = tag(id);
         let mut i = hash(id) as usize & table.mask;
         for _ in 0..=table.mask {
             // SAFETY: `i` is masked to the table.
-            let b = unsafe { table.buckets.get_unchecked(i) }.load(Ordering::Acquire);
+            let bucket = unsafe { table.buckets.get_unchecked(i) };
+            let b = bucket.load(order);
             if b == EMPTY {
                 return None;
             }
             if b >> INDEX_BITS == tag
                 && let Some(index) = index_of(b)
             {
-                // SAFETY: a linked index is a written slot (published by the Release store
-                // of its bucket); the section keeps it from being freed.
-                let slot = unsafe { &*self.slot_ptr(index) };
+                let slot = self.slot(index);
                 if slot.id == id {
-                    return Some(slot);
+                    return Some((bucket, index, slot));
                 }
             }
             i = (i + 1) & table.mask;
@@ -145,12 +161,12 @@ impl Index {
         None
     }
 
-    /// The slot at `index`, which the writer knows to be written (linked, or unlinked and
-    /// not yet freed). For the writer only.
+    /// The slot at `index`, which the caller knows to be written and not freed: the writer
+    /// for a slot linked or unlinked and not yet freed, a reader for one it found linked
+    /// inside its section.
     #[inline]
     pub fn slot(&self, index: u32) -> &Slot {
-        // SAFETY: the caller is the writer and `index` is written; it is freed only by
-        // this writer.
+        // SAFETY: as above; slots are freed only by the writer, after a grace period.
         unsafe { &*self.slot_ptr(index) }
     }
 
@@ -247,20 +263,7 @@ impl Index {
     fn locate(&self, id: u128) -> Option<(&AtomicU32, u32)> {
         // SAFETY: only the writer replaces the table, and it is the caller.
         let table = unsafe { &*self.table.load(Ordering::Relaxed) };
-        let mut i = hash(id) as usize & table.mask;
-        loop {
-            let b = table.buckets[i].load(Ordering::Relaxed);
-            if b == EMPTY {
-                return None;
-            }
-            if let Some(index) = index_of(b)
-                && b >> INDEX_BITS == tag(id)
-                && self.slot(index).id == id
-            {
-                return Some((&table.buckets[i], index));
-            }
-            i = (i + 1) & table.mask;
-        }
+        self.probe(table, id, Ordering::Relaxed).map(|(bucket, index, _)| (bucket, index))
     }
 
     fn capacity(&self) -> usize {

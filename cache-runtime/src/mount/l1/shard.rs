@@ -55,7 +55,6 @@ struct Writer {
     free: Vec<u32>,
     /// Where the clock hand stands in the slab.
     hand: usize,
-    len: usize,
     weight: u64,
     /// Unlinked slots and tables no grace period has begun for yet.
     limbo: Vec<u32>,
@@ -88,13 +87,19 @@ impl Writer {
         Some(i)
     }
 
-    /// Unlinks the slot at slab index `i` (already out of the table) and counts it out.
+    /// Counts out the slot at slab index `i`, which has just left the table, and puts it in
+    /// the limbo.
     fn retire(&mut self, index: &Index, i: u32) {
-        let slot = index.slot(i);
-        self.len -= 1;
-        self.weight -= u64::from(slot.weight);
+        self.weight -= u64::from(index.slot(i).weight);
         self.states[i as usize] = State::Unlinked;
         self.limbo.push(i);
+    }
+
+    /// Takes the slot of `id` out of the table and retires it; whether it was linked.
+    fn take_out(&mut self, index: &Index, id: u128) -> bool {
+        let Some(i) = index.unlink(&mut self.layout, id) else { return false };
+        self.retire(index, i);
+        true
     }
 
     /// Frees what a passed grace period covered (into `gone`), and begins one for the limbo
@@ -132,7 +137,7 @@ impl Writer {
     /// Evicts one linked slot other than the one at `keep`; whether there was one.
     fn evict_one(&mut self, index: &Index, now: u64, keep: u32) -> bool {
         let n = self.states.len();
-        if self.len <= 1 {
+        if self.layout.live() <= 1 {
             return false;
         }
         // Every pass lowers each count by one: after MAX_USES + 1 passes one is at zero,
@@ -154,11 +159,7 @@ impl Writer {
             slot.uses.store(uses - 1, std::sync::atomic::Ordering::Relaxed);
             last = Some(i);
         }
-        let Some(i) = last else { return false };
-        let id = index.slot(i).id;
-        index.unlink(&mut self.layout, id);
-        self.retire(index, i);
-        true
+        last.is_some_and(|i| self.take_out(index, index.slot(i).id))
     }
 }
 
@@ -190,9 +191,7 @@ impl Shard {
         let index = &self.index;
         let claimed = if u64::from(slot.weight) > bound.weight { None } else { w.claim(index) };
         let Some(i) = claimed else {
-            if let Some(old) = index.unlink(&mut w.layout, slot.id) {
-                w.retire(index, old);
-            }
+            w.take_out(index, slot.id);
             gone.push(slot);
             w.reclaim(index, true, gone);
             return;
@@ -200,12 +199,11 @@ impl Shard {
         let weight = u64::from(slot.weight);
         index.write(i, slot);
         w.states[i as usize] = State::Linked;
-        w.len += 1;
         w.weight += weight;
         if let Some(old) = index.link(&mut w.layout, i, &mut w.limbo_tables) {
             w.retire(index, old);
         }
-        while w.len > bound.entries || w.weight > bound.weight {
+        while w.layout.live() > bound.entries || w.weight > bound.weight {
             if !w.evict_one(index, now, i) {
                 break;
             }
@@ -223,8 +221,7 @@ impl Shard {
         if !is_it(index.slot(i)) {
             return false;
         }
-        index.unlink(&mut w.layout, id);
-        w.retire(index, i);
+        w.take_out(index, id);
         w.reclaim(index, true, gone);
         true
     }
@@ -247,7 +244,7 @@ impl Shard {
     /// How many slots it holds, and what they weigh.
     pub fn size(&self) -> (usize, u64) {
         let w = self.writer.lock();
-        (w.len, w.weight)
+        (w.layout.live(), w.weight)
     }
 }
 

@@ -218,7 +218,7 @@ impl Cache {
         Fut: Future<Output = Result<std::collections::HashMap<String, V>, E>>,
     {
         use crate::call::batch::{Ahead, Prefetched, fresh_many};
-        use crate::call::context::Context;
+        use crate::call::context::{Context, spec_tags};
         use crate::mount::flights::{self, Awaited, Join, Published};
 
         let spec = SpecRef::Shared(Arc::new(self.spec(opts)));
@@ -244,7 +244,7 @@ impl Cache {
             return Ok(out);
         }
         // 3. Single-flight: lead the keys nobody is producing, follow the others.
-        let tags: Arc<[Box<str>]> = spec.tags.iter().map(|t| Box::<str>::from(&**t)).collect();
+        let tags = spec_tags(&spec);
         let mut leaders = Vec::new();
         let mut followers = Vec::new();
         for &i in &missing {

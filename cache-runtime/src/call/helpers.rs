@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::call::context::{Context, weigher_of};
+use crate::call::context::{Context, spec_tags, weigher_of};
 use crate::call::spec::{FnSpec, SpecRef};
 use crate::key::storage_key::Key;
 use crate::mount::fences::Ticket;
@@ -78,11 +78,10 @@ pub(crate) async fn prime_in<V>(
     }
     mount.flights.cancel(key.id());
     let stats = rt.stats_for(&spec);
-    let tags: Vec<Box<str>> =
-        spec.tags.iter().map(|t| Box::<str>::from(&**t)).chain(tags.into_iter().map(String::into_boxed_str)).collect();
     let ticket = landing.since.unwrap_or_else(|| mount.ticket());
     let weigher = landing.weigh.map(weigher_of);
-    let ctx = Context { rt, mount, spec, key, tags: tags.into(), stats, storage: None, weigher };
+    let mut ctx = Context { rt, mount, tags: spec_tags(&spec), spec, key, stats, storage: None, weigher };
+    ctx.add_tags(tags);
     let weight = ctx.weigh(&value);
     if ctx.mount.l2.is_some() {
         let json = serde_json::to_value(&value).ok();
